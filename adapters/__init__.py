@@ -1,0 +1,1 @@
+"""loradock's model side: LoRA training, evaluation, merging and export."""

@@ -1,0 +1,50 @@
+"""Loading a registered version onto its base, refusing a base it was not trained on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from registry import AdapterVersion, Registry
+
+from .base import fingerprint, load_classifier, load_tokenizer, resolve_base
+from .errors import BaseModelError
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedTokenizerBase
+
+
+@dataclass
+class LoadedVersion:
+    version: AdapterVersion
+    model: PeftModel
+    tokenizer: PreTrainedTokenizerBase
+
+
+def check_base(version: AdapterVersion, base: str | None = None) -> str:
+    """The base to load `version` on; refuses one whose weights differ from training."""
+    name = base or version.base_model
+    if not name:
+        raise BaseModelError(f"{version.ref} records no base model; pass --base.")
+    folder = resolve_base(name, version.base_revision if base is None else None)
+    if version.base_fingerprint and fingerprint(folder) != version.base_fingerprint:
+        raise BaseModelError(
+            f"Base {name!r} has fingerprint {fingerprint(folder)[:19]} but {version.ref} was trained on "
+            f"{version.base_fingerprint[:19]}; load it on the base it was trained on."
+        )
+    return name
+
+
+def load_version(registry: Registry, ref: str, device: str = "cpu", base: str | None = None,
+                 **model_kwargs: Any) -> LoadedVersion:
+    """A PEFT model for `DOMAIN@REF`, in eval mode on `device`."""
+    from peft import PeftModel
+
+    version = registry.resolve(ref)
+    name = check_base(version, base)
+    folder = registry.path(version.ref)
+    model = load_classifier(name, version.labels, version.base_revision if base is None else None, **model_kwargs)
+    peft_model = PeftModel.from_pretrained(model, str(folder))
+    peft_model.to(device).eval()
+    return LoadedVersion(version, peft_model, load_tokenizer(name, version.base_revision if base is None else None))

@@ -1,0 +1,1 @@
+"""loradock's click front end: the `adapters` command."""

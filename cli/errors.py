@@ -1,0 +1,30 @@
+"""The one place library errors become CLI messages."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from adapters.errors import AdaptersError
+from registry.errors import RegistryError
+
+DEBUG_ENV = "ADAPTERS_DEBUG"
+_EXPECTED = (RegistryError, AdaptersError)
+
+
+class Group(click.Group):
+    """A click group that prints library errors as one line (tracebacks with ADAPTERS_DEBUG=1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _EXPECTED as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            raise click.ClickException("Interrupted; nothing was registered.") from None

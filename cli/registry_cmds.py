@@ -1,0 +1,260 @@
+"""Commands over the registry: domains, register, list, show, path, alias, rm, verify, gc."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from registry import LATEST, Domain, LoraRecipe, Registry, VersionInfo, parse_ref
+
+from .render import emit_json, metric, size, table
+
+json_option = click.option("json_", "--json", is_flag=True, help="Output JSON instead of a table.")
+
+
+def open_registry() -> Registry:
+    return Registry()
+
+
+@click.group(name="domains")
+def domains_group() -> None:
+    """Domains: presets (medical, education, sentiment) and your own."""
+
+
+@domains_group.command(name="list")
+@json_option
+def domains_list(json_: bool) -> None:
+    """List domains with their labels and version counts."""
+    reg = open_registry()
+    domains = reg.domains()
+    counts = {d.name: len(reg.versions(d.name)) for d in domains}
+    if json_:
+        emit_json([{**d.to_row(), "versions": counts[d.name]} for d in domains])
+        return
+    table(
+        [(d.name, len(d.labels), ",".join(d.labels), counts[d.name], "preset" if d.preset else "user") for d in domains],
+        ["domain", "labels", "names", "versions", "kind"],
+    )
+
+
+@domains_group.command(name="add")
+@click.argument("name")
+@click.option("--labels", required=True, help="Comma-separated label names, e.g. low,medium,high.")
+@click.option("--base", "base_model", default=None, help="Base model id or folder (default: all-MiniLM-L6-v2).")
+@click.option("--dataset", default=None, help="Default training data: hf:NAME or a CSV/JSONL/Parquet path.")
+@click.option("--description", default="", help="What the domain is for.")
+@click.option("--lr", type=float, default=None, help="Default learning rate for this domain.")
+@click.option("--epochs", type=int, default=None, help="Default epochs for this domain.")
+def domains_add(name: str, labels: str, base_model: str | None, dataset: str | None, description: str,
+                lr: float | None, epochs: int | None) -> None:
+    """Define a domain of your own.
+
+    Example usage:
+
+        adapters domains add legal --labels contract,tort,criminal
+    """
+    recipe = LoraRecipe()
+    overrides: dict[str, Any] = {k: v for k, v in {"lr": lr, "epochs": epochs}.items() if v is not None}
+    if overrides:
+        recipe = LoraRecipe.from_dict({**recipe.to_dict(), **overrides})
+    domain = Domain(
+        name=name, labels=tuple(x.strip() for x in labels.split(",")),
+        base_model=base_model or Domain.__dataclass_fields__["base_model"].default,  # type: ignore[arg-type]
+        dataset=dataset, description=description, recipe=recipe,
+    )
+    open_registry().add_domain(domain)
+    click.echo(f"Added domain {name} with labels {', '.join(domain.labels)}")
+
+
+@domains_group.command(name="show")
+@click.argument("name")
+@json_option
+def domains_show(name: str, json_: bool) -> None:
+    """Show a domain's labels, base model and training recipe."""
+    domain = open_registry().domain(name)
+    row = domain.to_row()
+    if json_:
+        emit_json(row)
+        return
+    for key in ("name", "task", "labels", "base_model", "dataset", "description"):
+        click.echo(f"{key:12} {row[key]}")
+    click.echo("recipe       " + ", ".join(f"{k}={v}" for k, v in row["recipe"].items()))
+
+
+@click.command(name="register")
+@click.argument("domain")
+@click.argument("path", type=click.Path(file_okay=False, path_type=str))
+@click.option("--alias", "aliases", multiple=True, help="Also point this alias at the new version.")
+@click.option("--description", default="", help="What this version is.")
+@click.option("--parent", default=None, help="The version this one was derived from, e.g. medical@2.")
+@click.option("--base", "base_model", default=None, help="Base model (default: from adapter_config.json).")
+def register_cmd(domain: str, path: str, aliases: tuple[str, ...], description: str, parent: str | None,
+                 base_model: str | None) -> None:
+    """Register a folder written by PEFT's save_pretrained() as DOMAIN's next version."""
+    from pathlib import Path
+
+    from adapters.registration import base_metadata_for_folder
+
+    reg = open_registry()
+    reg.domain(domain)
+    base = base_metadata_for_folder(Path(path), reg.domain(domain).base_model, base_model)
+    info = VersionInfo(
+        base_model=base["base_model"], base_revision=base.get("base_revision"),
+        base_fingerprint=base.get("base_fingerprint"), parent=parent, description=description,
+        provenance={"source": "register", "path": str(Path(path).resolve())},
+    )
+    version = reg.register(domain, Path(path), info, aliases=aliases)
+    click.echo(f"Registered {version.ref} ({version.sha256[:12]}, {size(version.size_bytes)})")
+
+
+@click.command(name="list")
+@click.argument("domain", required=False)
+@click.option("--limit", type=int, default=50, show_default=True, help="Newest N versions; 0 for all.")
+@json_option
+def list_cmd(domain: str | None, limit: int, json_: bool) -> None:
+    """List versions, newest first, of one domain or all."""
+    versions = open_registry().versions(domain, limit=limit or None)
+    if json_:
+        emit_json([v.to_dict() for v in versions])
+        return
+    table(
+        [
+            (v.ref, ",".join(v.aliases), v.sha256[:12], size(v.size_bytes), metric(v.metrics, "accuracy"),
+             v.created_at[:19].replace("T", " "), v.description[:40])
+            for v in versions
+        ],
+        ["version", "aliases", "sha256", "size", "accuracy", "created", "description"],
+    )
+
+
+@click.command(name="show")
+@click.argument("ref")
+@json_option
+def show_cmd(ref: str, json_: bool) -> None:
+    """Show everything recorded about DOMAIN@REF, its artifacts included."""
+    reg = open_registry()
+    version = reg.resolve(ref)
+    artifacts = reg.artifacts(version.ref)
+    if json_:
+        emit_json({**version.to_dict(), "artifacts": [a.to_dict() for a in artifacts]})
+        return
+    rows = [
+        ("version", version.ref), ("aliases", ", ".join(version.aliases) or "-"), ("sha256", version.sha256),
+        ("kind", version.kind), ("task", version.task), ("labels", ", ".join(version.labels)),
+        ("base", f"{version.base_model} ({(version.base_fingerprint or '-')[:19]})"),
+        ("lora", ", ".join(f"{k}={v}" for k, v in version.peft_config.items() if v is not None)),
+        ("data", ", ".join(f"{k}={v}" for k, v in version.data.items()) or "-"),
+        ("metrics", ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in version.metrics.items() if not isinstance(v, (dict, list))) or "-"),
+        ("parent", version.parent or "-"), ("created", version.created_at), ("size", size(version.size_bytes)),
+        ("description", version.description or "-"),
+    ]
+    if version.provenance:
+        rows.append(("provenance", ", ".join(f"{k}={v}" for k, v in version.provenance.items())))
+    for name, f in version.files.items():
+        rows.append(("file", f"{name} {size(f['size'])} {f['sha256'][:12]}"))
+    for a in artifacts:
+        rows.append(("artifact", f"{a.kind}/{a.name} ({len(a.files)} files)"))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key:<{width}}  {value}")
+
+
+@click.command(name="path")
+@click.argument("ref")
+def path_cmd(ref: str) -> None:
+    """Print a local folder holding DOMAIN@REF that PeftModel.from_pretrained loads."""
+    click.echo(str(open_registry().path(ref)))
+
+
+@click.group(name="alias")
+def alias_group() -> None:
+    """Movable names per domain: staging, production, ..."""
+
+
+@alias_group.command(name="set")
+@click.argument("domain")
+@click.argument("alias")
+@click.argument("version")
+def alias_set(domain: str, alias: str, version: str) -> None:
+    """Point DOMAIN@ALIAS at VERSION (a number or another alias)."""
+    reg = open_registry()
+    target = reg.set_alias(domain, alias, version)
+    click.echo(f"{domain}@{alias} -> {target.ref}")
+
+
+@alias_group.command(name="rm")
+@click.argument("domain")
+@click.argument("alias")
+def alias_rm(domain: str, alias: str) -> None:
+    """Remove an alias (the version stays)."""
+    open_registry().remove_alias(domain, alias)
+    click.echo(f"Removed {domain}@{alias}")
+
+
+@alias_group.command(name="list")
+@click.argument("domain", required=False)
+@json_option
+def alias_list(domain: str | None, json_: bool) -> None:
+    """List aliases and the versions they name."""
+    reg = open_registry()
+    rows = reg.aliases(domain)
+    if json_:
+        emit_json(rows)
+        return
+    table([(r["domain"], r["name"], f"{r['domain']}@{r['number']}", r["updated_at"][:19]) for r in rows],
+          ["domain", "alias", "version", "updated"])
+
+
+@alias_group.command(name="history")
+@click.argument("domain")
+@click.argument("alias")
+@json_option
+def alias_history(domain: str, alias: str, json_: bool) -> None:
+    """Every move of an alias; set it back to an old version to roll back."""
+    events = open_registry().alias_history(domain, alias)
+    if json_:
+        emit_json([e.to_dict() for e in events])
+        return
+    table([(e.at[:19].replace("T", " "), e.action, e.old or "-", e.new or "-") for e in events],
+          ["when", "action", "from", "to"])
+
+
+@click.command(name="rm")
+@click.argument("ref")
+@click.option("--force", is_flag=True, help="Remove even if aliases point at it (they are removed too).")
+def rm_cmd(ref: str, force: bool) -> None:
+    """Remove DOMAIN@N; its number is never reused. Blobs go at the next 'adapters gc'."""
+    if parse_ref(ref).alias == LATEST and "@" not in ref:
+        raise click.UsageError(f"Name the version to remove, e.g. {ref}@3.")
+    version = open_registry().remove(ref, force=force)
+    click.echo(f"Removed {version.ref}")
+
+
+@click.command(name="verify")
+@json_option
+def verify_cmd(json_: bool) -> None:
+    """Rehash every stored file and check the index; exit 1 on any damage."""
+    report = open_registry().verify()
+    if json_:
+        emit_json({"checked": report.checked, "ok": report.ok, "problems": report.problems})
+    elif report.ok:
+        click.echo(f"OK: {report.checked} blobs verified, index intact")
+    else:
+        for p in report.problems:
+            click.echo(f"{p['problem']}: {p['sha256'] or ''} used by {', '.join(p['used_by'])}")
+    if not report.ok:
+        raise click.exceptions.Exit(1)
+
+
+@click.command(name="gc")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+def gc_cmd(dry_run: bool) -> None:
+    """Remove stored files that no version or artifact refers to."""
+    report = open_registry().gc(dry_run=dry_run)
+    verb = "Would remove" if dry_run else "Removed"
+    click.echo(f"{verb} {len(report.removed)} blobs, {size(report.freed_bytes)}")
+
+
+COMMANDS = [domains_group, register_cmd, list_cmd, show_cmd, path_cmd, alias_group, rm_cmd, verify_cmd, gc_cmd]

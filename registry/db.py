@@ -1,0 +1,78 @@
+"""Opening the index: WAL, a busy timeout, migrations, and write transactions."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+_BUSY_TIMEOUT_S = 60.0
+
+
+def _import_sqlite_utils() -> None:
+    # sqlite-utils imports pandas and numpy when installed, only to recognise
+    # their scalar types as column values (0.4 s of a 0.5 s `adapters list`).
+    # The registry never stores such values, so those imports are skipped.
+    blocked = [m for m in ("pandas", "numpy") if m not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import sqlite_utils  # noqa: F401
+    finally:
+        for name in blocked:
+            del sys.modules[name]
+
+
+def open_db(path: Path) -> Database:
+    """Open (creating and migrating as needed) the registry index at `path`."""
+    _import_sqlite_utils()
+    from sqlite_utils import Database
+
+    from .schema import migrations
+
+    conn = sqlite3.connect(str(path), timeout=_BUSY_TIMEOUT_S, check_same_thread=False)
+    db = Database(conn, execute_plugins=False)
+    _retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    if migrations.pending(db):
+        with write(db):
+            migrations.apply(db)
+    return db
+
+
+def _retry(fn, attempts: int = 50):  # type: ignore[no-untyped-def]
+    for i in range(attempts):
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or i == attempts - 1:
+                raise
+            time.sleep(0.05 * (i + 1))
+    return None
+
+
+@contextlib.contextmanager
+def write(db: Database) -> Iterator[Database]:
+    """A write transaction taken with BEGIN IMMEDIATE.
+
+    A deferred BEGIN (what `db.atomic()` issues) that reads then writes can
+    fail with SQLITE_BUSY when two processes race to upgrade their locks;
+    taking the write lock up front makes concurrent writers queue on the busy
+    timeout instead. Nested `db.atomic()` blocks become savepoints inside it.
+    """
+    _retry(lambda: db.conn.execute("BEGIN IMMEDIATE"))
+    try:
+        yield db
+    except BaseException:
+        db.conn.execute("ROLLBACK")
+        raise
+    else:
+        db.conn.execute("COMMIT")

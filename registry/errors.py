@@ -1,0 +1,70 @@
+"""Every error the registry raises; the CLI turns them into one-line messages."""
+
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    """Base class: a registry operation was refused; nothing on disk changed."""
+
+
+class InvalidNameError(RegistryError, ValueError):
+    """A domain, alias or file name that is unsafe or malformed."""
+
+
+class InvalidRefError(RegistryError, ValueError):
+    """A `DOMAIN@REF` string that does not parse."""
+
+
+class UnknownDomainError(RegistryError, KeyError):
+    def __init__(self, domain: str, known: list[str]) -> None:
+        self.domain = domain
+        self.known = known
+        hint = ", ".join(known) if known else "none yet"
+        super().__init__(
+            f"Unknown domain {domain!r} (known: {hint}). "
+            f"Add it with: adapters domains add {domain} --labels a,b"
+        )
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class UnknownVersionError(RegistryError, KeyError):
+    def __init__(self, ref: str, hint: str) -> None:
+        self.ref = ref
+        super().__init__(f"No version {ref!r}. {hint}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DomainExistsError(RegistryError):
+    """`domains add` for a name that is taken."""
+
+
+class InvalidAdapterError(RegistryError, ValueError):
+    """A PEFT folder that fails validation; it was not stored."""
+
+
+class AliasError(RegistryError):
+    """An alias operation that would leave the registry inconsistent."""
+
+
+class VersionInUseError(RegistryError):
+    """Removing a version an alias still points to."""
+
+
+class CorruptBlobError(RegistryError):
+    """Stored bytes no longer match their sha256; they are never served."""
+
+    def __init__(self, sha256: str, path: str, detail: str) -> None:
+        self.sha256 = sha256
+        self.path = path
+        super().__init__(
+            f"Blob {sha256[:12]} at {path} is {detail}. "
+            "Run 'adapters verify' to list damage, then re-register or pull the version again."
+        )
+
+
+class ArtifactError(RegistryError):
+    """An artifact that cannot be stored or found."""

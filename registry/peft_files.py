@@ -1,0 +1,162 @@
+"""Checks a PEFT `save_pretrained` folder before any byte of it is stored.
+
+Reads safetensors directly (header + numpy views) so the registry stays free
+of torch and a malformed file yields a precise message instead of a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import InvalidAdapterError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+CONFIG = "adapter_config.json"
+WEIGHTS = "adapter_model.safetensors"
+PICKLED = ("adapter_model.bin", "pytorch_model.bin", "adapter_model.pt")
+_DTYPES = {
+    "F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2",
+    "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?",
+}
+_FLOATS = {"F64", "F32", "F16", "BF16"}
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class AdapterSummary:
+    """What validation learned about a PEFT folder."""
+
+    config: dict[str, Any]
+    num_labels: int | None
+    lora_modules: int
+    parameters: int
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """All tensors of a safetensors file as float32/int numpy arrays (bf16 widened)."""
+    import numpy as np  # imported here: listing the registry must not pay for numpy
+
+    data = path.read_bytes()
+    if len(data) < 8:
+        raise InvalidAdapterError(f"{path} is not a safetensors file (only {len(data)} bytes).")
+    (header_len,) = struct.unpack("<Q", data[:8])
+    if header_len > min(_MAX_HEADER, len(data) - 8):
+        raise InvalidAdapterError(f"{path} is not a safetensors file (header length {header_len}).")
+    try:
+        header = json.loads(data[8 : 8 + header_len])
+    except ValueError:
+        raise InvalidAdapterError(f"{path} has a malformed safetensors header.") from None
+    body = memoryview(data)[8 + header_len :]
+    tensors: dict[str, np.ndarray] = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype_name, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
+            dtype = _DTYPES[dtype_name]
+        except (KeyError, TypeError, ValueError):
+            raise InvalidAdapterError(f"{path}: tensor {name!r} has an unreadable header entry {info!r}.") from None
+        count = int(np.prod(shape)) if shape else 1
+        if not 0 <= start <= end <= len(body) or end - start != count * np.dtype(dtype).itemsize:
+            raise InvalidAdapterError(f"{path}: tensor {name!r} points outside the file (truncated?).")
+        array = np.frombuffer(body[start:end], dtype=dtype).reshape(shape)
+        if dtype_name == "BF16":
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        tensors[name] = array
+    return tensors
+
+
+def _module_matches(module: str, targets: Any) -> bool:
+    if isinstance(targets, str):
+        return re.fullmatch(targets, module) is not None
+    return any(module == t or module.endswith("." + t) for t in targets)
+
+
+def _load_config(folder: Path) -> dict[str, Any]:
+    path = folder / CONFIG
+    if not path.is_file():
+        raise InvalidAdapterError(
+            f"No {CONFIG} in {folder}: point at a folder written by PEFT's save_pretrained()."
+        )
+    try:
+        config = json.loads(path.read_text())
+    except ValueError as exc:
+        raise InvalidAdapterError(f"{path} is not valid JSON ({exc}).") from None
+    if not isinstance(config, dict):
+        raise InvalidAdapterError(f"{path} must hold a JSON object, got {type(config).__name__}.")
+    if config.get("peft_type") != "LORA":
+        raise InvalidAdapterError(f"{path}: peft_type is {config.get('peft_type')!r}; only LORA adapters are supported.")
+    r = config.get("r")
+    if not isinstance(r, int) or r < 1:
+        raise InvalidAdapterError(f"{path}: r must be a positive integer, got {r!r}.")
+    if not config.get("target_modules"):
+        raise InvalidAdapterError(f"{path}: target_modules is missing or empty.")
+    return config
+
+
+def _head_labels(tensors: dict[str, np.ndarray]) -> int | None:
+    heads = [k for k in tensors if "lora_" not in k and k.endswith(".weight") and tensors[k].ndim == 2]
+    for suffix in (".out_proj.weight", "classifier.weight", "score.weight"):
+        for key in heads:
+            if key.endswith(suffix):
+                return int(tensors[key].shape[0])
+    return None
+
+
+def validate_folder(folder: Path, num_labels: int | None = None) -> AdapterSummary:
+    """Raise InvalidAdapterError unless `folder` is a loadable, finite LoRA adapter."""
+    import numpy as np
+
+    if not folder.is_dir():
+        raise InvalidAdapterError(f"{folder} is not a folder: pass the directory PEFT's save_pretrained() wrote.")
+    for name in PICKLED:
+        if (folder / name).exists() and not (folder / WEIGHTS).exists():
+            raise InvalidAdapterError(
+                f"{folder / name} holds pickled weights, which can run code when loaded. "
+                "Re-save with safetensors: model.save_pretrained(path, safe_serialization=True)."
+            )
+    config = _load_config(folder)
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        raise InvalidAdapterError(f"No {WEIGHTS} in {folder}: re-save the adapter with safe_serialization=True.")
+    tensors = read_safetensors(weights)
+    lora_a = {k: v for k, v in tensors.items() if ".lora_A." in k}
+    if not lora_a:
+        raise InvalidAdapterError(f"{weights} holds no lora_A weights; is this a LoRA adapter?")
+    ranks = config.get("rank_pattern") or {}
+    for key, a in lora_a.items():
+        module = key.split(".lora_A.")[0]
+        b = tensors.get(key.replace(".lora_A.", ".lora_B."))
+        if b is None:
+            raise InvalidAdapterError(f"{weights}: {key} has no matching lora_B weight.")
+        if not _module_matches(module, config["target_modules"]):
+            raise InvalidAdapterError(
+                f"{weights}: LoRA weights on {module!r}, which target_modules {config['target_modules']!r} does not name."
+            )
+        expected = next((v for k, v in ranks.items() if module.endswith(k)), config["r"])
+        if a.shape[0] != expected or b.shape[-1] != expected:
+            raise InvalidAdapterError(
+                f"{weights}: {module} has rank {a.shape[0]}x{b.shape[-1]} but adapter_config.json says r={expected}."
+            )
+    for key, array in tensors.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise InvalidAdapterError(f"{weights}: tensor {key!r} holds NaN or Inf values; the adapter diverged in training.")
+    head = _head_labels(tensors)
+    if num_labels is not None and head is not None and head != num_labels:
+        raise InvalidAdapterError(
+            f"{weights}: the classifier head has {head} outputs but the domain has {num_labels} labels; "
+            "register it under a domain with matching labels."
+        )
+    return AdapterSummary(
+        config=config,
+        num_labels=head,
+        lora_modules=len(lora_a),
+        parameters=int(sum(v.size for v in tensors.values())),
+    )

@@ -1,0 +1,534 @@
+"""The Registry: the only code that touches the index tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from . import db as dbmod
+from .blobs import BlobStore, fsync_dir, sha256_file
+from .domains import PRESETS, Domain
+from .errors import (
+    AliasError,
+    ArtifactError,
+    CorruptBlobError,
+    DomainExistsError,
+    InvalidNameError,
+    UnknownDomainError,
+    UnknownVersionError,
+    VersionInUseError,
+)
+from .home import default_home
+from .names import LATEST, Ref, check_alias, check_name, parse_ref
+from .peft_files import CONFIG, WEIGHTS, validate_folder
+from .records import AdapterVersion, Artifact, Event, VersionInfo
+
+log = logging.getLogger(__name__)
+
+ADAPTER_FILES = (CONFIG, WEIGHTS)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def content_hash(files: Mapping[str, Mapping[str, Any]]) -> str:
+    """The identity of a set of files: sha256 over their sorted names and hashes."""
+    listing = "".join(f"{name}\0{files[name]['sha256']}\n" for name in sorted(files))
+    return hashlib.sha256(listing.encode()).hexdigest()
+
+
+def _check_relpath(name: str) -> str:
+    path = PurePosixPath(name)
+    if not name or path.is_absolute() or any(part in ("..", "") for part in path.parts) or "\\" in name:
+        raise InvalidNameError(f"Invalid file name {name!r}: use a relative path without '..'.")
+    return str(path)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    checked: int
+    problems: list[dict[str, Any]]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class GcReport:
+    removed: list[str]
+    freed_bytes: int
+    dry_run: bool
+
+
+class Registry:
+    """A versioned store of LoRA adapters per domain, rooted at one home directory."""
+
+    def __init__(self, home: Path | str | None = None) -> None:
+        self.home = Path(home) if home is not None else default_home()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.blobs = BlobStore(self.home / "blobs")
+        self.db = dbmod.open_db(self.home / "registry.db")
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- queries -------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db.query(sql, list(params)))
+
+    def _log(self, action: str, domain: str | None, name: str | None, old: Any, new: Any, **detail: Any) -> None:
+        self.db["events"].insert(
+            {
+                "at": _now(), "action": action, "domain": domain, "name": name,
+                "old": None if old is None else str(old), "new": None if new is None else str(new),
+                "detail": _dumps(detail),
+            }
+        )
+
+    # -- domains -------------------------------------------------------------
+
+    def domain(self, name: str) -> Domain:
+        """A domain by name; presets are usable before anything is registered."""
+        check_name(name, "domain")
+        rows = self._rows("select * from domains where name = ?", [name])
+        if rows:
+            return Domain.from_row(rows[0])
+        if name in PRESETS:
+            return PRESETS[name]
+        raise UnknownDomainError(name, self.domain_names())
+
+    def domain_names(self) -> list[str]:
+        stored = {r["name"] for r in self._rows("select name from domains")}
+        return sorted(stored | set(PRESETS))
+
+    def domains(self) -> list[Domain]:
+        return [self.domain(n) for n in self.domain_names()]
+
+    def add_domain(self, domain: Domain) -> Domain:
+        """Define a user domain; a name that is taken (presets included) is refused."""
+        with self._lock, dbmod.write(self.db):
+            if domain.name in PRESETS or self._rows("select 1 from domains where name = ?", [domain.name]):
+                raise DomainExistsError(
+                    f"Domain {domain.name!r} already exists. See it with: adapters domains show {domain.name}"
+                )
+            self._insert_domain(domain)
+        return domain
+
+    def _insert_domain(self, domain: Domain) -> None:
+        row = domain.to_row()
+        row["labels"] = _dumps(row["labels"])
+        row["recipe"] = _dumps(row["recipe"])
+        self.db["domains"].insert({**row, "created_at": _now()})
+        self._log("domain.add", domain.name, None, None, domain.name, labels=list(domain.labels))
+
+    def _ensure_domain_row(self, name: str) -> Domain:
+        """Inside a write: make sure a preset domain has its row before a version refers to it."""
+        rows = self._rows("select * from domains where name = ?", [name])
+        if rows:
+            return Domain.from_row(rows[0])
+        if name not in PRESETS:
+            raise UnknownDomainError(name, self.domain_names())
+        self._insert_domain(PRESETS[name])
+        return PRESETS[name]
+
+    # -- versions ------------------------------------------------------------
+
+    def _aliases_of(self, domain: str) -> dict[int, tuple[str, ...]]:
+        out: dict[int, list[str]] = {}
+        for row in self._rows("select name, number from aliases where domain = ? order by name", [domain]):
+            out.setdefault(row["number"], []).append(row["name"])
+        latest = self._latest_number(domain)
+        if latest is not None:
+            out.setdefault(latest, []).insert(0, LATEST)
+        return {k: tuple(v) for k, v in out.items()}
+
+    def _latest_number(self, domain: str) -> int | None:
+        rows = self._rows("select max(number) as n from versions where domain = ? and removed_at is null", [domain])
+        return rows[0]["n"] if rows else None
+
+    def _version_row(self, ref: Ref) -> dict[str, Any]:
+        self.domain(ref.domain)  # unknown domain is its own, clearer error
+        number = ref.number
+        if number is None:
+            if ref.alias == LATEST:
+                number = self._latest_number(ref.domain)
+                if number is None:
+                    raise UnknownVersionError(
+                        str(ref), f"Domain {ref.domain!r} has no versions yet: run 'adapters train {ref.domain}' or 'adapters register {ref.domain} PATH'."
+                    )
+            else:
+                rows = self._rows("select number from aliases where domain = ? and name = ?", [ref.domain, ref.alias])
+                if not rows:
+                    known = [r["name"] for r in self._rows("select name from aliases where domain = ?", [ref.domain])]
+                    raise UnknownVersionError(
+                        str(ref), f"No alias {ref.alias!r} in {ref.domain!r} (aliases: {', '.join([LATEST, *known])}). "
+                        f"Set one with: adapters alias set {ref.domain} {ref.alias} N"
+                    )
+                number = rows[0]["number"]
+        rows = self._rows(
+            "select * from versions where domain = ? and number = ? and removed_at is null", [ref.domain, number]
+        )
+        if not rows:
+            raise UnknownVersionError(
+                f"{ref.domain}@{number}", f"See what exists with: adapters list {ref.domain}"
+            )
+        return rows[0]
+
+    def resolve(self, ref: str | Ref) -> AdapterVersion:
+        """The version a `DOMAIN@REF` names right now."""
+        parsed = parse_ref(ref) if isinstance(ref, str) else ref
+        row = self._version_row(parsed)
+        return AdapterVersion.from_row(row, self._aliases_of(parsed.domain).get(row["number"], ()))
+
+    def versions(self, domain: str | None = None, limit: int | None = None) -> list[AdapterVersion]:
+        """Live versions, newest first, of one domain or of all."""
+        sql = "select * from versions where removed_at is null"
+        params: list[Any] = []
+        if domain is not None:
+            self.domain(domain)
+            sql += " and domain = ?"
+            params.append(domain)
+        sql += " order by domain, number desc" if domain is None else " order by number desc"
+        if limit is not None:
+            sql += " limit ?"
+            params.append(limit)
+        rows = self._rows(sql, params)
+        alias_maps = {d: self._aliases_of(d) for d in {r["domain"] for r in rows}}
+        return [AdapterVersion.from_row(r, alias_maps[r["domain"]].get(r["number"], ())) for r in rows]
+
+    def find(self, domain: str, sha256: str) -> AdapterVersion | None:
+        """The live version of `domain` with this content hash, if any."""
+        rows = self._rows(
+            "select number from versions where domain = ? and sha256 = ? and removed_at is null order by number desc",
+            [domain, sha256],
+        )
+        return self.resolve(Ref(domain, number=rows[0]["number"])) if rows else None
+
+    def _store_files(self, files: Mapping[str, Path]) -> dict[str, dict[str, Any]]:
+        stored: dict[str, dict[str, Any]] = {}
+        for name, path in sorted(files.items()):
+            sha, size = self.blobs.put_file(Path(path))
+            stored[_check_relpath(name)] = {"sha256": sha, "size": size}
+        return stored
+
+    def register(
+        self,
+        domain: str,
+        folder: Path | str,
+        info: VersionInfo | None = None,
+        *,
+        aliases: Iterable[str] = (),
+        kind: str = "adapter",
+    ) -> AdapterVersion:
+        """Validate a PEFT folder, store its files, and record it as `domain@N+1`."""
+        info = info or VersionInfo()
+        folder = Path(folder)
+        dom = self.domain(domain)
+        aliases = [check_alias(a) for a in aliases]
+        for alias in aliases:
+            if alias == LATEST:
+                raise AliasError("'latest' always names the newest version; it cannot be set.")
+        summary = validate_folder(folder, num_labels=len(dom.labels))
+        files = self._store_files({name: folder / name for name in ADAPTER_FILES})
+        cfg = summary.config
+        peft = {
+            "r": cfg.get("r"), "alpha": cfg.get("lora_alpha"), "dropout": cfg.get("lora_dropout"),
+            "target_modules": cfg.get("target_modules"), "modules_to_save": cfg.get("modules_to_save"),
+            "task_type": cfg.get("task_type"), "lora_modules": summary.lora_modules,
+            "parameters": summary.parameters,
+        }
+        row = {
+            "domain": domain, "kind": kind, "sha256": content_hash(files), "files": _dumps(files),
+            "size_bytes": sum(f["size"] for f in files.values()),
+            "base_model": info.base_model or cfg.get("base_model_name_or_path") or dom.base_model,
+            "base_revision": info.base_revision or cfg.get("revision"),
+            "base_fingerprint": info.base_fingerprint, "task": dom.task, "labels": _dumps(list(dom.labels)),
+            "peft_config": _dumps(peft), "data": _dumps(info.data), "metrics": _dumps(info.metrics),
+            "train_args": _dumps(info.train_args), "parent": info.parent, "description": info.description,
+            "tags": _dumps(list(info.tags)), "provenance": _dumps(info.provenance), "extra": _dumps(info.extra),
+            "created_at": _now(),
+        }
+        with self._lock, dbmod.write(self.db):
+            self._ensure_domain_row(domain)
+            if info.parent is not None:
+                self._version_row(parse_ref(info.parent))
+            number = (self._latest_any(domain) or 0) + 1
+            self.db["versions"].insert({**row, "number": number})
+            self._log("version.add", domain, str(number), None, row["sha256"])
+            for alias in aliases:
+                self._move_alias(domain, alias, number)
+        log.info("registered %s@%d (%s)", domain, number, row["sha256"][:12])
+        return self.resolve(Ref(domain, number=number))
+
+    def _latest_any(self, domain: str) -> int | None:
+        # Removed versions keep their numbers: `medical@3` never names two things.
+        rows = self._rows("select max(number) as n from versions where domain = ?", [domain])
+        return rows[0]["n"]
+
+    def update_version(self, ref: str, *, metrics: dict[str, Any] | None = None, description: str | None = None,
+                       tags: list[str] | None = None) -> AdapterVersion:
+        """Amend the mutable annotations of a version (never its files)."""
+        version = self.resolve(ref)
+        changes: dict[str, Any] = {}
+        if metrics is not None:
+            changes["metrics"] = _dumps({**version.metrics, **metrics})
+        if description is not None:
+            changes["description"] = description
+        if tags is not None:
+            changes["tags"] = _dumps(tags)
+        if changes:
+            with self._lock, dbmod.write(self.db):
+                self.db["versions"].update(version.id, changes)
+                self._log("version.update", version.domain, str(version.number), None, None, fields=sorted(changes))
+        return self.resolve(version.ref)
+
+    def remove(self, ref: str, *, force: bool = False) -> AdapterVersion:
+        """Hide a version (its number is never reused); aliased versions need `force`."""
+        parsed = parse_ref(ref)
+        if parsed.number is None:
+            raise VersionInUseError(f"Remove by number, not alias: adapters rm {parsed.domain}@N (see 'adapters list {parsed.domain}').")
+        with self._lock, dbmod.write(self.db):
+            version = self.resolve(parsed)
+            pointing = [a for a in version.aliases if a != LATEST]
+            if pointing and not force:
+                raise VersionInUseError(
+                    f"{version.ref} is aliased as {', '.join(pointing)}. Move the alias first "
+                    f"(adapters alias set {version.domain} {pointing[0]} N) or pass --force."
+                )
+            for alias in pointing:
+                self._drop_alias(version.domain, alias)
+            self.db["versions"].update(version.id, {"removed_at": _now()})
+            self._log("version.rm", version.domain, str(version.number), version.sha256, None)
+        return version
+
+    # -- aliases -------------------------------------------------------------
+
+    def set_alias(self, domain: str, alias: str, number: int | str) -> AdapterVersion:
+        """Point `domain@alias` at a version, atomically; the move is logged for rollback."""
+        check_alias(alias)
+        if alias == LATEST:
+            raise AliasError("'latest' always names the newest version; it cannot be set.")
+        ref = parse_ref(f"{domain}@{number}")
+        with self._lock, dbmod.write(self.db):
+            target = self._version_row(ref)["number"]
+            self._move_alias(domain, alias, target)
+        return self.resolve(Ref(domain, number=target))
+
+    def _move_alias(self, domain: str, alias: str, number: int) -> None:
+        rows = self._rows("select number from aliases where domain = ? and name = ?", [domain, alias])
+        old = rows[0]["number"] if rows else None
+        if old == number:
+            return
+        self.db["aliases"].upsert({"domain": domain, "name": alias, "number": number, "updated_at": _now()}, pk=("domain", "name"))
+        self._log("alias.set", domain, alias, old, number)
+
+    def _drop_alias(self, domain: str, alias: str) -> None:
+        rows = self._rows("select number from aliases where domain = ? and name = ?", [domain, alias])
+        if not rows:
+            raise AliasError(f"No alias {alias!r} in {domain!r}. List them with: adapters alias list {domain}")
+        self.db["aliases"].delete((domain, alias))
+        self._log("alias.rm", domain, alias, rows[0]["number"], None)
+
+    def remove_alias(self, domain: str, alias: str) -> None:
+        check_alias(alias)
+        self.domain(domain)
+        with self._lock, dbmod.write(self.db):
+            self._drop_alias(domain, alias)
+
+    def aliases(self, domain: str | None = None) -> list[dict[str, Any]]:
+        sql = "select domain, name, number, updated_at from aliases"
+        params: list[Any] = []
+        if domain is not None:
+            self.domain(domain)
+            sql += " where domain = ?"
+            params.append(domain)
+        return self._rows(sql + " order by domain, name", params)
+
+    def alias_history(self, domain: str, alias: str) -> list[Event]:
+        check_alias(alias)
+        self.domain(domain)
+        rows = self._rows(
+            "select * from events where domain = ? and name = ? and action in ('alias.set', 'alias.rm') order by id",
+            [domain, alias],
+        )
+        return [Event.from_row(r) for r in rows]
+
+    def events(self, since_id: int = 0, limit: int = 1000) -> list[Event]:
+        """The change log after `since_id`; servers poll it to notice alias moves."""
+        rows = self._rows("select * from events where id > ? order by id limit ?", [since_id, limit])
+        return [Event.from_row(r) for r in rows]
+
+    def last_event_id(self) -> int:
+        return self._rows("select coalesce(max(id), 0) as n from events")[0]["n"]
+
+    # -- artifacts -----------------------------------------------------------
+
+    def add_artifact(
+        self, ref: str, kind: str, name: str, files: Mapping[str, Path | str], meta: dict[str, Any] | None = None
+    ) -> Artifact:
+        """Store files as an artifact of a version, replacing one of the same kind and name."""
+        check_name(kind, "artifact kind")
+        check_name(name, "artifact name")
+        version = self.resolve(ref)
+        stored = self._store_files({n: Path(p) for n, p in files.items()})
+        with self._lock, dbmod.write(self.db):
+            old = self._rows(
+                "select id from artifacts where version_id = ? and kind = ? and name = ?", [version.id, kind, name]
+            )
+            if old:
+                self.db["artifacts"].delete(old[0]["id"])
+            artifact_id = self.db["artifacts"].insert(
+                {
+                    "version_id": version.id, "domain": version.domain, "kind": kind, "name": name,
+                    "files": _dumps(stored), "meta": _dumps(meta or {}), "created_at": _now(),
+                }
+            ).last_pk
+            self._log("artifact.add", version.domain, str(version.number), None, f"{kind}/{name}")
+        return self.artifact(int(artifact_id))  # type: ignore[arg-type]
+
+    def artifact(self, artifact_id: int) -> Artifact:
+        rows = self._rows("select * from artifacts where id = ?", [artifact_id])
+        if not rows:
+            raise ArtifactError(f"No artifact with id {artifact_id}.")
+        return Artifact.from_row(rows[0])
+
+    def artifacts(self, ref: str, kind: str | None = None) -> list[Artifact]:
+        version = self.resolve(ref)
+        sql = "select * from artifacts where version_id = ?"
+        params: list[Any] = [version.id]
+        if kind is not None:
+            sql += " and kind = ?"
+            params.append(kind)
+        return [Artifact.from_row(r) for r in self._rows(sql + " order by kind, name", params)]
+
+    def find_artifact(self, ref: str, kind: str, name: str) -> Artifact | None:
+        found = [a for a in self.artifacts(ref, kind) if a.name == name]
+        return found[0] if found else None
+
+    # -- materializing -------------------------------------------------------
+
+    def _materialize(self, files: Mapping[str, Mapping[str, Any]], key: str) -> Path:
+        final = self.home / "materialized" / key
+        if final.is_dir() and all(
+            (final / n).is_file() and sha256_file(final / n) == f["sha256"] for n, f in files.items()
+        ):
+            for f in files.values():  # the copy is fine; the blob must still be intact too
+                if not self.blobs.has(f["sha256"]):
+                    raise CorruptBlobError(f["sha256"], str(self.blobs.path(f["sha256"])), "missing")
+            return final
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}.", suffix=".incomplete"))
+        try:
+            for name, f in files.items():
+                dest = tmp / name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                self.blobs.copy_verified(f["sha256"], dest)
+            if final.exists():
+                shutil.rmtree(final, ignore_errors=True)
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                # Another process materialized the same content first.
+                shutil.rmtree(tmp, ignore_errors=True)
+            fsync_dir(final.parent)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
+    def path(self, ref: str) -> Path:
+        """A local folder with the version's PEFT files, hash-checked on the way out."""
+        version = self.resolve(ref)
+        for name, f in version.files.items():
+            problem = self.blobs.check(f["sha256"])
+            if problem:
+                raise CorruptBlobError(f["sha256"], str(self.blobs.path(f["sha256"])), f"{problem} ({version.ref}/{name})")
+        return self._materialize(version.files, version.sha256)
+
+    def artifact_path(self, artifact: Artifact) -> Path:
+        for name, f in artifact.files.items():
+            problem = self.blobs.check(f["sha256"])
+            if problem:
+                raise CorruptBlobError(f["sha256"], str(self.blobs.path(f["sha256"])), f"{problem} (artifact {artifact.kind}/{artifact.name}/{name})")
+        return self._materialize(artifact.files, f"artifact-{content_hash(artifact.files)}")
+
+    # -- maintenance ---------------------------------------------------------
+
+    def _referenced(self) -> dict[str, list[str]]:
+        refs: dict[str, list[str]] = {}
+        for row in self._rows("select domain, number, files from versions where removed_at is null"):
+            for name, f in json.loads(row["files"]).items():
+                refs.setdefault(f["sha256"], []).append(f"{row['domain']}@{row['number']}/{name}")
+        for row in self._rows(
+            "select a.kind, a.name, a.files, v.domain, v.number from artifacts a join versions v on v.id = a.version_id "
+            "where v.removed_at is null"
+        ):
+            for name, f in json.loads(row["files"]).items():
+                refs.setdefault(f["sha256"], []).append(f"{row['domain']}@{row['number']}:{row['kind']}/{row['name']}/{name}")
+        return refs
+
+    def verify(self) -> VerifyReport:
+        """Rehash every referenced blob; report each one missing or corrupt."""
+        problems = []
+        refs = self._referenced()
+        for sha, users in sorted(refs.items()):
+            problem = self.blobs.check(sha)
+            if problem:
+                problems.append({"sha256": sha, "problem": problem, "used_by": users})
+        with self._lock:
+            integrity = self.db.execute("PRAGMA integrity_check").fetchone()[0]
+        if integrity != "ok":
+            problems.append({"sha256": None, "problem": f"index: {integrity}", "used_by": ["registry.db"]})
+        return VerifyReport(checked=len(refs), problems=problems)
+
+    def gc(self, dry_run: bool = False) -> GcReport:
+        """Delete blobs no live version or artifact refers to, and stale partial writes."""
+        with self._lock, dbmod.write(self.db):
+            # Holding the write lock keeps a concurrent register from referencing
+            # a blob between our listing and our delete.
+            keep = set(self._referenced())
+            garbage = [sha for sha in self.blobs.all() if sha not in keep]
+            freed = 0
+            if not dry_run:
+                for sha in garbage:
+                    freed += self.blobs.remove(sha)
+                for tmp in self.blobs.stale_tmp():
+                    tmp.unlink(missing_ok=True)
+            else:
+                freed = sum(self.blobs.path(s).stat().st_size for s in garbage)
+        return GcReport(removed=garbage, freed_bytes=freed, dry_run=dry_run)
+
+    def stats(self) -> dict[str, Any]:
+        row = self._rows(
+            "select count(*) as versions, coalesce(sum(size_bytes), 0) as bytes from versions where removed_at is null"
+        )[0]
+        return {"home": str(self.home), **row, "domains": len(self.domain_names())}
+
+
+def info_dict(info: VersionInfo) -> dict[str, Any]:
+    return asdict(info)

@@ -1,0 +1,1 @@
+"""loradock's server: one base model, many domain adapters, mixed batches."""
