@@ -392,24 +392,52 @@ class Registry:
         self, ref: str, kind: str, name: str, files: Mapping[str, Path | str], meta: dict[str, Any] | None = None
     ) -> Artifact:
         """Store files as an artifact of a version, replacing one of the same kind and name."""
+        version = self.resolve(ref)
+        return self._put_artifact(version.domain, version.id, str(version.number), kind, name, files, meta)
+
+    def add_domain_artifact(
+        self, domain: str, kind: str, name: str, files: Mapping[str, Path | str], meta: dict[str, Any] | None = None
+    ) -> Artifact:
+        """Store files that belong to a domain but are no adapter (e.g. a full fine-tuned model)."""
+        self.domain(domain)
+        return self._put_artifact(domain, None, None, kind, name, files, meta)
+
+    def _put_artifact(
+        self, domain: str, version_id: int | None, number: str | None, kind: str, name: str,
+        files: Mapping[str, Path | str], meta: dict[str, Any] | None,
+    ) -> Artifact:
         check_name(kind, "artifact kind")
         check_name(name, "artifact name")
-        version = self.resolve(ref)
+        if not files:
+            raise ArtifactError(f"Artifact {kind}/{name} has no files.")
         stored = self._store_files({n: Path(p) for n, p in files.items()})
         with self._lock, dbmod.write(self.db):
+            self._ensure_domain_row(domain)
+            owner = "version_id = ?" if version_id is not None else "version_id is null and domain = ?"
             old = self._rows(
-                "select id from artifacts where version_id = ? and kind = ? and name = ?", [version.id, kind, name]
+                f"select id from artifacts where {owner} and kind = ? and name = ?",
+                [version_id if version_id is not None else domain, kind, name],
             )
             if old:
                 self.db["artifacts"].delete(old[0]["id"])
             artifact_id = self.db["artifacts"].insert(
                 {
-                    "version_id": version.id, "domain": version.domain, "kind": kind, "name": name,
+                    "version_id": version_id, "domain": domain, "kind": kind, "name": name,
                     "files": _dumps(stored), "meta": _dumps(meta or {}), "created_at": _now(),
                 }
             ).last_pk
-            self._log("artifact.add", version.domain, str(version.number), None, f"{kind}/{name}")
+            self._log("artifact.add", domain, number, None, f"{kind}/{name}")
         return self.artifact(int(artifact_id))  # type: ignore[arg-type]
+
+    def domain_artifacts(self, domain: str, kind: str | None = None) -> list[Artifact]:
+        """Artifacts held by a domain rather than by one version."""
+        self.domain(domain)
+        sql = "select * from artifacts where version_id is null and domain = ?"
+        params: list[Any] = [domain]
+        if kind is not None:
+            sql += " and kind = ?"
+            params.append(kind)
+        return [Artifact.from_row(r) for r in self._rows(sql + " order by kind, name", params)]
 
     def artifact(self, artifact_id: int) -> Artifact:
         rows = self._rows("select * from artifacts where id = ?", [artifact_id])
@@ -490,6 +518,9 @@ class Registry:
         ):
             for name, f in json.loads(row["files"]).items():
                 refs.setdefault(f["sha256"], []).append(f"{row['domain']}@{row['number']}:{row['kind']}/{row['name']}/{name}")
+        for row in self._rows("select domain, kind, name, files from artifacts where version_id is null"):
+            for name, f in json.loads(row["files"]).items():
+                refs.setdefault(f["sha256"], []).append(f"{row['domain']}:{row['kind']}/{row['name']}/{name}")
         return refs
 
     def verify(self) -> VerifyReport:
