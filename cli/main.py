@@ -8,6 +8,7 @@ import os
 
 import click
 
+from . import __version__
 from .errors import Group
 from .registry_cmds import COMMANDS
 
@@ -16,17 +17,8 @@ from .registry_cmds import COMMANDS
 _EXTENSIONS = ("cli.train_cmds", "cli.hub_cmds", "cli.export_cmds", "cli.serve_cmds")
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("loradock")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(version=_version(), prog_name="adapters")
+@click.version_option(version=__version__, prog_name="adapters")
 def cli() -> None:
     """loradock: keep, ship and serve LoRA adapters, one per domain, on one base model.
 

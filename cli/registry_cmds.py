@@ -97,7 +97,7 @@ def register_cmd(domain: str, path: str, aliases: tuple[str, ...], description: 
     from adapters.registration import base_metadata_for_folder
 
     reg = open_registry()
-    reg.domain(domain)
+    reg.check_folder(domain, Path(path))
     base = base_metadata_for_folder(Path(path), reg.domain(domain).base_model, base_model)
     info = VersionInfo(
         base_model=base["base_model"], base_revision=base.get("base_revision"),

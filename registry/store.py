@@ -30,7 +30,7 @@ from .errors import (
 )
 from .home import default_home
 from .names import LATEST, Ref, check_alias, check_name, parse_ref
-from .peft_files import CONFIG, WEIGHTS, validate_folder
+from .peft_files import CONFIG, WEIGHTS, AdapterSummary, validate_folder
 from .records import AdapterVersion, Artifact, Event, VersionInfo
 
 log = logging.getLogger(__name__)
@@ -236,6 +236,10 @@ class Registry:
             stored[_check_relpath(name)] = {"sha256": sha, "size": size}
         return stored
 
+    def check_folder(self, domain: str, folder: Path | str) -> AdapterSummary:
+        """Validate a PEFT folder against a domain without storing anything."""
+        return validate_folder(Path(folder), num_labels=len(self.domain(domain).labels))
+
     def register(
         self,
         domain: str,
@@ -253,7 +257,7 @@ class Registry:
         for alias in aliases:
             if alias == LATEST:
                 raise AliasError("'latest' always names the newest version; it cannot be set.")
-        summary = validate_folder(folder, num_labels=len(dom.labels))
+        summary = self.check_folder(domain, folder)
         files = self._store_files({name: folder / name for name in ADAPTER_FILES})
         cfg = summary.config
         peft = {
