@@ -9,14 +9,14 @@ migrations = Migrations("loradock.registry")
 
 @migrations()
 def m001_initial(db: Database) -> None:
-    db["domains"].create(
+    db.table("domains").create(
         {
             "name": str, "task": str, "labels": str, "base_model": str, "base_revision": str,
             "dataset": str, "description": str, "recipe": str, "preset": int, "created_at": str,
         },
         pk="name",
     )
-    db["versions"].create(
+    db.table("versions").create(
         {
             "id": int, "domain": str, "number": int, "kind": str, "sha256": str, "files": str,
             "size_bytes": int, "base_model": str, "base_revision": str, "base_fingerprint": str,
@@ -28,14 +28,14 @@ def m001_initial(db: Database) -> None:
         foreign_keys=[("domain", "domains", "name")],
         not_null={"domain", "number", "sha256", "files", "created_at"},
     )
-    db["versions"].create_index(["domain", "number"], unique=True)
-    db["versions"].create_index(["sha256"])
-    db["aliases"].create(
+    db.table("versions").create_index(["domain", "number"], unique=True)
+    db.table("versions").create_index(["sha256"])
+    db.table("aliases").create(
         {"domain": str, "name": str, "number": int, "updated_at": str},
         pk=("domain", "name"),
         foreign_keys=[("domain", "domains", "name")],
     )
-    db["artifacts"].create(
+    db.table("artifacts").create(
         {
             "id": int, "version_id": int, "domain": str, "kind": str, "name": str, "files": str,
             "meta": str, "created_at": str,
@@ -43,12 +43,12 @@ def m001_initial(db: Database) -> None:
         pk="id",
         foreign_keys=[("version_id", "versions", "id")],
     )
-    db["artifacts"].create_index(["version_id", "kind", "name"], unique=True)
-    db["events"].create(
+    db.table("artifacts").create_index(["version_id", "kind", "name"], unique=True)
+    db.table("events").create(
         {
             "id": int, "at": str, "action": str, "domain": str, "name": str,
             "old": str, "new": str, "detail": str,
         },
         pk="id",
     )
-    db["events"].create_index(["domain", "name"])
+    db.table("events").create_index(["domain", "name"])

@@ -102,7 +102,7 @@ class Registry:
             return list(self.db.query(sql, list(params)))
 
     def _log(self, action: str, domain: str | None, name: str | None, old: Any, new: Any, **detail: Any) -> None:
-        self.db["events"].insert(
+        self.db.table("events").insert(
             {
                 "at": _now(), "action": action, "domain": domain, "name": name,
                 "old": None if old is None else str(old), "new": None if new is None else str(new),
@@ -143,7 +143,7 @@ class Registry:
         row = domain.to_row()
         row["labels"] = _dumps(row["labels"])
         row["recipe"] = _dumps(row["recipe"])
-        self.db["domains"].insert({**row, "created_at": _now()})
+        self.db.table("domains").insert({**row, "created_at": _now()})
         self._log("domain.add", domain.name, None, None, domain.name, labels=list(domain.labels))
 
     def _ensure_domain_row(self, name: str) -> Domain:
@@ -282,7 +282,7 @@ class Registry:
             if info.parent is not None:
                 self._version_row(parse_ref(info.parent))
             number = (self._latest_any(domain) or 0) + 1
-            self.db["versions"].insert({**row, "number": number})
+            self.db.table("versions").insert({**row, "number": number})
             self._log("version.add", domain, str(number), None, row["sha256"])
             for alias in aliases:
                 self._move_alias(domain, alias, number)
@@ -307,7 +307,7 @@ class Registry:
             changes["tags"] = _dumps(tags)
         if changes:
             with self._lock, dbmod.write(self.db):
-                self.db["versions"].update(version.id, changes)
+                self.db.table("versions").update(version.id, changes)
                 self._log("version.update", version.domain, str(version.number), None, None, fields=sorted(changes))
         return self.resolve(version.ref)
 
@@ -326,7 +326,7 @@ class Registry:
                 )
             for alias in pointing:
                 self._drop_alias(version.domain, alias)
-            self.db["versions"].update(version.id, {"removed_at": _now()})
+            self.db.table("versions").update(version.id, {"removed_at": _now()})
             self._log("version.rm", version.domain, str(version.number), version.sha256, None)
         return version
 
@@ -348,14 +348,14 @@ class Registry:
         old = rows[0]["number"] if rows else None
         if old == number:
             return
-        self.db["aliases"].upsert({"domain": domain, "name": alias, "number": number, "updated_at": _now()}, pk=("domain", "name"))
+        self.db.table("aliases").upsert({"domain": domain, "name": alias, "number": number, "updated_at": _now()}, pk=("domain", "name"))
         self._log("alias.set", domain, alias, old, number)
 
     def _drop_alias(self, domain: str, alias: str) -> None:
         rows = self._rows("select number from aliases where domain = ? and name = ?", [domain, alias])
         if not rows:
             raise AliasError(f"No alias {alias!r} in {domain!r}. List them with: adapters alias list {domain}")
-        self.db["aliases"].delete((domain, alias))
+        self.db.table("aliases").delete((domain, alias))
         self._log("alias.rm", domain, alias, rows[0]["number"], None)
 
     def remove_alias(self, domain: str, alias: str) -> None:
@@ -423,8 +423,8 @@ class Registry:
                 [version_id if version_id is not None else domain, kind, name],
             )
             if old:
-                self.db["artifacts"].delete(old[0]["id"])
-            artifact_id = self.db["artifacts"].insert(
+                self.db.table("artifacts").delete(old[0]["id"])
+            artifact_id = self.db.table("artifacts").insert(
                 {
                     "version_id": version_id, "domain": domain, "kind": kind, "name": name,
                     "files": _dumps(stored), "meta": _dumps(meta or {}), "created_at": _now(),
@@ -529,7 +529,7 @@ class Registry:
 
     def verify(self) -> VerifyReport:
         """Rehash every referenced blob; report each one missing or corrupt."""
-        problems = []
+        problems: list[dict[str, Any]] = []
         refs = self._referenced()
         for sha, users in sorted(refs.items()):
             problem = self.blobs.check(sha)
