@@ -1,0 +1,75 @@
+"""ServeConfig: every knob of `adapters serve`, validated once at construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from registry import DEFAULT_BASE, parse_ref
+
+from .errors import ServeConfigError
+
+DEFAULT_DOMAINS = ("medical@production", "education@production", "sentiment@production")
+
+
+def parse_domains(spec: str | None) -> tuple[str, ...]:
+    """`medical@production,sentiment` -> refs; a bare domain means `DOMAIN@latest`."""
+    if not spec:
+        return ()
+    refs = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        refs.append(str(parse_ref(part)))
+    return tuple(refs)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How one server process runs: what it serves, where, and its limits."""
+
+    domains: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8000
+    device: str = "auto"
+    base_model: str = DEFAULT_BASE
+    max_batch_size: int = 16
+    max_wait_ms: float = 5.0
+    max_loaded: int = 32
+    max_host: int = 256
+    max_queue: int = 512
+    max_inputs: int = 64
+    max_chars: int = 4000
+    max_length: int = 128
+    api_key_env: str | None = None
+    poll_interval: float = 1.0
+    default_top_k: int | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        positive = {
+            "max_batch_size": self.max_batch_size, "max_loaded": self.max_loaded,
+            "max_host": self.max_host, "max_queue": self.max_queue, "max_inputs": self.max_inputs,
+            "max_chars": self.max_chars, "max_length": self.max_length,
+        }
+        for name, value in positive.items():
+            if value < 1:
+                raise ServeConfigError(f"{name} must be at least 1, got {value}.")
+        if not 0 <= self.port <= 65535:
+            raise ServeConfigError(f"port must be 0-65535 (0: any free port), got {self.port}.")
+        if self.max_wait_ms < 0:
+            raise ServeConfigError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}.")
+        if self.poll_interval <= 0:
+            raise ServeConfigError(f"poll_interval must be > 0 seconds, got {self.poll_interval}.")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ServeConfigError(f"device must be auto, cpu or cuda[:N], got {self.device!r}.")
+        domains = [parse_ref(r).domain for r in self.domains]
+        duplicated = sorted({d for d in domains if domains.count(d) > 1})
+        if duplicated:
+            raise ServeConfigError(f"Domain(s) {', '.join(duplicated)} named twice in --domains; name each once.")
+        if len(self.domains) > self.max_loaded:
+            raise ServeConfigError(
+                f"{len(self.domains)} domains are pinned but --max-loaded is {self.max_loaded}; "
+                f"raise --max-loaded to at least {len(self.domains)}."
+            )
+        if self.max_host < self.max_loaded:
+            object.__setattr__(self, "max_host", self.max_loaded)

@@ -1,0 +1,64 @@
+"""Every error the server raises; the HTTP layer maps each to one status code."""
+
+from __future__ import annotations
+
+from adapters.errors import AdaptersError
+
+
+class ServingError(AdaptersError):
+    """Base class: a serving operation was refused. `status` is its HTTP code."""
+
+    status = 500
+
+
+class ServeConfigError(ServingError, ValueError):
+    """A server configuration that cannot work; nothing was started."""
+
+    status = 500
+
+
+class AdapterLoadError(ServingError):
+    """An adapter that cannot be served on this base (wrong base, unsupported PEFT feature)."""
+
+    status = 409
+
+
+class UnknownServedDomainError(ServingError, KeyError):
+    """A request for a domain this server does not serve."""
+
+    status = 404
+
+    def __init__(self, domain: str, served: list[str]) -> None:
+        self.domain = domain
+        self.served = served
+        super().__init__(
+            f"Domain {domain!r} is not served here (served: {', '.join(served) or 'none'}); "
+            "start the server with --domains including it."
+        )
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class RequestTooLargeError(ServingError):
+    """Too many inputs, or an input with too many characters."""
+
+    status = 413
+
+
+class OverloadedError(ServingError):
+    """The queue is full; the client should retry after `retry_after` seconds."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class AllPinnedError(OverloadedError):
+    """No device slot can be freed: every resident adapter is pinned or in use."""
+
+
+class ShuttingDownError(OverloadedError):
+    """The server is stopping and takes no new work."""

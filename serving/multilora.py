@@ -1,0 +1,194 @@
+"""One shared encoder, many LoRA adapters: each row of a batch through its own adapter and head.
+
+Every targeted Linear (query/value for our presets) is wrapped once. For a
+batch, the adapters present are stacked (padded to the largest rank; zero
+rows and columns add nothing), and each row gathers its own A and B, so rows
+for different domains share one forward pass of the encoder. PEFT's
+`adapter_names` does the same by looping over adapters per module; the bench
+compares the two (bench/serve.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+from .errors import AdapterLoadError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
+    from .weights import AdapterWeights
+
+log = logging.getLogger(__name__)
+
+
+def _nn():  # torch is imported lazily so importing serving stays cheap
+    import torch
+    from torch import nn
+
+    return torch, nn
+
+
+@dataclass
+class _Stack:
+    a: torch.Tensor  # [n_adapters, r_max, in]
+    b: torch.Tensor  # [n_adapters, out, r_max]
+    index: torch.Tensor | None  # [batch] adapter slot of each row; None when one adapter serves all rows
+
+
+class _BatchState:
+    """What the wrapped Linears read during one forward: the stacks for this batch."""
+
+    def __init__(self) -> None:
+        self.stacks: dict[str, _Stack] = {}
+
+
+def _make_wrapper(base: torch.nn.Linear, path: str, state: _BatchState) -> torch.nn.Module:
+    torch, nn = _nn()
+
+    class BatchedLoraLinear(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.base = base
+            self.path = path
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = self.base(x)
+            stack = state.stacks.get(self.path)
+            if stack is None:
+                return out
+            if stack.index is None:  # one adapter for the whole batch: plain matmuls
+                return out + (x @ stack.a[0].T) @ stack.b[0].T
+            a = stack.a.index_select(0, stack.index)  # [batch, r, in]
+            b = stack.b.index_select(0, stack.index)  # [batch, out, r]
+            return out + torch.bmm(torch.bmm(x, a.transpose(1, 2)), b.transpose(1, 2))
+
+    return BatchedLoraLinear()
+
+
+class MultiLoraModel:
+    """The base encoder loaded once, serving any number of LoRA adapters per batch."""
+
+    def __init__(self, base_model: str = "sentence-transformers/all-MiniLM-L6-v2", device: str = "cpu",
+                 max_length: int = 128, dtype: torch.dtype | None = None) -> None:
+        torch, _ = _nn()
+        from adapters.base import base_info, load_classifier, load_tokenizer
+
+        self.device = device
+        self.dtype = dtype or (torch.float32 if device == "cpu" else
+                               (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16))
+        self.max_length = max_length
+        info = base_info(base_model)
+        self.base_model = base_model
+        self.fingerprint: str = info["base_fingerprint"]
+        # The pooler and encoder come from the checkpoint; the placeholder head is never used.
+        full = load_classifier(base_model, ["unused"])
+        full.to(device=device, dtype=self.dtype).eval()
+        self._full = full
+        self.encoder = full.base_model  # e.g. BertModel, with its pooler
+        self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(base_model)
+        self._state = _BatchState()
+        self._wrapped: set[str] = set()
+
+    # -- adapters ------------------------------------------------------------
+
+    def check_modules(self, weights: AdapterWeights) -> None:
+        """Refuse an adapter whose LoRA targets do not exist as Linears of this base."""
+        _, nn = _nn()
+        for path, (a, b) in weights.lora.items():
+            try:
+                module = self._full.get_submodule(path)
+            except AttributeError:
+                raise AdapterLoadError(f"{weights.ref} targets {path}, which this base does not have; "
+                                       "serve it on the base it was trained on.") from None
+            linear = module.base if path in self._wrapped else module
+            if not isinstance(linear, nn.Linear) or linear.in_features != a.shape[1] or linear.out_features != b.shape[0]:
+                raise AdapterLoadError(f"{weights.ref}: LoRA shapes for {path} do not fit this base.")
+        hidden = self.encoder.config.hidden_size
+        if weights.head_weight.shape[1] != hidden:
+            raise AdapterLoadError(f"{weights.ref}: head expects {weights.head_weight.shape[1]} features, "
+                                   f"the base gives {hidden}.")
+
+    def _wrap(self, path: str) -> None:
+        if path in self._wrapped:
+            return
+        parent_path, _, child = path.rpartition(".")
+        parent = self._full.get_submodule(parent_path)
+        setattr(parent, child, _make_wrapper(getattr(parent, child), path, self._state))
+        self._wrapped.add(path)
+
+    def prepare(self, weights: AdapterWeights) -> AdapterWeights:
+        """`weights` on this model's device and dtype, checked against the base."""
+        self.check_modules(weights)
+        return weights.to(self.device, self.dtype)
+
+    # -- inference -----------------------------------------------------------
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, truncated to max_length."""
+        return self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+
+    def _collate(self, rows: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+        torch, _ = _nn()
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = 1
+        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device),
+                "token_type_ids": torch.zeros_like(ids).to(self.device)}
+
+    def _stacks(self, unique: list[AdapterWeights], index: torch.Tensor | None) -> dict[str, _Stack]:
+        torch, _ = _nn()
+        paths = sorted({p for w in unique for p in w.lora})
+        stacks = {}
+        for path in paths:
+            self._wrap(path)
+            present = [w.lora.get(path) for w in unique]
+            ranks = [p[0].shape[0] for p in present if p is not None]
+            some = next(p for p in present if p is not None)
+            r_max, d_in, d_out = max(ranks), some[0].shape[1], some[1].shape[0]
+            if len(unique) == 1:
+                stacks[path] = _Stack(some[0].unsqueeze(0), some[1].unsqueeze(0), None)
+                continue
+            a = torch.zeros((len(unique), r_max, d_in), device=self.device, dtype=self.dtype)
+            b = torch.zeros((len(unique), d_out, r_max), device=self.device, dtype=self.dtype)
+            for slot, pair in enumerate(present):
+                if pair is not None:  # an adapter that skips this module keeps zeros: no change
+                    r = pair[0].shape[0]
+                    a[slot, :r] = pair[0]
+                    b[slot, :, :r] = pair[1]
+            stacks[path] = _Stack(a, b, index)
+        return stacks
+
+    def run(self, rows: Sequence[Sequence[int]], adapters: Sequence[AdapterWeights]) -> list[torch.Tensor]:
+        """Logits per row (float32, on CPU), row i through adapters[i] and its head."""
+        torch, _ = _nn()
+        slots: dict[str, int] = {}
+        unique: list[AdapterWeights] = []
+        for w in adapters:
+            if w.sha256 not in slots:
+                slots[w.sha256] = len(unique)
+                unique.append(w)
+        index = None
+        if len(unique) > 1:
+            index = torch.tensor([slots[w.sha256] for w in adapters], device=self.device)
+        batch = self._collate(rows)
+        with torch.inference_mode():
+            self._state.stacks = self._stacks(unique, index)
+            try:
+                pooled = self.encoder(**batch).pooler_output
+            finally:
+                self._state.stacks = {}
+            out: list[torch.Tensor | None] = [None] * len(rows)
+            for slot, w in enumerate(unique):
+                members = [i for i, a in enumerate(adapters) if slots[a.sha256] == slot]
+                logits = (pooled[members] @ w.head_weight.T + w.head_bias).float().cpu()
+                for j, i in enumerate(members):
+                    out[i] = logits[j]
+        return out  # type: ignore[return-value]
