@@ -1,0 +1,302 @@
+"""Exporting a version to ONNX (fp32, or int8 by dynamic quantization), parity- and accuracy-gated.
+
+The merged fp32 model goes through `torch.onnx.export`. The TorchScript-based
+exporter (`dynamo=False`) is the default: on MiniLM it exports in ~2 s to one
+file and the graph runs faster under onnxruntime than the dynamo exporter's
+(bench/results/export.md has the side-by-side numbers). int8 is onnxruntime's
+dynamic quantization after its `quant_pre_process` step (shape inference and
+graph optimisation), which is what its docs recommend for transformer models.
+
+Every export is compared with the unmerged fp32 adapter: max abs logit
+difference on probe batches of several sizes and lengths (fp32), argmax
+agreement (int8), and, when training recorded the version's evaluation data,
+accuracy against the adapter's (`max_accuracy_drop`, in points).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from registry import AdapterVersion, Artifact, Registry
+
+from .errors import ExportError, ParityError
+from .merge import (
+    DEFAULT_TOLERANCE,
+    MergedModel,
+    check_supported,
+    copy_out_artifact,
+    libraries,
+    max_abs_diff,
+    merge_in_memory,
+    parity_failure,
+    sizes,
+    source_info,
+    write_report,
+)
+from .outdir import check_output, folder_files, staged_output
+from .predict import LABELS_FILE, ONNX_FILE, OnnxClassifier, torch_logits
+from .probes import Probes, eval_probes
+
+log = logging.getLogger(__name__)
+
+ONNX_KIND = "onnx"
+FORMATS = ("onnx",)
+QUANTIZATIONS = ("int8",)
+EXPORTERS = ("legacy", "dynamo")
+DEFAULT_EXPORTER = "legacy"
+DEFAULT_OPSET = {"legacy": 17, "dynamo": 18}
+OPSETS = range(14, 21)
+DEFAULT_MAX_ACCURACY_DROP = 1.0
+# (batch size, max tokens; None = the version's max_length): odd sizes catch
+# axes that were baked in as constants at export time.
+SHAPES: tuple[tuple[int, int | None], ...] = ((1, 8), (2, None), (3, 24), (8, None), (16, 64))
+_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where an export was written, its registry artifact, and its parity report."""
+
+    ref: str
+    out: Path
+    artifact: Artifact
+    reused: bool
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_path(self) -> Path:
+        return self.out / ONNX_FILE
+
+
+def export_name(quantize: str | None, opset: int, exporter: str = DEFAULT_EXPORTER) -> str:
+    """The options key an export is registered (and reused) under, e.g. 'int8-opset17'."""
+    name = f"{quantize or 'fp32'}-opset{opset}"
+    return name if exporter == DEFAULT_EXPORTER else f"{name}-{exporter}"
+
+
+def check_options(fmt: str, quantize: str | None, opset: int | None, exporter: str) -> int:
+    if fmt not in FORMATS:
+        raise ExportError(f"Unsupported export format {fmt!r}; use one of: {', '.join(FORMATS)}.")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ExportError(f"Unsupported quantization {quantize!r}; use one of: {', '.join(QUANTIZATIONS)}.")
+    if exporter not in EXPORTERS:
+        raise ExportError(f"Unknown exporter {exporter!r}; use one of: {', '.join(EXPORTERS)}.")
+    opset = DEFAULT_OPSET[exporter] if opset is None else opset
+    if opset not in OPSETS:
+        raise ExportError(f"Unsupported ONNX opset {opset}; use {OPSETS.start}..{OPSETS.stop - 1}.")
+    return opset
+
+
+def torch_to_onnx(merged: MergedModel, path: Path, opset: int, exporter: str = DEFAULT_EXPORTER) -> list[str]:
+    """Write the merged model as one ONNX file with dynamic batch and sequence axes; returns input names."""
+    import torch
+
+    # Two rows of different lengths: padding is traced, and no axis is 1 (which tracing could specialise).
+    enc = merged.tokenizer(["a short text", "a somewhat longer text to trace"], padding=True, return_tensors="pt")
+    names = [n for n in _INPUTS if n in enc]
+    kwargs = {n: enc[n] for n in names}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and deprecation warnings say nothing actionable here
+        if exporter == "dynamo":
+            batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+            torch.onnx.export(
+                merged.model, (), str(path), kwargs=kwargs, input_names=names, output_names=["logits"],
+                opset_version=opset, dynamo=True, external_data=False,
+                dynamic_shapes={n: {0: batch, 1: seq} for n in names}, verbose=False,
+            )
+        else:
+            torch.onnx.export(
+                merged.model, (), str(path), kwargs=kwargs, input_names=names, output_names=["logits"],
+                opset_version=opset, dynamo=False, do_constant_folding=True,
+                dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names}, "logits": {0: "batch"}},
+            )
+    return names
+
+
+def quantize_int8(fp32: Path, out: Path) -> dict[str, Any]:
+    """onnxruntime dynamic int8 quantization, after its pre-processing step."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    options = {"weight_type": "QInt8", "per_channel": False, "reduce_range": False}
+    with tempfile.TemporaryDirectory() as work:
+        pre = Path(work) / "preprocessed.onnx"
+        # BERT's attention-mask arithmetic leaves symbolic dims that only merge with auto_merge;
+        # without it symbolic shape inference stops ("Incomplete symbolic shape inference").
+        preprocess = {"auto_merge": True}
+        try:
+            quant_pre_process(str(fp32), str(pre), **preprocess)
+        except Exception as exc:  # onnxruntime raises bare Exception here
+            log.warning("symbolic shape inference failed (%s); pre-processing without it", exc)
+            preprocess = {"skip_symbolic_shape": True}
+            quant_pre_process(str(fp32), str(pre), **preprocess)
+        quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=False, reduce_range=False)
+    return {"method": "onnxruntime.quantization.quantize_dynamic", "preprocess": {"quant_pre_process": preprocess},
+            **options}
+
+
+def long_text(texts: list[str], start: int, count: int) -> str:
+    """`count` probe texts joined: rows of mixed lengths, some past max_length (truncation)."""
+    return " ".join(texts[(start + j) % len(texts)] for j in range(count))
+
+
+def shape_parity(merged: MergedModel, onnx: OnnxClassifier) -> list[dict[str, Any]]:
+    """Adapter vs ONNX logits on probe batches of several sizes and lengths."""
+    results = []
+    for batch, length in SHAPES:
+        max_length = length or merged.max_length
+        texts = [long_text(merged.probes.texts, i, 1 + (5 * i + batch) % 16) for i in range(batch)]
+        expected = torch_logits(merged.adapter, merged.tokenizer, texts, max_length, batch_size=batch)
+        got = onnx.logits(texts, max_length, batch_size=batch)
+        seq = len(onnx.tokenizer(texts, padding=True, truncation=True, max_length=max_length)["input_ids"][0])
+        results.append({"batch": batch, "max_length": max_length, "seq_len": seq,
+                        "max_abs_diff": max_abs_diff(expected, got)})
+    return results
+
+
+def label_ids(version: AdapterVersion, data: Probes) -> np.ndarray:
+    index = {label: i for i, label in enumerate(version.labels)}
+    unknown = sorted({label for label in data.labels or [] if label not in index})
+    if unknown:
+        raise ExportError(
+            f"Eval data of {version.ref} ({data.source}) has labels {unknown} that are not the version's "
+            f"{list(version.labels)}; re-train or fix the data."
+        )
+    return np.array([index[label] for label in data.labels or []])
+
+
+def accuracy_gate(merged: MergedModel, onnx: OnnxClassifier, data: Probes | None, max_drop: float,
+                  what: str) -> dict[str, Any]:
+    """Accuracy of the fp32 adapter and the export on eval data; fails if the drop exceeds `max_drop` points."""
+    if data is None or not data.labelled:
+        log.warning("%s has no evaluation data recorded; the accuracy gate is skipped", merged.version.ref)
+        return {"applied": False, "reason": "the version has no evaluation data (artifact data/eval)"}
+    gold = label_ids(merged.version, data)
+    adapter = torch_logits(merged.adapter, merged.tokenizer, data.texts, merged.max_length).argmax(-1)
+    exported = onnx.logits(data.texts, merged.max_length).argmax(-1)
+    before, after = float((adapter == gold).mean() * 100), float((exported == gold).mean() * 100)
+    drop = before - after
+    gate = {
+        "applied": True, "eval_source": data.source, "eval_size": len(data.texts),
+        "accuracy_adapter": before, "accuracy_export": after, "accuracy_drop": drop,
+        "max_accuracy_drop": max_drop, "agreement_with_adapter": float((adapter == exported).mean()),
+    }
+    if drop > max_drop:
+        raise ParityError(
+            f"{what} of {merged.version.ref} scores {after:.2f}% on {len(data.texts)} eval texts, {drop:.2f} points "
+            f"below the fp32 adapter's {before:.2f}%: over the allowed drop of {max_drop:g} by {drop - max_drop:.2f} "
+            "points; nothing was written. Export fp32 instead, or pass a larger --max-accuracy-drop."
+        )
+    return gate
+
+
+def write_side_files(merged: MergedModel, folder: Path) -> None:
+    """Tokenizer, config and label map beside model.onnx: the folder runs on its own."""
+    merged.tokenizer.save_pretrained(str(folder))
+    merged.model.config.save_pretrained(str(folder))
+    labels = list(merged.version.labels)
+    (folder / LABELS_FILE).write_text(json.dumps(
+        {"id2label": {str(i): label for i, label in enumerate(labels)},
+         "label2id": {label: i for i, label in enumerate(labels)}}, indent=2) + "\n")
+
+
+def check_recorded(artifact: Artifact, tolerance: float, max_drop: float) -> None:
+    """A reused export must satisfy the checks asked for now, not only the ones it passed then."""
+    meta = artifact.meta
+    diff = float(meta.get("max_abs_diff", float("inf")))
+    if meta.get("quantize") is None and not diff <= tolerance:
+        raise ParityError(
+            f"The registered export {artifact.name} differs from the adapter by max abs logit difference "
+            f"{diff:.3g}, over tolerance {tolerance:g}; nothing was written."
+        )
+    gate = meta.get("gate", {})
+    if gate.get("applied") and gate["accuracy_drop"] > max_drop:
+        raise ParityError(
+            f"The registered export {artifact.name} scores {gate['accuracy_drop']:.2f} points below the fp32 "
+            f"adapter, over the allowed drop of {max_drop:g}; nothing was written."
+        )
+
+
+def export_onnx(registry: Registry, ref: str, out: Path | str, quantize: str | None = None,
+                opset: int | None = None, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
+                overwrite: bool = False, tolerance: float = DEFAULT_TOLERANCE, fmt: str = "onnx",
+                exporter: str = DEFAULT_EXPORTER) -> ExportResult:
+    """Export DOMAIN@REF to ONNX (fp32 or int8), check it, write `out`, and register it as an artifact.
+
+    An export already registered for this version and options is copied out
+    instead of redone, provided its recorded checks meet the ones asked for.
+    """
+    opset = check_options(fmt, quantize, opset, exporter)
+    version = registry.resolve(ref)
+    check_supported(version)
+    out = check_output(Path(out), overwrite)
+    name = export_name(quantize, opset, exporter)
+    existing = registry.find_artifact(version.ref, ONNX_KIND, name)
+    if existing is not None:
+        check_recorded(existing, tolerance, max_accuracy_drop)
+        copy_out_artifact(registry, existing, out, overwrite)
+        log.info("reused onnx artifact %s of %s", name, version.ref)
+        return ExportResult(version.ref, out, existing, True, existing.meta)
+
+    with staged_output(out, overwrite) as tmp:
+        merged = merge_in_memory(registry, version.ref, tolerance)
+        report = _build(merged, tmp, quantize, opset, exporter, tolerance, max_accuracy_drop,
+                        eval_probes(registry, version))
+        report["name"] = name
+        write_report(tmp, report)
+        report["sizes"] = sizes(tmp)
+        artifact = registry.add_artifact(version.ref, ONNX_KIND, name, folder_files(tmp), meta=report)
+    return ExportResult(version.ref, out, artifact, False, report)
+
+
+def _build(merged: MergedModel, folder: Path, quantize: str | None, opset: int, exporter: str,
+           tolerance: float, max_drop: float, data: Probes | None) -> dict[str, Any]:
+    """Write model.onnx and its side files into `folder`; run every check; return the report."""
+    ref = merged.version.ref
+    with tempfile.TemporaryDirectory() as work:
+        fp32 = Path(work) / "fp32.onnx"
+        started = time.perf_counter()
+        torch_to_onnx(merged, fp32, opset, exporter)
+        export_s = time.perf_counter() - started
+        write_side_files(merged, folder)
+        fp32_model = OnnxClassifier(folder, model=fp32)
+        shapes = shape_parity(merged, fp32_model)
+        probe_diff = max_abs_diff(merged.adapter_logits, fp32_model.logits(merged.probes.texts, merged.max_length))
+        fp32_diff = max([probe_diff, *(s["max_abs_diff"] for s in shapes)])
+        if not fp32_diff <= tolerance:
+            raise parity_failure("The fp32 ONNX export", ref, fp32_diff, tolerance, merged.probes)
+        report: dict[str, Any] = {
+            "kind": ONNX_KIND, "format": "onnx", "quantize": quantize, "opset": opset,
+            "exporter": f"torch.onnx.export(dynamo={exporter == 'dynamo'})", "export_s": round(export_s, 2),
+            "source": source_info(merged.version), "max_length": merged.max_length,
+            "probes": {"source": merged.probes.source, "count": len(merged.probes.texts)},
+            "tolerance": tolerance, "merge_max_abs_diff": merged.in_memory_diff,
+            "fp32_max_abs_diff": fp32_diff, "shapes": shapes, "libraries": libraries(),
+        }
+        final = folder / ONNX_FILE
+        if quantize == "int8":
+            report["quantization"] = quantize_int8(fp32, final)
+            exported = OnnxClassifier(folder)
+            logits = exported.logits(merged.probes.texts, merged.max_length)
+            report["max_abs_diff"] = max_abs_diff(merged.adapter_logits, logits)  # informational for int8
+            report["argmax_agreement"] = float((logits.argmax(-1) == merged.adapter_logits.argmax(-1)).mean())
+            what = "The int8 ONNX export"
+        else:
+            fp32.replace(final)
+            exported = OnnxClassifier(folder)
+            report["max_abs_diff"] = fp32_diff
+            report["argmax_agreement"] = 1.0 if fp32_diff <= tolerance else None
+            what = "The fp32 ONNX export"
+        report["gate"] = accuracy_gate(merged, exported, data, max_drop, what)
+    log.info("exported %s: %s", ref, {k: report[k] for k in ("quantize", "opset", "max_abs_diff")})
+    return report
+
