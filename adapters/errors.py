@@ -25,3 +25,35 @@ class ParityError(AdaptersError):
 
 class ExportError(AdaptersError):
     """An export that cannot be made; nothing was written."""
+
+
+class HubError(AdaptersError):
+    """A push to or pull from a Hugging Face Hub endpoint failed; the local registry is unchanged."""
+
+
+class HubRepoNotFoundError(HubError, LookupError):
+    """The Hub repo does not exist, or the token in use cannot see it."""
+
+
+class HubRevisionNotFoundError(HubError, LookupError):
+    """The repo exists but has no such tag, branch or commit."""
+
+
+class HubFileNotFoundError(HubError, FileNotFoundError):
+    """A file the adapter needs is missing from the Hub repo at that revision."""
+
+
+class HubIntegrityError(HubError):
+    """Downloaded bytes do not match the hashes the pushed metadata records."""
+
+
+class HubConflictError(HubError):
+    """The Hub repo already holds something else under the name we would write."""
+
+
+class HubNetworkError(HubError, ConnectionError):
+    """The endpoint could not be reached or dropped the connection, even after retries."""
+
+
+class HubAuthError(HubError, PermissionError):
+    """The endpoint refused the credentials (or their absence) for this operation."""
