@@ -176,40 +176,39 @@ def _retrying(step: str, fn: Callable[[], T], retries: int | None = None) -> T:
 @contextlib.contextmanager
 def _hub_errors(api: HfApi, repo_id: str, revision: str | None = None, action: str = "pull") -> Iterator[None]:
     """Turn huggingface_hub and transport errors into HubErrors naming the value and the next step."""
-    endpoint = api.endpoint
     try:
         yield
     except HubError:
         raise
     except Exception as exc:
-        if not _is_offline(exc):
+        translated = _translate(exc, api, repo_id, revision, action)
+        if translated is None:
             raise
-        raise HubNetworkError(
-            f"HF_HUB_OFFLINE is set, so {repo_id} on {endpoint} cannot be reached; unset it to {action}."
-        ) from None
-    except RepositoryNotFoundError:
-        raise HubRepoNotFoundError(
+        raise translated from None
+
+
+def _translate(exc: Exception, api: HfApi, repo_id: str, revision: str | None, action: str) -> HubError | None:
+    endpoint = api.endpoint
+    if _is_offline(exc):
+        return HubNetworkError(f"HF_HUB_OFFLINE is set, so {repo_id} on {endpoint} cannot be reached; unset it to {action}.")
+    if isinstance(exc, RepositoryNotFoundError):
+        return HubRepoNotFoundError(
             f"Hub repo {repo_id!r} not found on {endpoint} (or it is private and your token cannot see it). "
             f"Check the name; for a private repo set HF_TOKEN or run 'hf auth login'."
-        ) from None
-    except RevisionNotFoundError:
-        raise HubRevisionNotFoundError(
-            f"Revision {revision!r} not found in {repo_id}. {_refs_hint(api, repo_id)}"
-        ) from None
-    except HfHubHTTPError as exc:
+        )
+    if isinstance(exc, RevisionNotFoundError):
+        return HubRevisionNotFoundError(f"Revision {revision!r} not found in {repo_id}. {_refs_hint(api, repo_id)}")
+    if _is_network(exc):
+        return _network_error(exc, repo_id, endpoint, action)
+    if isinstance(exc, HfHubHTTPError):
         status = exc.response.status_code if exc.response is not None else None
         if status in (401, 403):
-            raise HubAuthError(
+            return HubAuthError(
                 f"{endpoint} refused to let you {action} {repo_id} (HTTP {status}). Use a token with write access: "
                 "set HF_TOKEN or run 'hf auth login'."
-            ) from None
-        if _is_network(exc):
-            raise _network_error(exc, repo_id, endpoint, action) from None
-        raise HubError(f"{endpoint} answered HTTP {status} while trying to {action} {repo_id}: {_first_line(exc)}") from None
-    except Exception as exc:
-        if _is_network(exc):
-            raise _network_error(exc, repo_id, endpoint, action) from None
-        raise
+            )
+        return HubError(f"{endpoint} answered HTTP {status} while trying to {action} {repo_id}: {_first_line(exc)}")
+    return None
 
 
 def _network_error(exc: BaseException, repo_id: str, endpoint: str, action: str) -> HubNetworkError:
