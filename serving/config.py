@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
 from registry import DEFAULT_BASE, parse_ref
 
 from .errors import ServeConfigError
+
+if TYPE_CHECKING:
+    from registry import Registry
 
 DEFAULT_DOMAINS = ("medical@production", "education@production", "sentiment@production")
 
@@ -73,3 +78,16 @@ class ServeConfig:
             )
         if self.max_host < self.max_loaded:
             object.__setattr__(self, "max_host", self.max_loaded)
+
+
+def default_domains(registry: "Registry") -> tuple[str, ...]:
+    """Every domain with a version: `DOMAIN@production` where that alias exists, else `DOMAIN@latest`."""
+    refs = []
+    for domain in registry.domain_names():
+        if not registry.versions(domain, limit=1):
+            continue
+        refs.append(f"{domain}@production" if any(a["name"] == "production" for a in registry.aliases(domain)) else f"{domain}@latest")
+    if not refs:
+        raise ServeConfigError("Nothing to serve: the registry holds no adapters. "
+                               "Train one with 'adapters train medical' first.")
+    return tuple(refs)

@@ -1,0 +1,49 @@
+"""`adapters serve`: one base model, many domain adapters, over HTTP."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command(name="serve")
+@click.option("--domains", default=None,
+              help="Comma-separated DOMAIN@REF to serve, e.g. medical@production,sentiment@latest "
+                   "(default: every domain with a version, at production if set, else latest).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 exposes it.")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (fp16/bf16 on CUDA).")
+@click.option("--max-batch-size", default=16, show_default=True, type=int, help="Rows per model batch.")
+@click.option("--max-wait-ms", default=5.0, show_default=True, type=float,
+              help="How long the first row of a batch waits for company.")
+@click.option("--max-loaded", default=32, show_default=True, type=int, help="Adapters resident on the device.")
+@click.option("--max-queue", default=512, show_default=True, type=int,
+              help="Rows waiting before requests get 503 with Retry-After.")
+@click.option("--api-key-env", default=None, metavar="VAR",
+              help="Require 'Authorization: Bearer $VAR' on the API (VAR names an environment variable).")
+@click.option("--poll-interval", default=1.0, show_default=True, type=float,
+              help="Seconds between registry polls for alias moves.")
+def serve(domains: str | None, host: str, port: int, device: str, max_batch_size: int, max_wait_ms: float,
+          max_loaded: int, max_queue: int, api_key_env: str | None, poll_interval: float) -> None:
+    """Serve domain adapters over HTTP: mixed-domain batches on one base, hot swap on alias moves.
+
+    Example usage:
+
+        adapters serve --domains medical@production,sentiment@latest --port 8000
+
+        curl -s localhost:8000/v1/classify -H 'content-type: application/json' \\
+            -d '{"domain": "medical", "inputs": ["chest pain"]}'
+    """
+    from registry import Registry
+    from serving.config import ServeConfig, default_domains, parse_domains
+    from serving.server import run
+
+    registry = Registry()
+    refs = parse_domains(domains) or default_domains(registry)
+    config = ServeConfig(domains=refs, host=host, port=port, device=device, max_batch_size=max_batch_size,
+                         max_wait_ms=max_wait_ms, max_loaded=max_loaded, max_queue=max_queue,
+                         api_key_env=api_key_env, poll_interval=poll_interval)
+    click.echo(f"Serving {', '.join(refs)} on http://{host}:{port} (docs at /docs)")
+    run(config, registry)
+
+
+COMMANDS = [serve]

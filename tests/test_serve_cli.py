@@ -1,0 +1,46 @@
+"""`adapters serve`: flags become a ServeConfig; bad flags fail before anything loads."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+
+
+def test_serve_builds_config_from_flags(monkeypatch) -> None:
+    import serving.server
+
+    seen = {}
+    monkeypatch.setattr(serving.server, "run", lambda config, registry: seen.update(config=config))
+    result = CliRunner().invoke(cli, ["serve", "--domains", "medical@production,sentiment", "--port", "8123",
+                                      "--max-batch-size", "8", "--max-wait-ms", "3", "--max-loaded", "4",
+                                      "--api-key-env", "MY_KEY", "--poll-interval", "0.5"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    config = seen["config"]
+    assert config.domains == ("medical@production", "sentiment@latest") and config.host == "127.0.0.1"
+    assert (config.port, config.max_batch_size, config.max_wait_ms, config.max_loaded) == (8123, 8, 3.0, 4)
+    assert config.api_key_env == "MY_KEY" and config.poll_interval == 0.5
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--domains", "medical,education", "--max-loaded", "1"], "raise --max-loaded to at least 2"),
+    (["--domains", "medical@1,medical@2"], "named twice"),
+    (["--domains", "medical@@x"], "Malformed ref"),
+    (["--max-batch-size", "0", "--domains", "medical"], "max_batch_size must be at least 1, got 0"),
+    ([], "Nothing to serve"),
+])
+def test_bad_flags_fail_with_one_line(args, message) -> None:
+    result = CliRunner().invoke(cli, ["serve", *args])
+    assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_serve_refuses_unset_api_key_variable(registry, make_peft_folder, monkeypatch) -> None:
+    from serving.app import create_app
+    from serving.errors import ServeConfigError
+
+    from .serve_support import serve_config
+
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    with pytest.raises(ServeConfigError, match="export NO_SUCH_KEY_VAR"):
+        create_app(serve_config(api_key_env="NO_SUCH_KEY_VAR"), registry)
