@@ -1,0 +1,202 @@
+"""Training benchmark on Rotten Tomatoes critic snippets (fresh vs rotten).
+
+Modes (each arm runs in its own subprocess so its peak RSS is its own):
+
+  python bench/train.py              usual recipe vs `adapters train`, side by side
+  python bench/train.py --quality    LoRA vs full fine-tuning, both through `adapters train`
+  python bench/train.py --lr-sweep   LoRA test accuracy after one epoch per learning rate
+
+Arm (a), the usual recipe: transformers Trainer, padding="max_length",
+max_length=256, batch 16, lr 5e-5, LoRA r=8 alpha=32 dropout 0.1 on
+query/value. Arm (b): adapters.train.train() with the sentiment preset's
+recipe (dynamic padding, length-grouped batches, lr from the preset).
+Both arms train on the same subset of the same split for the same epochs on
+the same base, and are scored on the same test rows by the same evaluator
+(predictions do not depend on padding, so (a) is scored with dynamic padding
+to keep the bench short). Run it under the bench lock:
+
+  flock /tmp/loradock-bench.lock python bench/train.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.data import rotten_tomatoes, split, write_jsonl  # noqa: E402
+
+LABELS = ("negative", "positive")
+
+
+# -- arms (run in a child process) -------------------------------------------
+
+def _score(model: Any, tokenizer: Any, test_rows: list[dict[str, str]], max_length: int) -> float:
+    from adapters.data import to_labelled
+    from adapters.evaluate import evaluate_model
+    from adapters.tokenized import tokenize
+
+    test = to_labelled(test_rows, LABELS, "test")
+    ids = tokenize(tokenizer, test.texts, test.fingerprint, max_length)
+    return evaluate_model(model, ids, test, tokenizer.pad_token_id, "cpu").accuracy
+
+
+def arm_usual(work: Path, epochs: int, lr: float) -> dict[str, Any]:
+    """transformers Trainer + PEFT, every text padded to 256 tokens."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import Trainer, TrainingArguments
+
+    from adapters.base import load_classifier, load_tokenizer
+    from registry import DEFAULT_BASE
+
+    train_rows = [json.loads(x) for x in (work / "train.jsonl").read_text().splitlines()]
+    test_rows = [json.loads(x) for x in (work / "test.jsonl").read_text().splitlines()]
+    tokenizer = load_tokenizer(DEFAULT_BASE)
+    torch.manual_seed(0)
+    model = get_peft_model(load_classifier(DEFAULT_BASE, LABELS), LoraConfig(
+        task_type=TaskType.SEQ_CLS, r=8, lora_alpha=32, lora_dropout=0.1, target_modules=["query", "value"]))
+    ds = Dataset.from_list([{"text": r["text"], "label": LABELS.index(r["label"])} for r in train_rows])
+    ds = ds.map(lambda b: tokenizer(b["text"], padding="max_length", truncation=True, max_length=256),
+                batched=True, remove_columns=["text"])
+    args = TrainingArguments(
+        output_dir=str(work / "trainer"), per_device_train_batch_size=16, learning_rate=lr,
+        num_train_epochs=epochs, save_strategy="no", report_to=[], logging_steps=50, seed=0,
+        use_cpu=True, disable_tqdm=True,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=ds)
+    out = trainer.train()
+    return {
+        "samples_per_s": out.metrics["train_samples_per_second"], "train_time_s": out.metrics["train_runtime"],
+        "accuracy": _score(model, tokenizer, test_rows, 256), "train_loss": out.metrics["train_loss"],
+        "trainable_pct": 100 * sum(p.numel() for p in model.parameters() if p.requires_grad)
+        / sum(p.numel() for p in model.parameters()),
+    }
+
+
+def arm_adapters(work: Path, epochs: int, lr: float | None, full: bool = False) -> dict[str, Any]:
+    """adapters.train.train() on the same rows, registered in a throwaway home."""
+    from adapters.train import TrainOptions, train
+    from registry import Registry
+
+    with Registry(work / f"home-{os.getpid()}") as reg:
+        result = train(reg, "sentiment", TrainOptions(
+            data=str(work / "train.jsonl"), eval_data=str(work / "test.jsonl"), epochs=epochs, lr=lr,
+            batch_size=16, max_length=256, full=full, progress=False,
+        ))
+    return {
+        "samples_per_s": result.extra["samples_per_s"], "train_time_s": result.extra["train_time_s"],
+        "accuracy": result.report.accuracy, "train_loss": result.history["epochs"][-1]["train_loss"],
+        "trainable_pct": result.extra["trainable_pct"], "lr": result.train_args["lr"],
+        "per_epoch_accuracy": [e["accuracy"] for e in result.history["epochs"]],
+    }
+
+
+def child(arm: str, work: Path, epochs: int, lr: float | None) -> None:
+    if arm == "usual":
+        result = arm_usual(work, epochs, lr or 5e-5)
+    else:
+        result = arm_adapters(work, epochs, lr, full=arm == "full")
+    result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+# -- parent --------------------------------------------------------------------
+
+def run_arm(arm: str, work: Path, epochs: int, lr: float | None = None) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", arm, "--work", str(work), "--epochs", str(epochs)]
+    if lr is not None:
+        cmd += ["--lr", repr(lr)]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"arm {arm} failed")
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    result = json.loads(line[len("RESULT "):])
+    result["wall_s"] = time.perf_counter() - started
+    return result
+
+
+def prepare(work: Path, train_size: int, test_size: int) -> tuple[int, int]:
+    train_rows, test_rows = split(rotten_tomatoes())
+    train_rows, test_rows = train_rows[:train_size], test_rows[:test_size]
+    write_jsonl(train_rows, work / "train.jsonl")
+    write_jsonl(test_rows, work / "test.jsonl")
+    return len(train_rows), len(test_rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quality", action="store_true", help="LoRA vs full fine-tuning accuracy.")
+    parser.add_argument("--lr-sweep", default=None, help="Comma-separated LoRA learning rates, one epoch each.")
+    parser.add_argument("--train-size", type=int, default=None, help="Training rows (subset of the 10,246).")
+    parser.add_argument("--test-size", type=int, default=None, help="Test rows (subset of the 2,562).")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--work", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, Path(args.work), args.epochs, args.lr)
+        return
+
+    import torch
+
+    threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory(prefix="loradock-bench-") as tmp:
+        work = Path(tmp)
+        if args.quality:
+            n_train, n_test = prepare(work, args.train_size or 3000, args.test_size or 2562)
+            print(f"# LoRA vs full fine-tuning: {n_train} train rows, {n_test} test rows, {args.epochs} epoch(s), "
+                  f"{threads} torch threads")
+            rows = [("LoRA (adapters train)", run_arm("lora", work, args.epochs)),
+                    ("full fine-tuning (adapters train --full)", run_arm("full", work, args.epochs))]
+            print("| arm | lr | trainable % | test accuracy | samples/s | peak RSS MB |")
+            print("|---|---|---|---|---|---|")
+            for name, r in rows:
+                print(f"| {name} | {r['lr']:g} | {r['trainable_pct']:.3f} | {r['accuracy']:.4f} | "
+                      f"{r['samples_per_s']:.1f} | {r['max_rss_mb']:.0f} |")
+            lora, full = rows[0][1], rows[1][1]
+            print(f"\nLoRA / full accuracy: {lora['accuracy'] / full['accuracy']:.4f} "
+                  f"({100 * lora['accuracy'] / full['accuracy']:.1f}% of full) with {lora['trainable_pct']:.3f}% "
+                  "of the parameters trainable")
+            print("per-epoch test accuracy: LoRA", lora["per_epoch_accuracy"], "full", full["per_epoch_accuracy"])
+            return
+        if args.lr_sweep:
+            n_train, n_test = prepare(work, args.train_size or 2000, args.test_size or 1000)
+            print(f"# LoRA learning rate, 1 epoch: {n_train} train rows, {n_test} test rows, {threads} torch threads")
+            print("| lr | test accuracy | final train loss |")
+            print("|---|---|---|")
+            for lr in (float(x) for x in args.lr_sweep.split(",")):
+                r = run_arm("lora", work, 1, lr)
+                print(f"| {lr:g} | {r['accuracy']:.4f} | {r['train_loss']:.4f} |", flush=True)
+            return
+        n_train, n_test = prepare(work, args.train_size or 640, args.test_size or 1000)
+        print(f"# Usual recipe vs adapters train: SUBSET of {n_train} train rows (of 10,246) and {n_test} test rows "
+              f"(of 2,562), {args.epochs} epoch(s), {threads} torch threads, CPU")
+        usual = run_arm("usual", work, args.epochs)
+        ours = run_arm("lora", work, args.epochs)
+        print("| arm | lr | samples/s | train time s | test accuracy | peak RSS MB |")
+        print("|---|---|---|---|---|---|")
+        for name, r, lr in (("(a) Trainer, pad to 256", usual, 5e-5), ("(b) adapters train", ours, ours["lr"])):
+            print(f"| {name} | {lr:g} | {r['samples_per_s']:.1f} | {r['train_time_s']:.1f} | {r['accuracy']:.4f} | "
+                  f"{r['max_rss_mb']:.0f} |")
+        print(f"\nthroughput ratio (b)/(a): {ours['samples_per_s'] / usual['samples_per_s']:.1f}x "
+              f"(target >= 4x); accuracy (b) - (a): {100 * (ours['accuracy'] - usual['accuracy']):+.1f} points "
+              "(target >= -0.5)")
+
+
+if __name__ == "__main__":
+    main()

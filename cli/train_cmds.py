@@ -1,0 +1,134 @@
+"""`adapters train` and `adapters eval`: thin wrappers over adapters.train and adapters.evaluate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .render import emit_json, size
+
+json_option = click.option("json_", "--json", is_flag=True, help="Print the result as JSON.")
+column_options = [
+    click.option("--text-column", default="text", show_default=True, help="Column holding the text."),
+    click.option("--label-column", default="label", show_default=True, help="Column holding the label name (or index)."),
+]
+
+
+def _columns(func: Any) -> Any:
+    for option in reversed(column_options):
+        func = option(func)
+    return func
+
+
+def _summary(result: Any) -> list[str]:
+    extra = result.extra
+    lines = [
+        f"trained {extra['trainable_params']:,} of {extra['total_params']:,} parameters "
+        f"({extra['trainable_pct']:.3f}%) on {extra['device']} in {extra['wall_time_s']:.1f}s "
+        f"({extra['samples_per_s']:.1f} samples/s)",
+    ]
+    if result.version is not None:
+        v = result.version
+        aliases = ", ".join(v.aliases) or "-"
+        lines.append(f"Registered {v.ref} ({v.sha256[:12]}, {size(v.size_bytes)}), aliases: {aliases}")
+        lines.append(f"Plots and report: adapters show {v.ref}")
+    elif result.artifact is not None:
+        a = result.artifact
+        lines.append(f"Stored full fine-tuned model as {a.domain}:{a.kind}/{a.name} (not an adapter version)")
+    return lines
+
+
+@click.command(name="train")
+@click.argument("domain")
+@click.option("--data", default=None, help="Training data: embedded:DOMAIN, hf:NAME[:CONFIG][@REVISION], or a .csv/.jsonl/.parquet file. Default: the domain's dataset.")
+@click.option("--split", default="train", show_default=True, help="Split to train on, for hf: data.")
+@_columns
+@click.option("--eval-data", default=None, help="Evaluation data (same forms as --data); default: hold out --eval-fraction.")
+@click.option("--eval-split", default="test", show_default=True, help="Split of --eval-data, for hf: data.")
+@click.option("--eval-fraction", type=float, default=None, help="Share of --data held out for evaluation [default: 0.2].")
+@click.option("--base", default=None, help="Base model id or folder (default: the domain's).")
+@click.option("--epochs", type=int, default=None, help="Epochs (default: the domain's recipe).")
+@click.option("--r", "r", type=int, default=None, help="LoRA rank.")
+@click.option("--alpha", type=int, default=None, help="LoRA alpha.")
+@click.option("--dropout", type=float, default=None, help="LoRA dropout.")
+@click.option("--target-modules", default=None, help="Comma-separated modules to adapt, e.g. query,value.")
+@click.option("--lr", type=float, default=None, help="Learning rate (LoRA default: the recipe's; --full: 5e-5).")
+@click.option("--batch-size", type=int, default=None, help="Training batch size.")
+@click.option("--max-length", type=int, default=None, help="Truncate texts to this many tokens.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for init, split, batch order, dropout.")
+@click.option("--alias", default=None, help="Also point this alias (e.g. staging) at the new version.")
+@click.option("--description", default="", help="What this version is.")
+@click.option("--full", is_flag=True, help="Full fine-tuning instead of LoRA, for comparison; stored as a full-model artifact, not a version.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run (same options) from its last epoch checkpoint.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@json_option
+def train_cmd(domain: str, quiet: bool, json_: bool, target_modules: str | None, **kwargs: Any) -> None:
+    """Train a LoRA adapter for DOMAIN, evaluate it, and register it as the next version.
+
+    Defaults come from the domain's preset; every option overrides one. The
+    result is registered with its metrics, plots (loss, accuracy,
+    confusion), metrics report and eval split; `latest` moves to it.
+
+    Example usage:
+
+        adapters train sentiment
+        adapters train medical --epochs 5 --alias staging
+        adapters train legal --data cases.csv --text-column body --label-column area
+    """
+    from registry import Registry
+
+    from adapters.evaluate import render
+    from adapters.train import TrainOptions, train
+
+    options = TrainOptions(
+        target_modules=tuple(target_modules.split(",")) if target_modules else None,
+        progress=not quiet and not json_, **kwargs,
+    )
+    result = train(Registry(), domain, options)
+    if json_:
+        emit_json({
+            "ref": result.version.ref if result.version else None,
+            "artifact": result.artifact.to_dict() if result.artifact else None,
+            "metrics": result.report.to_metrics(), "train_args": result.train_args, "extra": result.extra,
+        })
+        return
+    click.echo(render(result.report))
+    click.echo()
+    for line in _summary(result):
+        click.echo(line)
+
+
+@click.command(name="eval")
+@click.argument("ref")
+@click.option("--data", required=True, help="Labelled data: embedded:DOMAIN, hf:NAME[:CONFIG][@REVISION], or a .csv/.jsonl/.parquet file.")
+@click.option("--split", default="test", show_default=True, help="Split, for hf: data.")
+@_columns
+@click.option("--max-length", type=int, default=None, help="Truncation length (default: the one used in training).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@json_option
+def eval_cmd(ref: str, data: str, split: str, text_column: str, label_column: str, max_length: int | None,
+             device: str, json_: bool) -> None:
+    """Evaluate a registered version on labelled data and print the report.
+
+    Example usage:
+
+        adapters eval medical@production --data held_out.jsonl
+    """
+    from registry import Registry
+
+    from adapters.evaluate import evaluate_version, render
+
+    report = evaluate_version(
+        Registry(), ref, data, text_column=text_column, label_column=label_column, split=split,
+        device=device, max_length=max_length,
+    )
+    if json_:
+        emit_json(report.to_dict())
+        return
+    click.echo(f"{ref} on {report.source}")
+    click.echo(render(report))
+
+
+COMMANDS = [train_cmd, eval_cmd]
