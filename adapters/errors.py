@@ -27,6 +27,14 @@ class ExportError(AdaptersError):
     """An export that cannot be made; nothing was written."""
 
 
+class TrainingOptionsError(AdaptersError, ValueError):
+    """A training option out of range or in conflict with another; nothing was trained."""
+
+
+class NoCheckpointError(AdaptersError, FileNotFoundError):
+    """`--resume` asked for, but no interrupted run with these settings left a checkpoint."""
+
+
 class HubError(AdaptersError):
     """A push to or pull from a Hugging Face Hub endpoint failed; the local registry is unchanged."""
 
