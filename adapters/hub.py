@@ -21,7 +21,7 @@ errors to `HubError`s that name the next step, and never sees or stores a token.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import functools
 import json
 import logging
 import re
@@ -43,8 +43,17 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from registry import AdapterVersion, Domain, Registry, UnknownDomainError, VersionInfo, content_hash
-from registry.names import LATEST
+from registry import (
+    AdapterVersion,
+    Domain,
+    Registry,
+    UnknownDomainError,
+    VersionInfo,
+    content_hash,
+)
+from registry.blobs import sha256_file
+from registry.errors import InvalidNameError
+from registry.names import LATEST, check_alias
 
 from .errors import (
     BaseModelError,
@@ -120,14 +129,6 @@ def parse_repo_spec(spec: str) -> tuple[str, str | None]:
     if revision and revision.isdigit():
         revision = f"v{revision}"
     return repo_id, revision or None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # -- errors and retries ------------------------------------------------------------
@@ -226,7 +227,7 @@ def _first_line(exc: BaseException) -> str:
 def _refs_hint(api: HfApi, repo_id: str) -> str:
     try:
         refs = api.list_repo_refs(repo_id)
-    except Exception:  # the hint is best effort; the error itself is what matters
+    except (HfHubHTTPError, _httpx.TransportError):  # the hint is best effort; the error itself is what matters
         return "List its tags and branches on the Hub."
     tags = sorted((t.name for t in refs.tags), key=_tag_order)
     branches = sorted(b.name for b in refs.branches)
@@ -342,7 +343,7 @@ def _stage(registry: Registry, version: AdapterVersion, repo_id: str, folder: Pa
     card = render_card(version, repo_id, plots, **({"license": license} if license else {}))
     (folder / CARD_FILE).write_text(card, encoding="utf-8")
     files = {
-        p.relative_to(folder).as_posix(): {"sha256": _sha256(p), "size": p.stat().st_size}
+        p.relative_to(folder).as_posix(): {"sha256": sha256_file(p), "size": p.stat().st_size}
         for p in sorted(folder.rglob("*")) if p.is_file()
     }
     metadata = {"format": FORMAT, "record": version.to_dict(), "files": files, "artifacts": artifacts}
@@ -365,8 +366,8 @@ def _mirror_aliases(registry: Registry, api: HfApi, repo_id: str, domain: str,
         if target is None or remote.branches.get(alias) == target:
             continue
         if alias in remote.branches:
-            _retrying("move alias", lambda: api.delete_branch(repo_id, branch=alias))
-        _retrying("set alias", lambda: api.create_branch(repo_id, branch=alias, revision=target, exist_ok=True))
+            _retrying("move alias", functools.partial(api.delete_branch, repo_id, branch=alias))
+        _retrying("set alias", functools.partial(api.create_branch, repo_id, branch=alias, revision=target, exist_ok=True))
         remote.branches[alias] = target
         moved[alias] = tag
     return moved, skipped
@@ -399,11 +400,9 @@ def pull(registry: Registry, spec: str, *, domain: str | None = None, force: boo
 
 
 def _valid_alias(name: str) -> bool:
-    from registry.names import check_alias
-
     try:
         check_alias(name)
-    except Exception:
+    except InvalidNameError:
         return False
     return name != LATEST
 
@@ -434,10 +433,10 @@ class _Downloader:
 
     def verified(self, name: str, expected: dict[str, Any], spec: str) -> Path:
         path = self.get(name)
-        if _sha256(path) != expected["sha256"]:
+        if sha256_file(path) != expected["sha256"]:
             log.warning("%s from the cache does not match its recorded hash; downloading it again", name)
             path = self.get(name, force=True)
-        got = _sha256(path)
+        got = sha256_file(path)
         if got != expected["sha256"]:
             raise HubIntegrityError(
                 f"{name} in {self.repo_id}@{self.revision} has sha256 {got[:12]} but {METADATA_FILE} records "
@@ -497,7 +496,7 @@ def _stage_inferred(download: _Downloader, repo_id: str, domain: str | None, spe
     card_path = download.optional(CARD_FILE)
     card = read_card(card_path.read_text(encoding="utf-8")) if card_path else None
     config = json.loads((folder / "adapter_config.json").read_text())
-    files = {n: {"sha256": _sha256(folder / n), "size": (folder / n).stat().st_size} for n in ADAPTER_FILES}
+    files = {n: {"sha256": sha256_file(folder / n), "size": (folder / n).stat().st_size} for n in ADAPTER_FILES}
     info = {
         "base_model": config.get("base_model_name_or_path") or (card.base_model if card else None),
         "base_revision": config.get("revision"),

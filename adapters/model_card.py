@@ -63,13 +63,13 @@ def _body(version: AdapterVersion, repo_id: str, plots: list[str]) -> list[str]:
         "## What it is for", "",
         f"- Task: {version.task}, domain `{version.domain}`",
         f"- Labels (in order): {', '.join(f'`{label}`' for label in labels)}",
-        f"- Base model: [`{version.base_model}`](https://huggingface.co/{version.base_model})"
-        + (f" at revision `{version.base_revision}`" if version.base_revision else ""),
+        (f"- Base model: [`{version.base_model}`](https://huggingface.co/{version.base_model})"
+         + (f" at revision `{version.base_revision}`" if version.base_revision else "")),
         f"- Base weights fingerprint: `{version.base_fingerprint or 'not recorded'}`",
         f"- Content sha256 of the adapter files: `{version.sha256}`", "",
         "## How it was trained", "",
-        f"- LoRA: r={peft.get('r')}, alpha={peft.get('alpha')}, dropout={peft.get('dropout')}, "
-        f"target modules {peft.get('target_modules')}, {peft.get('parameters') or '?'} adapter parameters",
+        (f"- LoRA: r={peft.get('r')}, alpha={peft.get('alpha')}, dropout={peft.get('dropout')}, "
+         f"target modules {peft.get('target_modules')}, {peft.get('parameters') or '?'} adapter parameters"),
     ]
     if version.data:
         lines.append("- Data: " + ", ".join(f"{k}={v}" for k, v in version.data.items()))
@@ -99,8 +99,8 @@ def _body(version: AdapterVersion, repo_id: str, plots: list[str]) -> list[str]:
         f"adapters pull {repo_id}@{tag}",
         f"adapters show {version.domain}@latest",
         "```", "",
-        f"`loradock.json` holds the full registry record and the sha256 of every file in this repo; "
-        f"tag `{tag}` is version {version.number}, and branches named after aliases (e.g. `production`) follow them.",
+        (f"`loradock.json` holds the full registry record and the sha256 of every file in this repo; "
+         f"tag `{tag}` is version {version.number}, and branches named after aliases (e.g. `production`) follow them."),
     ]
     return lines
 
@@ -134,7 +134,7 @@ def read_card(text: str) -> CardSummary:
     base = getattr(data, "base_model", None)
     return CardSummary(
         tags=list(getattr(data, "tags", None) or []), metrics=metrics, license=getattr(data, "license", None),
-        base_model=base[0] if isinstance(base, list) and base else base,
+        base_model=str(base[0] if isinstance(base, list) else base) if base else None,
         pipeline_tag=getattr(data, "pipeline_tag", None), description=_first_paragraph(card.text),
     )
 

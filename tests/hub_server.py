@@ -22,9 +22,10 @@ import json
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
@@ -278,7 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._repo_info(repo, self._commit(repo, unquote(tail)))
         if head == "refs" and method == "GET":
             repo = self._repo(repo_id)
-            ref = lambda kind, name, sha: {"name": name, "ref": f"refs/{kind}/{name}", "targetCommit": sha}  # noqa: E731
+            ref = lambda kind, name, sha: {"name": name, "ref": f"refs/{kind}/{name}", "targetCommit": sha}
             return self._json(200, {
                 "branches": [ref("heads", n, s) for n, s in sorted(repo.branches.items())],
                 "tags": [ref("tags", n, s) for n, s in sorted(repo.tags.items())],
@@ -550,6 +551,11 @@ class HubServer:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.state = self.state
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-hub", daemon=True)
+
+    @property
+    def token(self) -> str:
+        """The first token the server accepts (what tests put in HF_TOKEN)."""
+        return next(iter(self.state.tokens))
 
     @property
     def url(self) -> str:

@@ -22,9 +22,9 @@ from adapters.hub import pull, push
 from cli.main import cli
 from registry import Registry, VersionInfo
 
-from .hub_server import TEST_TOKEN, TEST_USER, fast_retries, hub, hub_server, sentiment_versions  # noqa: F401
+pytest_plugins = ["tests.hub_server"]  # the fake Hub and its fixtures
 
-REPO = f"{TEST_USER}/sentiment-lora"
+REPO = "alice/sentiment-lora"
 
 
 @pytest.fixture
@@ -145,9 +145,9 @@ def test_no_token_in_database_logs_or_pushed_files(hub, sentiment_versions, tmp_
     monkeypatch.setenv("ADAPTERS_HOME", str(tmp_path / "fresh"))
     pulled = runner.invoke(cli, ["pull", f"{REPO}@production"], catch_exceptions=False)
     assert pushed.exit_code == 0 and pulled.exit_code == 0, pushed.output + pulled.output
-    assert TEST_USER in hub.state.users_seen  # the token was really used, by huggingface_hub
+    assert "alice" in hub.state.users_seen  # the token was really used, by huggingface_hub
 
-    needle = TEST_TOKEN.encode()
+    needle = hub.token.encode()
     for home in (sentiment_versions.home, tmp_path / "fresh"):
         stored = [p for p in Path(home).rglob("*") if p.is_file()]
         assert any(p.name == "registry.db" for p in stored)
@@ -155,5 +155,5 @@ def test_no_token_in_database_logs_or_pushed_files(hub, sentiment_versions, tmp_
             assert needle not in path.read_bytes(), path
     for name, content in hub.files(REPO).items():
         assert needle not in content, name
-    assert TEST_TOKEN not in pushed.output + pulled.output
-    assert TEST_TOKEN not in caplog.text and "hf_loradock" not in caplog.text
+    assert hub.token not in pushed.output + pulled.output
+    assert hub.token not in caplog.text and "hf_loradock" not in caplog.text

@@ -11,7 +11,7 @@ from adapters.errors import HubError
 from adapters.hub import pull, push
 from registry import DEFAULT_BASE, content_hash
 
-from .hub_server import TEST_USER, hub, hub_server, sentiment_versions  # noqa: F401
+pytest_plugins = ["tests.hub_server"]  # the fake Hub and its fixtures
 
 TEXTS = [json.loads(line)["text"] for line in Path("adapters/samples/sentiment.jsonl").read_text().splitlines()[:4]]
 
@@ -32,7 +32,7 @@ def test_plain_peft_from_pretrained_loads_what_we_pushed(hub, sentiment_versions
     from adapters.base import load_classifier, load_tokenizer
     from adapters.loading import load_version
 
-    repo = f"{TEST_USER}/sentiment-lora"
+    repo = "alice/sentiment-lora"
     push(sentiment_versions, "sentiment@2", repo)
     ours = load_version(sentiment_versions, "sentiment@2")
     theirs = PeftModel.from_pretrained(load_classifier(DEFAULT_BASE, ["negative", "positive"]), repo, revision="v2").eval()
@@ -73,7 +73,7 @@ def test_pull_a_repo_uploaded_with_plain_upload_folder(hub, registry, make_peft_
     folder = tmp_path / "saved"
     shutil.copytree(make_peft_folder(seed=3), folder)  # what save_pretrained() wrote
     (folder / "README.md").write_text(_CARD)
-    repo = f"{TEST_USER}/plain"
+    repo = "alice/plain"
     api = HfApi()
     api.create_repo(repo)
     commit = api.upload_folder(repo_id=repo, folder_path=folder)
@@ -96,7 +96,7 @@ def test_pull_a_repo_uploaded_with_plain_upload_folder(hub, registry, make_peft_
 def test_plain_repo_without_card_tags_needs_domain(hub, registry, make_peft_folder):
     from huggingface_hub import HfApi
 
-    repo = f"{TEST_USER}/bare"
+    repo = "alice/bare"
     api = HfApi()
     api.create_repo(repo)
     api.upload_folder(repo_id=repo, folder_path=make_peft_folder(seed=4))

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from .hub_server import TEST_USER, fast_retries, hub, hub_server, sentiment_versions  # noqa: F401
+
+pytest_plugins = ["tests.hub_server"]  # the fake Hub and its fixtures
 
 from adapters.hub import pull, push
 from cli.main import cli
 from registry import Registry
 
-REPO = f"{TEST_USER}/sentiment-lora"
+REPO = "alice/sentiment-lora"
 _SAME = ("sha256", "files", "size_bytes", "labels", "task", "base_model", "base_revision", "base_fingerprint",
          "peft_config", "data", "metrics", "train_args", "description", "tags", "extra", "kind")
 
