@@ -1,0 +1,135 @@
+"""Shared state for the merge/export/predict tests: one real version, merged and exported once.
+
+Merging and exporting MiniLM takes seconds, so a session-scoped fixture does it
+once (fp32 merge, fp32 ONNX, int8 ONNX) and the tests check what came out.
+Import `exported` into a test module to use it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from registry import DEFAULT_BASE, PRESETS, Registry, VersionInfo
+
+SAMPLE = Path(__file__).resolve().parents[1] / "adapters" / "samples" / "sentiment.jsonl"
+# Mixed lengths on purpose: padding inside a batch and truncation both happen.
+TEXTS = [
+    "A warm, funny and moving film; I loved every minute of it.",
+    "Dull.",
+    "The plot meanders for two hours, the dialogue is wooden, and not even the talented cast "
+    "can rescue a script this lazy; by the end I was checking my watch every five minutes.",
+    "ok",
+    "Beautifully shot, though the second half drags.",
+    "I would happily watch it again tomorrow with my whole family, popcorn and all.",
+]
+
+
+def varied_texts(count: int) -> list[str]:
+    return [" ".join(TEXTS[(i + j) % len(TEXTS)] for j in range(1 + i % 5)) for i in range(count)]
+
+
+def register_version(registry: Registry, folder: Path, domain: str = "sentiment", eval_data: bool = True,
+                     info: VersionInfo | None = None) -> Any:
+    """Register a PEFT folder (and, like training does, an eval split as artifact data/eval)."""
+    from adapters.base import base_info
+
+    info = info or VersionInfo(base_model=DEFAULT_BASE, base_fingerprint=base_info(DEFAULT_BASE)["base_fingerprint"])
+    version = registry.register(domain, folder, info)
+    if eval_data:
+        registry.add_artifact(version.ref, "data", "eval", {"eval.jsonl": SAMPLE})
+    return version
+
+
+def adapter_logits(registry: Registry, ref: str, texts: list[str], max_length: int = 128) -> np.ndarray:
+    """Logits from the unmerged PEFT adapter, computed independently of the code under test."""
+    import torch
+
+    from adapters.loading import load_version
+
+    loaded = load_version(registry, ref)
+    enc = loaded.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    with torch.inference_mode():
+        return loaded.model(**enc).logits.numpy()
+
+
+def leftovers(parent: Path) -> list[str]:
+    """Temporary folders a failed merge/export might have left beside its --out."""
+    return sorted(p.name for p in parent.iterdir() if ".incomplete" in p.name or p.name.endswith(".old"))
+
+
+def state_dict_keys(folder: Path) -> list[str]:
+    from safetensors import safe_open
+
+    with safe_open(str(folder / "model.safetensors"), "np") as fh:
+        return list(fh.keys())
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def train_on_sample(folder: Path, steps: int = 40, seed: int = 0) -> Path:
+    """A LoRA adapter (and head) really trained on the embedded sentiment sample, saved by PEFT.
+
+    A few dozen steps give confident margins (min |logit gap| ~ 5 on the sample),
+    so int8 rounding does not flip predictions and the accuracy gate measures
+    quantization rather than coin flips near a random head's decision boundary.
+    """
+    import torch
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    from adapters.base import load_classifier, load_tokenizer
+
+    rows = [json.loads(line) for line in SAMPLE.read_text().splitlines() if line.strip()]
+    labels = list(PRESETS["sentiment"].labels)
+    torch.manual_seed(seed)
+    model = get_peft_model(load_classifier(DEFAULT_BASE, labels), LoraConfig(
+        task_type=TaskType.SEQ_CLS, r=8, lora_alpha=16, target_modules=["query", "value"], init_lora_weights=False))
+    tokenizer = load_tokenizer(DEFAULT_BASE)
+    enc = tokenizer([r["text"] for r in rows], padding=True, truncation=True, max_length=32, return_tensors="pt")
+    targets = torch.tensor([labels.index(r["label"]) for r in rows])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(0, len(rows), (25,))
+        model(**{k: v[idx] for k, v in enc.items()}, labels=targets[idx]).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(str(folder))
+    return folder
+
+
+@dataclass
+class Exported:
+    home: Path
+    registry: Registry
+    version: Any
+    outputs: Path
+    merged: Any
+    fp32: Any
+    int8: Any
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory: pytest.TempPathFactory, make_peft_folder: Callable[..., Path]):
+    """sentiment@1 (LoRA trained on the embedded sample, eval data attached), merged, exported fp32 and int8."""
+    from adapters.merge import merge_version
+    from adapters.onnx_export import export_onnx
+
+    root = tmp_path_factory.mktemp("exported")
+    registry = Registry(root / "home")
+    version = register_version(registry, train_on_sample(root / "trained"))
+    outputs = root / "out"
+    merged = merge_version(registry, version.ref, outputs / "merged")
+    fp32 = export_onnx(registry, version.ref, outputs / "fp32")
+    int8 = export_onnx(registry, version.ref, outputs / "int8", quantize="int8")
+    yield Exported(root / "home", registry, version, outputs, merged, fp32, int8)
+    registry.close()
+    shutil.rmtree(root, ignore_errors=True)
