@@ -44,6 +44,7 @@ from huggingface_hub.errors import (
 )
 
 from registry import (
+    DEFAULT_BASE,
     AdapterVersion,
     Domain,
     Registry,
@@ -529,55 +530,61 @@ def _register(registry: Registry, staged: _Staged, domain: str | None, force: bo
         name = domain or staged.domain
         if not name:
             raise HubError(f"{repo_id} does not say which domain it is for; pass --domain DOMAIN.")
-        dom = _ensure_domain(registry, name, staged)
+        dom, new_domain = _target_domain(registry, name, staged)
         info = dict(staged.info)
+        # Every refusal comes before the first write, so a refused pull leaves the registry as it was.
         if staged.inferred:
             info.update(_local_base(staged.folder, dom, info, force))
         elif not force:
             _check_base(info, f"{repo_id}@{revision}")
-        existing = registry.find(name, staged.sha256)
-        if existing is not None:
+        if new_domain:
+            registry.add_domain(dom)
+        version = registry.find(name, staged.sha256)
+        created = version is None
+        if version is None:
+            provenance: dict[str, Any] = {"source": "hub", "hub_repo": repo_id, "hub_revision": revision,
+                                          "commit_sha": sha, "remote_ref": remote_ref}
+            if staged.inferred:
+                provenance["inferred"] = True
+            if staged.origin:
+                provenance["origin"] = staged.origin
+            version = registry.register(name, staged.folder, VersionInfo(
+                base_model=info.get("base_model"), base_revision=info.get("base_revision"),
+                base_fingerprint=info.get("base_fingerprint"), data=info.get("data") or {},
+                metrics=info.get("metrics") or {}, train_args=info.get("train_args") or {},
+                parent=_local_parent(registry, name, repo_id, staged.origin.get("parent")),
+                description=info.get("description") or "", tags=list(info.get("tags") or []),
+                provenance=provenance, extra=info.get("extra") or {},
+            ), aliases=aliases)
+            log.info("pulled %s@%s as %s", repo_id, revision, version.ref)
+        else:
             for alias in aliases:
-                registry.set_alias(name, alias, existing.number)
-            log.info("%s@%s is already registered as %s", repo_id, revision, existing.ref)
-            return PullReport(registry.resolve(existing.ref), False, repo_id, revision, sha, remote_ref, aliases,
-                              staged.inferred)
-        provenance: dict[str, Any] = {"source": "hub", "hub_repo": repo_id, "hub_revision": revision,
-                                      "commit_sha": sha, "remote_ref": remote_ref}
-        if staged.inferred:
-            provenance["inferred"] = True
-        if staged.origin:
-            provenance["origin"] = staged.origin
-        version = registry.register(name, staged.folder, VersionInfo(
-            base_model=info.get("base_model"), base_revision=info.get("base_revision"),
-            base_fingerprint=info.get("base_fingerprint"), data=info.get("data") or {},
-            metrics=info.get("metrics") or {}, train_args=info.get("train_args") or {},
-            parent=_local_parent(registry, name, repo_id, staged.origin.get("parent")),
-            description=info.get("description") or "", tags=list(info.get("tags") or []),
-            provenance=provenance, extra=info.get("extra") or {},
-        ), aliases=aliases)
-        for artifact in staged.artifacts:
-            registry.add_artifact(version.ref, artifact["kind"], artifact["name"], artifact["paths"], artifact.get("meta"))
-        log.info("pulled %s@%s as %s", repo_id, revision, version.ref)
-        return PullReport(registry.resolve(version.ref), True, repo_id, revision, sha, remote_ref, aliases,
+                registry.set_alias(name, alias, version.number)
+            log.info("%s@%s is already registered as %s", repo_id, revision, version.ref)
+        for artifact in staged.artifacts:  # also completes a pull that stopped between version and plots
+            if registry.find_artifact(version.ref, artifact["kind"], artifact["name"]) is None:
+                registry.add_artifact(version.ref, artifact["kind"], artifact["name"], artifact["paths"],
+                                      artifact.get("meta"))
+        return PullReport(registry.resolve(version.ref), created, repo_id, revision, sha, remote_ref, aliases,
                           staged.inferred)
 
 
-def _ensure_domain(registry: Registry, name: str, staged: _Staged) -> Domain:
+def _target_domain(registry: Registry, name: str, staged: _Staged) -> tuple[Domain, bool]:
+    """The local domain to register into, and whether it must be created (from the pulled record)."""
     try:
-        dom = registry.domain(name)
+        dom, new = registry.domain(name), False
     except UnknownDomainError:
         if not staged.labels:
             raise
         # A user-defined domain travels with its versions: recreate it from the record.
-        dom = registry.add_domain(Domain(name=name, labels=tuple(staged.labels),
-                                         base_model=staged.info.get("base_model") or Domain.__dataclass_fields__["base_model"].default))  # type: ignore[arg-type]
+        base = staged.info.get("base_model") or DEFAULT_BASE
+        dom, new = Domain(name=name, labels=tuple(staged.labels), base_model=base), True
     if staged.labels and list(dom.labels) != list(staged.labels):
         raise HubConflictError(
             f"Local domain {name!r} has labels {list(dom.labels)} but the pulled version was trained on "
             f"{list(staged.labels)}; pull it into another domain with --domain NAME."
         )
-    return dom
+    return dom, new
 
 
 def _check_base(info: dict[str, Any], where: str) -> None:

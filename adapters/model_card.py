@@ -7,7 +7,6 @@ body tells a reader what the adapter is for, how it was trained and how to load 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +85,7 @@ def _body(version: AdapterVersion, repo_id: str, plots: list[str]) -> list[str]:
             lines.append(f"| {label} | " + " | ".join(_cell(m.get(k)) for k in ("precision", "recall", "f1", "support")) + " |")
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.rsplit('/', 1)[-1].rsplit('.', 1)[0]}]({p})" for p in plots]
-    id2label = json.dumps(dict(enumerate(labels)))
+    id2label = repr(dict(enumerate(labels)))
     lines += [
         "", "## How to load it", "", "With PEFT:", "", "```python",
         "from peft import PeftModel",

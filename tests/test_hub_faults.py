@@ -119,7 +119,7 @@ def test_a_base_with_another_fingerprint_is_refused_unless_forced(hub, registry,
     fresh = Registry(tmp_path / "fresh")
     with pytest.raises(BaseModelError, match=r"fingerprint sha256:000000000000.*pass --force"):
         pull(fresh, REPO)
-    assert fresh.versions() == []
+    assert fresh.versions() == [] and fresh.last_event_id() == 0
     forced = pull(fresh, REPO, force=True)
     assert forced.version.base_fingerprint == "sha256:" + "0" * 64
 

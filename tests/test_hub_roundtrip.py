@@ -133,3 +133,15 @@ def test_push_refuses_another_domain_or_different_content_under_the_same_tag(hub
     other.register("education", make_peft_folder(labels=("history", "language", "math", "science")))
     with pytest.raises(HubConflictError, match="holds domain 'sentiment', not 'education'"):
         push(other, "education@1", REPO)
+
+
+def test_a_user_domain_travels_with_its_version(hub, registry, make_peft_folder, tmp_path):
+    from registry import Domain
+
+    registry.add_domain(Domain(name="legal", labels=("contract", "tort", "criminal")))
+    registry.register("legal", make_peft_folder(labels=("contract", "tort", "criminal")), aliases=["staging"])
+    push(registry, "legal@staging", "alice/legal-lora")
+    fresh = Registry(tmp_path / "fresh")
+    pulled = pull(fresh, "alice/legal-lora@staging").version
+    assert fresh.domain("legal").labels == ("contract", "tort", "criminal")
+    assert pulled.ref == "legal@1" and "staging" in pulled.aliases
