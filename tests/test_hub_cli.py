@@ -11,7 +11,7 @@ pytest_plugins = ["tests.hub_server"]  # the fake Hub and its fixtures
 
 def _adapters(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", "from cli.main import cli; cli()", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_push_and_pull_in_a_subprocess_through_hf_endpoint(hub_server, sentiment_versions, tmp_path):
