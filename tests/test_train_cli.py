@@ -1,0 +1,72 @@
+"""`adapters train` and `adapters eval` from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from registry import Registry
+from tests.train_support import build_tiny_bert
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():  # type: ignore[no-untyped-def]
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(build_tiny_bert(tmp_path_factory.mktemp("tiny-bert")))
+
+
+def test_train_then_eval_prints_the_same_report(tiny_base: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+    result = runner.invoke(cli, ["train", "education", "--base", tiny_base, "--epochs", "1", "--max-length", "32",
+                                 "--alias", "staging", "--quiet", "--target-modules", "query,value"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "confusion matrix (rows: true label, columns: predicted label)" in result.output
+    assert "pred history" in result.output and "true science" in result.output
+    assert "Registered education@1" in result.output and "staging" in result.output
+
+    version = Registry().resolve("education@staging")
+    eval_rows = Registry().artifact_path(Registry().find_artifact(version.ref, "data", "eval")) / "eval.jsonl"
+    result = runner.invoke(cli, ["eval", "education@staging", "--data", str(eval_rows), "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["accuracy"] == pytest.approx(version.metrics["accuracy"])
+    assert report["confusion_matrix"] == version.metrics["confusion_matrix"]
+
+    result = runner.invoke(cli, ["eval", "education@1", "--data", "embedded:sentiment"], catch_exceptions=False)
+    assert result.exit_code == 1 and "labels the domain does not know" in result.output
+
+
+def test_full_from_the_cli(tiny_base: str) -> None:
+    result = CliRunner().invoke(cli, ["train", "sentiment", "--base", tiny_base, "--epochs", "1", "--max-length", "32",
+                                      "--full", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["ref"] is None and out["artifact"]["kind"] == "full-model"
+
+
+@pytest.mark.slow
+def test_train_sentiment_on_the_embedded_base_end_to_end() -> None:
+    result = CliRunner().invoke(cli, ["train", "sentiment", "--epochs", "1", "--max-length", "32", "--quiet"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    version = Registry().resolve("sentiment@latest")
+    assert version.base_model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert version.peft_config["r"] == 8 and version.extra["trainable_pct"] < 0.5
+    assert {a.kind for a in Registry().artifacts(version.ref)} == {"plot", "report", "data"}
+    from adapters.evaluate import evaluate_version
+
+    report = evaluate_version(Registry(), "sentiment@latest", "embedded:sentiment", device="cpu")
+    assert report.size == 100

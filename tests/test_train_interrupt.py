@@ -1,0 +1,89 @@
+"""Ctrl-C registers nothing; --resume continues from the last epoch checkpoint to the same result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters import train as trainmod
+from adapters.errors import TrainingInterrupted
+from adapters.train import TrainOptions, train
+from registry import Registry
+from tests.train_support import build_tiny_bert
+
+STEPS_PER_EPOCH = 5  # 80 sentiment training rows, batch 16
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():  # type: ignore[no-untyped-def]
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(build_tiny_bert(tmp_path_factory.mktemp("tiny-bert")))
+
+
+def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    real = trainmod._step
+    calls = {"n": 0}
+
+    def step_then_stop(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == step:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainmod, "_step", step_then_stop)
+
+
+def test_interrupt_registers_nothing_and_resume_matches_an_uninterrupted_run(
+    tmp_path: Path, tiny_base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = dict(base=tiny_base, epochs=2, max_length=32, progress=False, seed=5)
+    with Registry(tmp_path / "reference") as reg:
+        reference = train(reg, "sentiment", TrainOptions(**options)).version
+    assert reference is not None
+
+    with Registry(tmp_path / "home") as reg:
+        before = reg.last_event_id()
+        _interrupt_at(monkeypatch, STEPS_PER_EPOCH + 2)  # in the middle of epoch 2
+        with pytest.raises(TrainingInterrupted, match="nothing was registered.*epoch 1.*--resume"):
+            train(reg, "sentiment", TrainOptions(**options))
+        assert reg.last_event_id() == before
+        assert reg.versions() == []
+        assert list((reg.home / "runs").glob("sentiment-*/epoch-1"))
+
+        monkeypatch.undo()
+        resumed = train(reg, "sentiment", TrainOptions(**options, resume=True, alias="staging"))
+        assert resumed.version is not None and resumed.version.ref == "sentiment@1"
+        assert resumed.version.sha256 == reference.sha256  # identical weights
+        assert len(resumed.history["epochs"]) == 2
+        assert not list((reg.home / "runs").glob("sentiment-*"))  # the finished run is cleaned up
+
+
+def test_interrupt_in_the_first_epoch_says_there_is_no_checkpoint(
+    registry: Registry, tiny_base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _interrupt_at(monkeypatch, 2)
+    with pytest.raises(TrainingInterrupted, match="no checkpoint"):
+        train(registry, "sentiment", TrainOptions(base=tiny_base, epochs=1, max_length=32, progress=False))
+    assert registry.versions() == []
+
+
+def test_cli_interrupt_message(tiny_base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    _interrupt_at(monkeypatch, 1)
+    result = CliRunner().invoke(cli, ["train", "sentiment", "--base", tiny_base, "--epochs", "1", "--max-length", "32",
+                                      "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert "interrupted; nothing was registered" in result.output
