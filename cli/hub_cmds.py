@@ -12,7 +12,8 @@ from .registry_cmds import open_registry
 @click.option("--repo", "repo_id", required=True, metavar="OWNER/NAME", help="Hub repo to push to (created if needed).")
 @click.option("--private", is_flag=True, help="Create the repo as private (an existing repo keeps its visibility).")
 @click.option("--all-versions", is_flag=True, help="Push every version of the domain, oldest first.")
-def push_cmd(ref: str, repo_id: str, private: bool, all_versions: bool) -> None:
+@click.option("--license", "license_", default=None, help="License id for the model card (default: apache-2.0, the base's).")
+def push_cmd(ref: str, repo_id: str, private: bool, all_versions: bool, license_: str | None) -> None:
     """Upload a version to the Hub as tag vN, with its model card, plots and metadata.
 
     Aliases of versions on the Hub become branches of the same name, so
@@ -26,7 +27,7 @@ def push_cmd(ref: str, repo_id: str, private: bool, all_versions: bool) -> None:
     """
     from adapters.hub import push
 
-    report = push(open_registry(), ref, repo_id, private=private, all_versions=all_versions)
+    report = push(open_registry(), ref, repo_id, private=private, all_versions=all_versions, license=license_)
     for v in report.versions:
         if v.uploaded:
             click.echo(f"Pushed {v.ref} to {report.repo_id}@{v.tag} (commit {v.commit_sha[:12]})")

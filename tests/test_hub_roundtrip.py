@@ -99,11 +99,13 @@ def test_push_again_is_a_noop_and_moving_an_alias_moves_the_branch(hub, sentimen
 
 def test_cli_push_all_versions_then_pull_twice_registers_once(hub, sentiment_versions, tmp_path, monkeypatch):
     runner = CliRunner()
-    out = runner.invoke(cli, ["push", "sentiment", "--repo", REPO, "--all-versions", "--private"], catch_exceptions=False)
+    out = runner.invoke(cli, ["push", "sentiment", "--repo", REPO, "--all-versions", "--private", "--license", "mit"],
+                        catch_exceptions=False)
     assert out.exit_code == 0, out.output
     assert f"Pushed sentiment@1 to {REPO}@v1" in out.output and f"Pushed sentiment@2 to {REPO}@v2" in out.output
     assert f"Alias production -> {REPO}@v2" in out.output
     assert hub.state.repos[REPO].private
+    assert _front_matter(hub.file(REPO, "README.md", "v1"))["license"] == "mit"
 
     again = runner.invoke(cli, ["push", "sentiment@2", "--repo", REPO], catch_exceptions=False)
     assert "already on the Hub" in again.output and "nothing uploaded" in again.output
