@@ -392,7 +392,7 @@ def pull(registry: Registry, spec: str, *, domain: str | None = None, force: boo
         if metadata_path is not None:
             staged = _stage_recorded(download, json.loads(metadata_path.read_text()), spec)
         else:
-            staged = _stage_inferred(download, repo_id, domain, spec)
+            staged = _stage_inferred(download, repo_id, domain, spec, registry.domain_names())
     version_tags = sorted((t for t, s in remote.tags.items() if s == sha and _VERSION_TAG.match(t)), key=_tag_order)
     remote_ref = version_tags[-1] if version_tags else (revision if revision != sha else None)
     aliases = sorted(b for b, s in remote.branches.items()
@@ -466,8 +466,8 @@ def _stage_recorded(download: _Downloader, metadata: dict[str, Any], spec: str) 
     record, files = metadata.get("record") or {}, metadata.get("files") or {}
     missing = [n for n in ADAPTER_FILES if n not in files]
     if metadata.get("format") != FORMAT or missing:
-        raise HubError(f"{METADATA_FILE} in {spec} is not one loradock can read (format {metadata.get('format')!r}); "
-                       "upgrade loradock, or pull with --domain to infer metadata from the PEFT files.")
+        raise HubError(f"{METADATA_FILE} in {spec} is not one this loradock can read (format {metadata.get('format')!r}, "
+                       f"expected {FORMAT!r} with both PEFT files listed); upgrade loradock and pull again.")
     tmp = tempfile.TemporaryDirectory(prefix="loradock-pull-")
     folder = Path(tmp.name) / "adapter"
     folder.mkdir()
@@ -488,7 +488,7 @@ def _stage_recorded(download: _Downloader, metadata: dict[str, Any], spec: str) 
                    False, adapter_hash, origin, tmp)
 
 
-def _stage_inferred(download: _Downloader, repo_id: str, domain: str | None, spec: str) -> _Staged:
+def _stage_inferred(download: _Downloader, repo_id: str, domain: str | None, spec: str, known: list[str]) -> _Staged:
     tmp = tempfile.TemporaryDirectory(prefix="loradock-pull-")
     folder = Path(tmp.name) / "adapter"
     folder.mkdir()
@@ -507,16 +507,15 @@ def _stage_inferred(download: _Downloader, repo_id: str, domain: str | None, spe
         "tags": [t for t in (card.tags if card else [])],
         "extra": {"license": card.license} if card and card.license else {},
     }
-    inferred_domain = domain or _domain_from_tags(card.tags if card else [], spec)
+    inferred_domain = domain or _domain_from_tags(card.tags if card else [], spec, known)
     return _Staged(inferred_domain, None, folder, info, [], True, content_hash(files), {}, tmp)
 
 
-def _domain_from_tags(tags: list[str], spec: str) -> str:
-    from registry.domains import PRESETS
-
-    known = [t for t in tags if t in PRESETS]
-    if len(known) == 1:
-        return known[0]
+def _domain_from_tags(tags: list[str], spec: str, known: list[str]) -> str:
+    """The one local domain a plain repo's card names among its tags."""
+    named = [t for t in tags if t in known]
+    if len(named) == 1:
+        return named[0]
     raise HubError(
         f"{spec} has no {METADATA_FILE} and its model card names no single loradock domain"
         f"{' (tags: ' + ', '.join(tags) + ')' if tags else ''}; pass --domain DOMAIN, e.g. "
