@@ -23,8 +23,10 @@ def loss_curve(step_losses: Sequence[float], steps_per_epoch: int, path: Path,
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     steps = np.arange(1, len(step_losses) + 1)
-    ax.plot(steps, step_losses, color="tab:blue", alpha=0.35, linewidth=1, label="train loss (per step)")
     window = max(1, min(len(step_losses) // 10, 50))
+    # Few steps: the raw curve is the curve; many: it is noise under its moving average.
+    ax.plot(steps, step_losses, color="tab:blue", alpha=0.35 if window > 1 else 1.0, linewidth=1,
+            label="train loss (per step)")
     if window > 1:
         smooth = np.convolve(step_losses, np.ones(window) / window, mode="valid")
         ax.plot(steps[window - 1 :], smooth, color="tab:blue", linewidth=2, label=f"train loss ({window}-step mean)")

@@ -12,7 +12,8 @@ import logging
 import platform
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields
+import warnings
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -127,6 +128,7 @@ class _Prepared:
     args: dict[str, Any]
     data_meta: dict[str, Any]
     run_folder: Path
+    cache: Path
 
 
 def _libraries() -> dict[str, str]:
@@ -139,6 +141,19 @@ def _libraries() -> dict[str, str]:
         except PackageNotFoundError:
             out[name] = "unknown"
     return out
+
+
+def _check_max_length(base: dict[str, Any], max_length: int) -> None:
+    """Longer than the base's position table would crash mid-training; refuse it now."""
+    import json
+
+    config_path = Path(base["local_path"]) / "config.json"
+    limit = json.loads(config_path.read_text()).get("max_position_embeddings") if config_path.is_file() else None
+    if isinstance(limit, int) and max_length > limit:
+        raise TrainingOptionsError(
+            f"max_length {max_length} exceeds what base {base['base_model']!r} can read ({limit} positions); "
+            f"pass --max-length {limit} or less."
+        )
 
 
 def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> _Prepared:
@@ -157,6 +172,7 @@ def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> _Pre
     datamod.check_trainable(train_data)
     base_name = options.base or domain.base_model
     base = base_info(base_name, domain.base_revision if options.base is None else None)
+    _check_max_length(base, recipe.max_length)
     lr = options.lr if options.lr is not None else (FULL_FINETUNE_LR if options.full else recipe.lr)
     args: dict[str, Any] = {
         **recipe.to_dict(), "lr": lr, "seed": options.seed, "full": options.full,
@@ -184,7 +200,7 @@ def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> _Pre
             f"No interrupted run of {domain.name!r} with these settings to resume ({run_folder} holds no checkpoint); "
             "run again without --resume, or with exactly the options of the interrupted run."
         )
-    return _Prepared(domain, recipe, train_data, eval_data, base, args, data_meta, run_folder)
+    return _Prepared(domain, recipe, train_data, eval_data, base, args, data_meta, run_folder, registry.home / "cache")
 
 
 def _build_model(prep: _Prepared, options: TrainOptions) -> torch.nn.Module:
@@ -202,9 +218,18 @@ def _build_model(prep: _Prepared, options: TrainOptions) -> torch.nn.Module:
         lora_dropout=prep.recipe.dropout, target_modules=list(prep.recipe.target_modules),
     )
     try:
-        return get_peft_model(model, config)
+        with warnings.catch_warnings():
+            # transformers' own deprecation, raised from inside PEFT; nothing a user can act on
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            return get_peft_model(model, config)
     except ValueError as exc:  # e.g. target modules the base does not have
-        raise TrainingOptionsError(f"Cannot attach LoRA to {prep.args['base']!r}: {exc}") from None
+        import torch
+
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+        raise TrainingOptionsError(
+            f"Cannot attach LoRA to {prep.args['base']!r} with target modules {list(prep.recipe.target_modules)} "
+            f"({str(exc).split('.')[0]}); its linear layers are: {', '.join(linear)}. Pick from those with --target-modules."
+        ) from None
 
 
 def _param_counts(model: torch.nn.Module) -> dict[str, Any]:
@@ -245,10 +270,9 @@ def _fit(prep: _Prepared, options: TrainOptions, model: torch.nn.Module, tokeniz
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    cache = prep.run_folder.parent.parent / "cache"
     max_length, batch_size, epochs = prep.recipe.max_length, prep.recipe.batch_size, prep.recipe.epochs
-    train_ids = tokenize(tokenizer, prep.train.texts, prep.train.fingerprint, max_length, cache)
-    eval_ids = tokenize(tokenizer, prep.eval.texts, prep.eval.fingerprint, max_length, cache)
+    train_ids = tokenize(tokenizer, prep.train.texts, prep.train.fingerprint, max_length, prep.cache)
+    eval_ids = tokenize(tokenizer, prep.eval.texts, prep.eval.fingerprint, max_length, prep.cache)
     lengths = np.array([len(r) for r in train_ids])
     targets = torch.tensor(prep.train.labels, dtype=torch.long)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -422,5 +446,3 @@ def train(registry: Registry, domain: str, options: TrainOptions | None = None) 
     return result
 
 
-def options_dict(options: TrainOptions) -> dict[str, Any]:
-    return asdict(options)

@@ -113,3 +113,8 @@ def test_cli_reports_bad_inputs_in_one_line(tmp_path: Path) -> None:
     result = runner.invoke(cli, ["train", "sentiment", "--data", data], catch_exceptions=False)
     assert result.exit_code == 1 and "'happy'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_max_length_beyond_the_base_positions(registry: Registry) -> None:
+    with pytest.raises(TrainingOptionsError, match="max_length 1024 exceeds.*512 positions.*--max-length 512"):
+        train(registry, "sentiment", TrainOptions(max_length=1024))

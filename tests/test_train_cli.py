@@ -9,22 +9,7 @@ from click.testing import CliRunner
 
 from cli.main import cli
 from registry import Registry
-from tests.train_support import build_tiny_bert
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(build_tiny_bert(tmp_path_factory.mktemp("tiny-bert")))
+from tests.train_support import one_thread, tiny_base  # noqa: F401  (fixtures)
 
 
 def test_train_then_eval_prints_the_same_report(tiny_base: str, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -10,24 +10,9 @@ from adapters import train as trainmod
 from adapters.errors import TrainingInterrupted
 from adapters.train import TrainOptions, train
 from registry import Registry
-from tests.train_support import build_tiny_bert
+from tests.train_support import one_thread, tiny_base  # noqa: F401  (fixtures)
 
 STEPS_PER_EPOCH = 5  # 80 sentiment training rows, batch 16
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(build_tiny_bert(tmp_path_factory.mktemp("tiny-bert")))
 
 
 def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:

@@ -9,25 +9,9 @@ import pytest
 
 from adapters.train import FULL_MODEL_KIND, TrainOptions, train
 from registry import Registry
-from tests.train_support import build_tiny_bert
+from tests.train_support import one_thread, tiny_base  # noqa: F401  (fixtures)
 
 FAST = {"epochs": 1, "max_length": 32, "batch_size": 16, "progress": False}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
-    """Tiny models run fastest on one thread, and the CI's cores are shared."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(build_tiny_bert(tmp_path_factory.mktemp("tiny-bert")))
 
 
 def test_train_registers_a_version_with_the_full_metadata_contract(registry: Registry, tiny_base: str) -> None:
@@ -115,3 +99,11 @@ def test_full_finetuning_is_a_domain_artifact_not_a_version(registry: Registry, 
     assert meta["train_args"]["full"] is True and meta["train_args"]["lr"] == 5e-5
     assert meta["extra"]["trainable_pct"] == pytest.approx(100.0)
     assert {"model.safetensors", "config.json", "loss.png", "metrics.json", "eval.jsonl"} <= set(found[0].files)
+
+
+def test_target_modules_the_base_lacks(registry: Registry, tiny_base: str) -> None:
+    from adapters.errors import TrainingOptionsError
+
+    with pytest.raises(TrainingOptionsError, match="Cannot attach LoRA.*q_proj"):
+        train(registry, "sentiment", TrainOptions(base=tiny_base, target_modules=("q_proj",), **FAST))
+    assert registry.versions() == []

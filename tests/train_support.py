@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 
 def build_tiny_bert(folder: Path, seed: int = 0) -> Path:
     """Save a 2-layer, 32-wide BertModel and the MiniLM tokenizer files into `folder`."""
@@ -26,3 +28,20 @@ def build_tiny_bert(folder: Path, seed: int = 0) -> Path:
         if (source / name).is_file():
             shutil.copy(source / name, folder / name)
     return folder
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():  # type: ignore[no-untyped-def]
+    """Tiny models run fastest on one thread, and the CI's cores are shared."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny BERT folder, usable as `--base`."""
+    return str(build_tiny_bert(tmp_path_factory.mktemp("tiny-bert")))
