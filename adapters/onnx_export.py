@@ -134,10 +134,12 @@ def quantize_int8(fp32: Path, out: Path) -> dict[str, Any]:
         # BERT's attention-mask arithmetic leaves symbolic dims that only merge with auto_merge;
         # without it symbolic shape inference stops ("Incomplete symbolic shape inference").
         preprocess = {"auto_merge": True}
+        started = time.time()
         try:
             quant_pre_process(str(fp32), str(pre), **preprocess)
         except Exception as exc:  # onnxruntime raises bare Exception here
             log.warning("symbolic shape inference failed (%s); pre-processing without it", exc)
+            _remove_debug_dump(started)
             preprocess = {"skip_symbolic_shape": True}
             quant_pre_process(str(fp32), str(pre), **preprocess)
         quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=False, reduce_range=False)
@@ -148,6 +150,24 @@ def quantize_int8(fp32: Path, out: Path) -> dict[str, Any]:
 def long_text(texts: list[str], start: int, count: int) -> str:
     """`count` probe texts joined: rows of mixed lengths, some past max_length (truncation)."""
     return " ".join(texts[(start + j) % len(texts)] for j in range(count))
+
+
+def _remove_debug_dump(since: float) -> None:
+    """On failure onnxruntime's symbolic shape inference dumps its partial model into the working directory."""
+    dump = Path("sym_shape_infer_temp.onnx")
+    if dump.is_file() and dump.stat().st_mtime >= since - 1:
+        names = {t.location for t in _external_locations(dump)}
+        dump.unlink()
+        for name in names:
+            Path(name).unlink(missing_ok=True)
+
+
+def _external_locations(path: Path) -> list[Any]:
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
+
+    model = onnx.load(str(path), load_external_data=False)
+    return [ExternalDataInfo(t) for t in _get_all_tensors(model) if uses_external_data(t)]
 
 
 def shape_parity(merged: MergedModel, onnx: OnnxClassifier) -> list[dict[str, Any]]:
