@@ -76,7 +76,7 @@ def confusion_heatmap(matrix: Sequence[Sequence[int]], labels: Sequence[str], pa
     plt = _pyplot()
     data = np.asarray(matrix)
     size = 2.5 + 0.9 * len(labels)
-    fig, ax = plt.subplots(figsize=(size + 1, size), dpi=110)
+    fig, ax = plt.subplots(figsize=(max(size + 1, 6.0), size), dpi=110)
     image = ax.imshow(data, cmap="Blues")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     ax.set_xticks(range(len(labels)), labels, rotation=35, ha="right")

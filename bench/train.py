@@ -103,7 +103,11 @@ def arm_adapters(work: Path, epochs: int, lr: float | None, full: bool = False) 
     }
 
 
-def child(arm: str, work: Path, epochs: int, lr: float | None) -> None:
+def child(arm: str, work: Path, epochs: int, lr: float | None, threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     if arm == "usual":
         result = arm_usual(work, epochs, lr or 5e-5)
     else:
@@ -114,12 +118,17 @@ def child(arm: str, work: Path, epochs: int, lr: float | None) -> None:
 
 # -- parent --------------------------------------------------------------------
 
+THREADS: list[int] = []  # set from --threads; passed to every arm
+
+
 def run_arm(arm: str, work: Path, epochs: int, lr: float | None = None) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", arm, "--work", str(work), "--epochs", str(epochs)]
+    if THREADS:
+        cmd += ["--threads", str(THREADS[0])]
     if lr is not None:
         cmd += ["--lr", repr(lr)]
     started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "HF_HUB_OFFLINE": "1"})
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"arm {arm} failed")
@@ -145,16 +154,20 @@ def main() -> None:
     parser.add_argument("--test-size", type=int, default=None, help="Test rows (subset of the 2,562).")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in every arm (default: torch's choice). On a shared machine 1 is steadier.")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--work", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, Path(args.work), args.epochs, args.lr)
+        child(args.child, Path(args.work), args.epochs, args.lr, args.threads)
         return
 
     import torch
 
-    threads = torch.get_num_threads()
+    threads = args.threads or torch.get_num_threads()
+    if args.threads:
+        THREADS.append(args.threads)
     with tempfile.TemporaryDirectory(prefix="loradock-bench-") as tmp:
         work = Path(tmp)
         if args.quality:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
@@ -19,6 +20,14 @@ def _columns(func: Any) -> Any:
     for option in reversed(column_options):
         func = option(func)
     return func
+
+
+def _passive_threads() -> None:
+    """Idle OpenMP threads sleep instead of spinning: on a busy CPU spinning made steps 1.5x slower.
+
+    Must run before torch loads; a user's own OMP_WAIT_POLICY wins.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _summary(result: Any) -> list[str]:
@@ -77,6 +86,7 @@ def train_cmd(domain: str, quiet: bool, json_: bool, target_modules: str | None,
         adapters train medical --epochs 5 --alias staging
         adapters train legal --data cases.csv --text-column body --label-column area
     """
+    _passive_threads()
     from registry import Registry
 
     from adapters.evaluate import render
@@ -116,6 +126,7 @@ def eval_cmd(ref: str, data: str, split: str, text_column: str, label_column: st
 
         adapters eval medical@production --data held_out.jsonl
     """
+    _passive_threads()
     from registry import Registry
 
     from adapters.evaluate import evaluate_version, render
