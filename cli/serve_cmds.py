@@ -22,8 +22,11 @@ import click
               help="Require 'Authorization: Bearer $VAR' on the API (VAR names an environment variable).")
 @click.option("--poll-interval", default=1.0, show_default=True, type=float,
               help="Seconds between registry polls for alias moves.")
+@click.option("--threads", default=None, type=int,
+              help="torch threads on CPU (default: all cores but one, which serves HTTP).")
 def serve(domains: str | None, host: str, port: int, device: str, max_batch_size: int, max_wait_ms: float,
-          max_loaded: int, max_queue: int, api_key_env: str | None, poll_interval: float) -> None:
+          max_loaded: int, max_queue: int, api_key_env: str | None, poll_interval: float,
+          threads: int | None) -> None:
     """Serve domain adapters over HTTP: mixed-domain batches on one base, hot swap on alias moves.
 
     Example usage:
@@ -41,7 +44,8 @@ def serve(domains: str | None, host: str, port: int, device: str, max_batch_size
     refs = parse_domains(domains) or default_domains(registry)
     config = ServeConfig(domains=refs, host=host, port=port, device=device, max_batch_size=max_batch_size,
                          max_wait_ms=max_wait_ms, max_loaded=max_loaded, max_queue=max_queue,
-                         api_key_env=api_key_env, poll_interval=poll_interval)
+                         api_key_env=api_key_env, poll_interval=poll_interval,
+                         threads=threads)
     click.echo(f"Serving {', '.join(refs)} on http://{host}:{port} (docs at /docs)")
     run(config, registry)
 

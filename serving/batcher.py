@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -111,6 +111,11 @@ class MicroBatcher:
 
     def _take(self) -> list[Job]:
         """The oldest row plus the rows nearest its length, within the adapter-slot limit."""
+        gone = [j for j in self._queue if j.future.cancelled()]  # clients that went away
+        if gone:
+            self._queue = deque(j for j in self._queue if not j.future.cancelled())
+            if not self._queue:
+                return []
         window = [self._queue[i] for i in range(min(len(self._queue), self.max_batch_size * _WINDOW_BATCHES))]
         oldest = window[0]
         by_length = sorted(window, key=lambda j: len(j.ids))
@@ -144,18 +149,29 @@ class MicroBatcher:
             batch = self._next_batch()
             if batch is None:
                 return
+            if not batch:
+                continue
             started = time.perf_counter()
             try:
                 results = self._run_batch(batch)
             except Exception as exc:  # a failing batch fails its requests, never the server
                 log.exception("batch of %d failed", len(batch))
                 for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
+                    _settle(job.future, exception=exc)
                 continue
             self.batches += 1
             if self._on_batch is not None:
                 self._on_batch(len(batch), time.perf_counter() - started)
             for job, result in zip(batch, results):
-                if not job.future.cancelled():
-                    job.future.set_result(result)
+                _settle(job.future, result=result)
+
+
+def _settle(future: Future, result: Any = None, exception: BaseException | None = None) -> None:
+    """Set a result unless the client went away and its future was cancelled meanwhile."""
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass

@@ -204,6 +204,7 @@ class AdapterCache:
                 entry.batch_refs += 1
             try:
                 for entry in wanted:
+                    self._entries.setdefault(entry.sha256, entry)  # dropped while queued: admit it again
                     if entry.device is None:
                         self._make_room()
                         entry.device = self._prepare(entry.host)

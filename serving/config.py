@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass
 
 from typing import TYPE_CHECKING
 
@@ -47,8 +48,7 @@ class ServeConfig:
     max_length: int = 128
     api_key_env: str | None = None
     poll_interval: float = 1.0
-    default_top_k: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+    threads: int | None = None  # torch intra-op threads on CPU; None: one core left for HTTP
 
     def __post_init__(self) -> None:
         positive = {
@@ -76,8 +76,16 @@ class ServeConfig:
                 f"{len(self.domains)} domains are pinned but --max-loaded is {self.max_loaded}; "
                 f"raise --max-loaded to at least {len(self.domains)}."
             )
+        if self.threads is not None and self.threads < 1:
+            raise ServeConfigError(f"threads must be at least 1, got {self.threads}.")
         if self.max_host < self.max_loaded:
             object.__setattr__(self, "max_host", self.max_loaded)
+
+    @property
+    def torch_threads(self) -> int:
+        # Measured here (bench/serve.py): with the event loop busy, 2 intra-op threads on 2 cores ran
+        # a batch 4x slower than 1 thread; leave one core to HTTP.
+        return self.threads or max(1, (os.cpu_count() or 2) - 1)
 
 
 def default_domains(registry: "Registry") -> tuple[str, ...]:

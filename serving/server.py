@@ -15,12 +15,21 @@ from .errors import ServingError
 log = logging.getLogger(__name__)
 
 
+def set_process_threads(config: ServeConfig) -> None:
+    """torch's intra-op threads for a process that only serves (process-wide, so not done for in-thread servers)."""
+    import torch
+
+    if config.device != "cuda" and torch.get_num_threads() != config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+
+
 def run(config: ServeConfig, registry: Registry | None = None) -> None:
     """Serve until interrupted."""
     import uvicorn
 
     from .app import create_app
 
+    set_process_threads(config)
     app = create_app(config, registry)
     uvicorn.run(app, host=config.host, port=config.port, log_level="info")
 

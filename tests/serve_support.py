@@ -54,3 +54,19 @@ def serve_config(**overrides: Any) -> Any:
     }
     values.update(overrides)
     return ServeConfig(**values)
+
+
+def hold_worker(engine: Any) -> tuple[Any, Any]:
+    """Make the model "busy": batches wait until `gate` is set; `entered` says one is waiting."""
+    import threading
+
+    gate, entered = threading.Event(), threading.Event()
+    real_run = engine.batcher._run_batch
+
+    def held(jobs: Any) -> Any:
+        entered.set()
+        assert gate.wait(30), "test never opened the gate"
+        return real_run(jobs)
+
+    engine.batcher._run_batch = held
+    return gate, entered

@@ -10,7 +10,7 @@ import pytest
 
 from registry import Registry
 
-from .serve_support import TEXTS, register, serve_config
+from .serve_support import TEXTS, hold_worker, register, serve_config
 
 pytestmark = pytest.mark.slow
 
@@ -98,15 +98,7 @@ def test_in_flight_requests_finish_on_the_old_version(registry, make_peft_folder
     config = serve_config(domains=("medical@production",), poll_interval=3600)  # only the reload endpoint swaps
     with BackgroundServer(config, registry) as server:
         engine = server.app.state.engine
-        gate, entered = threading.Event(), threading.Event()
-        real_run = engine.batcher._run_batch
-
-        def held(jobs):
-            entered.set()
-            assert gate.wait(30)
-            return real_run(jobs)
-
-        engine.batcher._run_batch = held
+        gate, entered = hold_worker(engine)
         results: dict = {}
         before = threading.Thread(target=lambda: results.update(old=httpx.post(
             f"{server.url}/v1/classify", json={"domain": "medical", "inputs": [TEXTS[0]]}, timeout=60)))

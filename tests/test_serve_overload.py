@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from .serve_support import TEXTS, register_presets, serve_config
+from .serve_support import TEXTS, hold_worker, register_presets, serve_config
 
 pytestmark = pytest.mark.slow
 
@@ -19,15 +19,7 @@ def test_full_queue_is_503_with_retry_after(registry, make_peft_folder) -> None:
     register_presets(registry, make_peft_folder)
     with BackgroundServer(serve_config(max_queue=4, max_batch_size=2, max_wait_ms=0.0), registry) as server:
         engine = server.app.state.engine
-        gate, entered = threading.Event(), threading.Event()
-        real_run = engine.batcher._run_batch
-
-        def held(jobs):  # the model is "busy" until the gate opens
-            entered.set()
-            assert gate.wait(30), "test never opened the gate"
-            return real_run(jobs)
-
-        engine.batcher._run_batch = held
+        gate, entered = hold_worker(engine)
         first: dict = {}
         t = threading.Thread(target=lambda: first.update(r=httpx.post(
             f"{server.url}/v1/classify", json={"domain": "medical", "inputs": TEXTS[:2]}, timeout=60)))
