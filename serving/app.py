@@ -170,7 +170,7 @@ def create_app(config: ServeConfig, registry: Registry | None = None, engine: Se
             return predictions, texts
         except ServingError as exc:
             status = exc.status
-            extra = {"retry_after": exc.retry_after} if isinstance(exc, OverloadedError) else {}
+            extra: dict[str, Any] = {"retry_after": exc.retry_after} if isinstance(exc, OverloadedError) else {}
             if status == 404:
                 extra["served"] = engine.served_names()
             return _error(status, str(exc), **extra)
@@ -205,9 +205,10 @@ def create_app(config: ServeConfig, registry: Registry | None = None, engine: Se
         if isinstance(out, JSONResponse):
             return out
         predictions, _ = out
-        params = body.parameters or HFParameters()
+        top_k = body.parameters.top_k if body.parameters else None
+        function = body.parameters.function_to_apply if body.parameters else None
         v = predictions[0].version
-        return JSONResponse([_ranked(p, params.top_k, params.function_to_apply) for p in predictions],
+        return JSONResponse([_ranked(p, top_k, function) for p in predictions],
                             headers={"X-Adapter-Version": v.ref, "X-Adapter-Sha256": v.sha256})
 
     @app.get("/v1/domains", dependencies=[Depends(auth)])

@@ -14,22 +14,17 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+import torch
+from torch import nn
+
 from .errors import AdapterLoadError
 
 if TYPE_CHECKING:
-    import torch
     from transformers import PreTrainedTokenizerBase
 
     from .weights import AdapterWeights
 
 log = logging.getLogger(__name__)
-
-
-def _nn():  # torch is imported lazily so importing serving stays cheap
-    import torch
-    from torch import nn
-
-    return torch, nn
 
 
 @dataclass
@@ -46,27 +41,25 @@ class _BatchState:
         self.stacks: dict[str, _Stack] = {}
 
 
-def _make_wrapper(base: torch.nn.Linear, path: str, state: _BatchState) -> torch.nn.Module:
-    torch, nn = _nn()
+class BatchedLoraLinear(nn.Module):
+    """A base Linear plus, for each row, that row's adapter's LoRA update (read from the batch state)."""
 
-    class BatchedLoraLinear(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.base = base
-            self.path = path
+    def __init__(self, base: nn.Linear, path: str, state: _BatchState) -> None:
+        super().__init__()
+        self.base = base
+        self.path = path
+        self._state = state
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            out = self.base(x)
-            stack = state.stacks.get(self.path)
-            if stack is None:
-                return out
-            if stack.index is None:  # one adapter for the whole batch: plain matmuls
-                return out + (x @ stack.a[0].T) @ stack.b[0].T
-            a = stack.a.index_select(0, stack.index)  # [batch, r, in]
-            b = stack.b.index_select(0, stack.index)  # [batch, out, r]
-            return out + torch.bmm(torch.bmm(x, a.transpose(1, 2)), b.transpose(1, 2))
-
-    return BatchedLoraLinear()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base(x)
+        stack = self._state.stacks.get(self.path)
+        if stack is None:
+            return out
+        if stack.index is None:  # one adapter for the whole batch: plain matmuls
+            return out + (x @ stack.a[0].T) @ stack.b[0].T
+        a = stack.a.index_select(0, stack.index)  # [batch, r, in]
+        b = stack.b.index_select(0, stack.index)  # [batch, out, r]
+        return out + torch.bmm(torch.bmm(x, a.transpose(1, 2)), b.transpose(1, 2))
 
 
 class MultiLoraModel:
@@ -74,7 +67,6 @@ class MultiLoraModel:
 
     def __init__(self, base_model: str = "sentence-transformers/all-MiniLM-L6-v2", device: str = "cpu",
                  max_length: int = 128, dtype: torch.dtype | None = None) -> None:
-        torch, _ = _nn()
         from adapters.base import base_info, load_classifier, load_tokenizer
 
         self.device = device
@@ -86,7 +78,7 @@ class MultiLoraModel:
         self.fingerprint: str = info["base_fingerprint"]
         # The pooler and encoder come from the checkpoint; the placeholder head is never used.
         full = load_classifier(base_model, ["unused"])
-        full.to(device=device, dtype=self.dtype).eval()
+        full.to(device=device, dtype=self.dtype).eval()  # type: ignore[call-arg]
         self._full = full
         self.encoder = full.base_model  # e.g. BertModel, with its pooler
         self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(base_model)
@@ -97,7 +89,6 @@ class MultiLoraModel:
 
     def check_modules(self, weights: AdapterWeights) -> None:
         """Refuse an adapter whose LoRA targets do not exist as Linears of this base."""
-        _, nn = _nn()
         for path, (a, b) in weights.lora.items():
             try:
                 module = self._full.get_submodule(path)
@@ -107,7 +98,7 @@ class MultiLoraModel:
             linear = module.base if path in self._wrapped else module
             if not isinstance(linear, nn.Linear) or linear.in_features != a.shape[1] or linear.out_features != b.shape[0]:
                 raise AdapterLoadError(f"{weights.ref}: LoRA shapes for {path} do not fit this base.")
-        hidden = self.encoder.config.hidden_size
+        hidden = self._full.config.hidden_size
         if weights.head_weight.shape[1] != hidden:
             raise AdapterLoadError(f"{weights.ref}: head expects {weights.head_weight.shape[1]} features, "
                                    f"the base gives {hidden}.")
@@ -117,7 +108,7 @@ class MultiLoraModel:
             return
         parent_path, _, child = path.rpartition(".")
         parent = self._full.get_submodule(parent_path)
-        setattr(parent, child, _make_wrapper(getattr(parent, child), path, self._state))
+        setattr(parent, child, BatchedLoraLinear(getattr(parent, child), path, self._state))
         self._wrapped.add(path)
 
     def prepare(self, weights: AdapterWeights) -> AdapterWeights:
@@ -132,7 +123,6 @@ class MultiLoraModel:
         return self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
 
     def _collate(self, rows: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
-        torch, _ = _nn()
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id or 0
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -144,7 +134,6 @@ class MultiLoraModel:
                 "token_type_ids": torch.zeros_like(ids).to(self.device)}
 
     def _stacks(self, unique: list[AdapterWeights], index: torch.Tensor | None) -> dict[str, _Stack]:
-        torch, _ = _nn()
         paths = sorted({p for w in unique for p in w.lora})
         stacks = {}
         for path in paths:
@@ -168,7 +157,6 @@ class MultiLoraModel:
 
     def run(self, rows: Sequence[Sequence[int]], adapters: Sequence[AdapterWeights]) -> list[torch.Tensor]:
         """Logits per row (float32, on CPU), row i through adapters[i] and its head."""
-        torch, _ = _nn()
         slots: dict[str, int] = {}
         unique: list[AdapterWeights] = []
         for w in adapters:
