@@ -6,7 +6,8 @@ texts of similar length and padding per batch removes nearly all of it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 

@@ -14,9 +14,10 @@ import json
 import logging
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import DataError
 
@@ -91,7 +92,7 @@ def _read_hf(source: str, split: str) -> list[dict[str, Any]]:
         if "split" in str(exc).lower():
             raise DataError(f"Dataset {source!r} has no split {split!r} ({exc}); pick one with --split.") from None
         raise DataError(f"Cannot load dataset {source!r}: {exc}") from None
-    except Exception as exc:  # the Hub, the cache or the builder: all mean "not readable here"
+    except Exception as exc:  # noqa: BLE001  (the Hub, the cache or a builder: all mean "not readable here")
         raise DataError(
             f"Cannot load dataset {source!r} ({type(exc).__name__}: {exc}); check the name, or go online once "
             "so the datasets cache holds it."
@@ -255,6 +256,5 @@ def check_trainable(train: LabelledData) -> None:
 def write_jsonl(data: LabelledData, path: Path) -> Path:
     """Write `{"text", "label"}` rows, one JSON object per line."""
     with open(path, "w", encoding="utf-8") as fh:
-        for row in data.rows():
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in data.rows())
     return path

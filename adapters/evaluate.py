@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class EvalReport:
 
 
 def compute_report(
-    y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str], eval_loss: float | None = None,
+    y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, labels: Sequence[str], eval_loss: float | None = None,
     source: str = "",
 ) -> EvalReport:
     """Metrics from label indices; a class never predicted gets precision 0, not NaN."""

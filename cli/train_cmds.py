@@ -33,9 +33,11 @@ def _passive_threads() -> None:
 def _summary(result: Any) -> list[str]:
     extra = result.extra
     lines = [
-        f"trained {extra['trainable_params']:,} of {extra['total_params']:,} parameters "
-        f"({extra['trainable_pct']:.3f}%) on {extra['device']} in {extra['wall_time_s']:.1f}s "
-        f"({extra['samples_per_s']:.1f} samples/s)",
+        (
+            f"trained {extra['trainable_params']:,} of {extra['total_params']:,} parameters "
+            f"({extra['trainable_pct']:.3f}%) on {extra['device']} in {extra['wall_time_s']:.1f}s "
+            f"({extra['samples_per_s']:.1f} samples/s)"
+        ),
     ]
     if result.version is not None:
         v = result.version
@@ -87,10 +89,9 @@ def train_cmd(domain: str, quiet: bool, json_: bool, target_modules: str | None,
         adapters train legal --data cases.csv --text-column body --label-column area
     """
     _passive_threads()
-    from registry import Registry
-
     from adapters.evaluate import render
     from adapters.train import TrainOptions, train
+    from registry import Registry
 
     options = TrainOptions(
         target_modules=tuple(target_modules.split(",")) if target_modules else None,
@@ -127,9 +128,8 @@ def eval_cmd(ref: str, data: str, split: str, text_column: str, label_column: st
         adapters eval medical@production --data held_out.jsonl
     """
     _passive_threads()
-    from registry import Registry
-
     from adapters.evaluate import evaluate_version, render
+    from registry import Registry
 
     report = evaluate_version(
         Registry(), ref, data, text_column=text_column, label_column=label_column, split=split,

@@ -9,7 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 from adapters import train as trainmod
-from adapters.errors import AdaptersError, DataError, NoCheckpointError, TrainingOptionsError
+from adapters.errors import (
+    AdaptersError,
+    DataError,
+    NoCheckpointError,
+    TrainingOptionsError,
+)
 from adapters.train import TrainOptions, train
 from registry import Registry
 from registry.errors import UnknownDomainError

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from cli.main import cli
 from registry import Registry
-from tests.train_support import one_thread, tiny_base  # noqa: F401  (fixtures)
+from tests.train_support import one_thread_fixture, tiny_base_fixture  # noqa: F401  (fixtures)
 
 
 def test_train_then_eval_prints_the_same_report(tiny_base: str, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from adapters import plots
-from adapters.batching import collate, length_grouped_batches, padding_ratio, sorted_batches
+from adapters.batching import (
+    collate,
+    length_grouped_batches,
+    padding_ratio,
+    sorted_batches,
+)
 from adapters.evaluate import compute_report, render, report_from_logits
 
 LABELS = ("cat", "dog", "eel")

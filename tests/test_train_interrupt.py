@@ -10,7 +10,7 @@ from adapters import train as trainmod
 from adapters.errors import TrainingInterrupted
 from adapters.train import TrainOptions, train
 from registry import Registry
-from tests.train_support import one_thread, tiny_base  # noqa: F401  (fixtures)
+from tests.train_support import one_thread_fixture, tiny_base_fixture  # noqa: F401  (fixtures)
 
 STEPS_PER_EPOCH = 5  # 80 sentiment training rows, batch 16
 
@@ -31,7 +31,7 @@ def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
 def test_interrupt_registers_nothing_and_resume_matches_an_uninterrupted_run(
     tmp_path: Path, tiny_base: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    options = dict(base=tiny_base, epochs=2, max_length=32, progress=False, seed=5)
+    options = {"base": tiny_base, "epochs": 2, "max_length": 32, "progress": False, "seed": 5}
     with Registry(tmp_path / "reference") as reg:
         reference = train(reg, "sentiment", TrainOptions(**options)).version
     assert reference is not None

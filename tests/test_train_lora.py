@@ -9,7 +9,7 @@ import pytest
 
 from adapters.train import FULL_MODEL_KIND, TrainOptions, train
 from registry import Registry
-from tests.train_support import one_thread, tiny_base  # noqa: F401  (fixtures)
+from tests.train_support import one_thread_fixture, tiny_base_fixture  # noqa: F401  (fixtures)
 
 FAST = {"epochs": 1, "max_length": 32, "batch_size": 16, "progress": False}
 

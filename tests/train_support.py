@@ -30,8 +30,8 @@ def build_tiny_bert(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module", autouse=True, name="one_thread")
+def one_thread_fixture():  # type: ignore[no-untyped-def]
     """Tiny models run fastest on one thread, and the CI's cores are shared."""
     import torch
 
@@ -41,7 +41,7 @@ def one_thread():  # type: ignore[no-untyped-def]
     torch.set_num_threads(before)
 
 
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> str:
+@pytest.fixture(scope="module", name="tiny_base")
+def tiny_base_fixture(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A tiny BERT folder, usable as `--base`."""
     return str(build_tiny_bert(tmp_path_factory.mktemp("tiny-bert")))
