@@ -84,6 +84,7 @@ def train_cmd(domain: str, quiet: bool, json_: bool, target_modules: str | None,
 
     Example usage:
 
+    \b
         adapters train sentiment
         adapters train medical --epochs 5 --alias staging
         adapters train legal --data cases.csv --text-column body --label-column area
