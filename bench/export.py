@@ -112,6 +112,37 @@ def accuracy(run: Callable, tokenizer: Any, rows: list[dict], labels: list[str],
     return 100.0 * correct / len(rows)
 
 
+QUANT_VARIANTS = (
+    ("per-tensor", {}),
+    ("per-tensor, reduce_range", {"reduce_range": True}),
+    ("per-channel", {"per_channel": True}),
+    ("per-channel, reduce_range (shipped)", {"per_channel": True, "reduce_range": True}),
+    ("MatMul only, per-channel", {"per_channel": True, "op_types_to_quantize": ["MatMul"]}),
+)
+
+
+def quant_sweep(fp32: Path, tokenizer: Any, rows: list[dict], labels: list[str], threads: int) -> list[str]:
+    """Accuracy of onnxruntime dynamic-quantization variants of the same fp32 export."""
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    base = accuracy(ort_runner(fp32, threads), tokenizer, rows, labels)
+    lines = ["| int8 variant (quantize_dynamic, QInt8 weights) | size | accuracy | points lost vs ORT fp32 |",
+             "|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as work:
+        pre = Path(work) / "pre.onnx"
+        quant_pre_process(str(fp32), str(pre), auto_merge=True)
+        for name, options in QUANT_VARIANTS:
+            out = Path(work) / "q.onnx"
+            quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, **options)
+            acc = accuracy(ort_runner(out, threads), tokenizer, rows, labels)
+            lines.append(f"| {name} | {out.stat().st_size / 1e6:.1f} MB | {acc:.2f}% | {base - acc:+.2f} |")
+            print(lines[-1], flush=True)
+    return lines
+
+
 def summarize(times: list[float], batch: int) -> dict[str, float]:
     ms = sorted(t * 1000 for t in times)
     return {"p50_ms": statistics.median(ms), "p90_ms": ms[int(0.9 * (len(ms) - 1))],
@@ -125,6 +156,7 @@ def main() -> None:
     parser.add_argument("--batch16", type=int, default=30, help="batches timed at batch 16")
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime intra-op threads")
     parser.add_argument("--no-dynamo", action="store_true", help="skip the dynamo exporter comparison")
+    parser.add_argument("--quant-sweep", action="store_true", help="also compare int8 quantization variants")
     args = parser.parse_args()
 
     import torch
@@ -199,10 +231,13 @@ def main() -> None:
     }
     if "fp32-dynamo" in exports:
         sizes["ORT fp32 (dynamo export)"] = f"{exports['fp32-dynamo'].report['sizes']['model.onnx'] / 1e6:.1f} MB"
-    write_results(args, version, exports, results, sizes, statistics.median(lengths))
+    sweep = quant_sweep(exports["fp32"].model_path, tokenizer, test_rows, labels, args.threads) \
+        if args.quant_sweep else []
+    write_results(args, version, exports, results, sizes, statistics.median(lengths), sweep)
 
 
-def write_results(args: Any, version: Any, exports: dict, results: dict, sizes: dict, median_tokens: float) -> None:
+def write_results(args: Any, version: Any, exports: dict, results: dict, sizes: dict, median_tokens: float,
+                  sweep: list[str]) -> None:
     from adapters.merge import libraries
 
     eager = results["torch eager + adapter (PEFT)"]
@@ -210,7 +245,8 @@ def write_results(args: Any, version: Any, exports: dict, results: dict, sizes: 
         "# Export benchmark (bench/export.py)",
         "",
         "Command: `flock /tmp/loradock-bench.lock python bench/export.py"
-        + (f" --train-size {args.train_size}" if args.train_size != 2000 else "") + "`",
+        + (f" --train-size {args.train_size}" if args.train_size != 2000 else "")
+        + (" --quant-sweep" if args.quant_sweep else "") + "`",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs shared with other jobs "
         f"(load average at the end: {os.getloadavg()[0]:.1f}); torch and onnxruntime both at "
@@ -260,6 +296,8 @@ def write_results(args: Any, version: Any, exports: dict, results: dict, sizes: 
             lines.append(f"| {label} | {rep['opset']} | {rep.get('export_s', float('nan')):.1f} | "
                          f"{rep['fp32_max_abs_diff']:.2e} | {results[name]['b1']['p50_ms']:.2f} | "
                          f"{results[name]['b16']['p50_ms']:.1f} |")
+    if sweep:
+        lines += ["", "int8 quantization variants, accuracy on the test split (same fp32 export):", "", *sweep]
     lines.append("")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
