@@ -140,7 +140,7 @@ def quantize_int8(fp32: Path, out: Path) -> dict[str, Any]:
         started = time.time()
         try:
             quant_pre_process(str(fp32), str(pre), **preprocess)
-        except Exception as exc:  # onnxruntime raises bare Exception here
+        except Exception as exc:  # noqa: BLE001  (onnxruntime raises a bare Exception here)
             log.warning("symbolic shape inference failed (%s); pre-processing without it", exc)
             _remove_debug_dump(started)
             preprocess = {"skip_symbolic_shape": True}

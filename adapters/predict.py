@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from registry import AdapterVersion, Registry
+from registry.errors import RegistryError
 
 from .errors import ExportError
 
 if TYPE_CHECKING:
     import onnxruntime
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    import torch
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ def version_max_length(registry: Registry, version: AdapterVersion) -> int:
         return value
     try:
         return min(registry.domain(version.domain).recipe.max_length, 512)
-    except Exception:  # a domain row is optional for reading; a default is fine here
+    except RegistryError:  # a domain row is optional for reading; a default is fine here
         return DEFAULT_MAX_LENGTH
 
 
@@ -67,7 +69,7 @@ def batches(texts: list[str], batch_size: int) -> list[list[str]]:
     return [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
 
 
-def torch_logits(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: list[str],
+def torch_logits(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, texts: list[str],
                  max_length: int = DEFAULT_MAX_LENGTH, batch_size: int = 32) -> np.ndarray:
     """Logits of a (PEFT or plain) classifier, in fp32, batch by batch."""
     import torch

@@ -22,8 +22,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.data import rotten_tomatoes, split, write_jsonl  # noqa: E402
+from bench.data import rotten_tomatoes, split, write_jsonl
 
 OUT = ROOT / "bench" / "out" / "export"
 RESULTS = ROOT / "bench" / "results" / "export.md"
@@ -253,16 +254,16 @@ def write_results(args: Any, version: Any, exports: dict, results: dict, sizes: 
         f"{args.threads} intra-op threads, ORT graph optimization ORT_ENABLE_ALL. Libraries: "
         + ", ".join(f"{k} {v}" for k, v in libraries().items()) + ".",
         "",
-        f"Adapter: {version.ref}, LoRA r={version.peft_config.get('r')} on all-MiniLM-L6-v2, trained by "
+        (f"Adapter: {version.ref}, LoRA r={version.peft_config.get('r')} on all-MiniLM-L6-v2, trained by "
         f"`adapters.train` on {version.data.get('train_size')} Rotten Tomatoes snippets (1 epoch, lr 1e-3, "
-        f"max_length {MAX_LENGTH}); test split {version.data.get('eval_size')} snippets.",
+        f"max_length {MAX_LENGTH}); test split {version.data.get('eval_size')} snippets."),
         "",
-        f"Latency is model time per batch (tokenization excluded), real-length snippets with dynamic padding "
+        (f"Latency is model time per batch (tokenization excluded), real-length snippets with dynamic padding "
         f"(median {median_tokens:.0f} tokens at batch 1), engines interleaved batch by batch. "
-        "Speed-up is torch eager p50 / engine p50.",
+        "Speed-up is torch eager p50 / engine p50."),
         "",
-        "| engine | size | accuracy | b1 p50 ms | b1 p90 ms | b1 texts/s | b1 speed-up | b16 p50 ms | "
-        "b16 texts/s | b16 speed-up | b1@128 tok p50 ms | b1@128 speed-up |",
+        ("| engine | size | accuracy | b1 p50 ms | b1 p90 ms | b1 texts/s | b1 speed-up | b16 p50 ms | "
+        "b16 texts/s | b16 speed-up | b1@128 tok p50 ms | b1@128 speed-up |"),
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
@@ -277,12 +278,12 @@ def write_results(args: Any, version: Any, exports: dict, results: dict, sizes: 
     gate = exports["int8"].report["gate"]
     lines += [
         "",
-        f"Target (issue 5): int8 >= 2x faster than torch eager at batch 1 with <= 0.5 points lost. "
+        (f"Target (issue 5): int8 >= 2x faster than torch eager at batch 1 with <= 0.5 points lost. "
         f"Measured: {eager['b1']['p50_ms'] / int8['b1']['p50_ms']:.2f}x at batch 1 (real lengths), "
         f"{eager['b1_128']['p50_ms'] / int8['b1_128']['p50_ms']:.2f}x at 128 tokens; accuracy "
         f"{int8['accuracy']:.2f}% vs {eager['accuracy']:.2f}% ({eager['accuracy'] - int8['accuracy']:+.2f} points lost). "
         f"The export's own gate measured {gate.get('accuracy_export', float('nan')):.2f}% vs "
-        f"{gate.get('accuracy_adapter', float('nan')):.2f}% on {gate.get('eval_size')} eval texts.",
+        f"{gate.get('accuracy_adapter', float('nan')):.2f}% on {gate.get('eval_size')} eval texts."),
         "",
         "Exporter choice (`torch.onnx.export`):",
         "",

@@ -22,8 +22,8 @@ SAMPLE = Path(__file__).resolve().parents[1] / "adapters" / "samples" / "sentime
 TEXTS = [
     "A warm, funny and moving film; I loved every minute of it.",
     "Dull.",
-    "The plot meanders for two hours, the dialogue is wooden, and not even the talented cast "
-    "can rescue a script this lazy; by the end I was checking my watch every five minutes.",
+    ("The plot meanders for two hours, the dialogue is wooden, and not even the talented cast "
+    "can rescue a script this lazy; by the end I was checking my watch every five minutes."),
     "ok",
     "Beautifully shot, though the second half drags.",
     "I would happily watch it again tomorrow with my whole family, popcorn and all.",

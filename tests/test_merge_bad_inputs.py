@@ -93,8 +93,7 @@ def test_staging_cleans_up_when_the_work_fails(tmp_path: Path):
     from adapters.outdir import staged_output
 
     out = tmp_path / "a" / "b"
-    with pytest.raises(RuntimeError):
-        with staged_output(out) as tmp:
-            (tmp / "half.bin").write_bytes(b"x" * 10)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), staged_output(out) as tmp:
+        (tmp / "half.bin").write_bytes(b"x" * 10)
+        raise RuntimeError("boom")
     assert not (tmp_path / "a").exists()

@@ -61,7 +61,7 @@ def test_merge_is_registered_with_its_parity_report_and_shown(exported, monkeypa
 
 
 def test_same_merge_again_is_copied_from_the_registry(exported, tmp_path, monkeypatch):
-    import adapters.merge as merge
+    from adapters import merge
 
     def must_not_merge(*args, **kwargs):
         raise AssertionError("merged again instead of reusing the registered artifact")
@@ -104,8 +104,9 @@ def test_impossibly_tight_tolerance_fails_naming_the_measured_difference(exporte
 
 def test_a_dropped_classifier_head_is_caught(exported, tmp_path, make_peft_folder, monkeypatch):
     """Saving without the head (the classic merge bug) shows up as a logit difference."""
-    import adapters.merge as merge
     from safetensors.numpy import load_file, save_file
+
+    from adapters import merge
 
     real_save = merge.save_merged
 
