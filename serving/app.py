@@ -195,8 +195,9 @@ def create_app(config: ServeConfig, registry: Registry | None = None, engine: Se
             return out
         predictions, _ = out
         v = predictions[0].version
-        return {"domain": body.domain, "version": v.ref, "sha256": v.sha256,
-                "results": [_ranked(p, body.top_k) for p in predictions]}
+        return JSONResponse({"domain": body.domain, "version": v.ref, "sha256": v.sha256,
+                             "results": [_ranked(p, body.top_k) for p in predictions]},
+                            headers={"X-Adapter-Version": v.ref, "X-Adapter-Sha256": v.sha256})
 
     @app.post("/models/{domain}", dependencies=[Depends(auth)])
     async def hf_inference(domain: str, body: HFRequest) -> Any:
