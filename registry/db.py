@@ -8,12 +8,16 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
 _BUSY_TIMEOUT_S = 60.0
+# The number of migrations in schema.py, stored as PRAGMA user_version once
+# they are applied. Checking it lets read-only commands skip importing
+# sqlite-utils at all (tests/test_registry_schema.py keeps the two in step).
+SCHEMA_VERSION = 1
 
 
 def _import_sqlite_utils() -> None:
@@ -30,25 +34,45 @@ def _import_sqlite_utils() -> None:
             del sys.modules[name]
 
 
-def open_db(path: Path) -> Database:
-    """Open (creating and migrating as needed) the registry index at `path`."""
-    _import_sqlite_utils()
-    from sqlite_utils import Database
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {col[0]: value for col, value in zip(cursor.description, row)}
 
-    from .schema import migrations
 
+def query(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    """Rows as dicts (set per cursor: sqlite-utils needs the connection's tuples)."""
+    cursor = conn.cursor()
+    cursor.row_factory = _dict_row
+    return cursor.execute(sql, params).fetchall()
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in WAL mode, migrated to the current schema."""
     conn = sqlite3.connect(str(path), timeout=_BUSY_TIMEOUT_S, check_same_thread=False)
-    db = Database(conn, execute_plugins=False)
     _retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
-    if migrations.pending(db):
-        with write(db):
-            migrations.apply(db)
-    return db
+    if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+        _migrate(wrap(conn))
+    return conn
 
 
-def _retry(fn, attempts: int = 50):  # type: ignore[no-untyped-def]
+def wrap(conn: sqlite3.Connection) -> Database:
+    """The sqlite-utils view of a connection, for writes and migrations."""
+    _import_sqlite_utils()
+    from sqlite_utils import Database
+
+    return Database(conn, execute_plugins=False)
+
+
+def _migrate(db: Database) -> None:
+    from .schema import migrations
+
+    with write(db):
+        migrations.apply(db)
+        db.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _retry(fn: Callable[[], Any], attempts: int = 50) -> Any:
     for i in range(attempts):
         try:
             return fn()

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import db as dbmod
 from .blobs import BlobStore, fsync_dir, sha256_file
@@ -32,6 +32,9 @@ from .home import default_home
 from .names import LATEST, Ref, check_alias, check_name, parse_ref
 from .peft_files import CONFIG, WEIGHTS, AdapterSummary, validate_folder
 from .records import AdapterVersion, Artifact, Event, VersionInfo
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +86,19 @@ class Registry:
         self.home = Path(home) if home is not None else default_home()
         self.home.mkdir(parents=True, exist_ok=True)
         self.blobs = BlobStore(self.home / "blobs")
-        self.db = dbmod.open_db(self.home / "registry.db")
+        self.conn = dbmod.connect(self.home / "registry.db")
+        self._db: Database | None = None
         self._lock = threading.RLock()
 
+    @property
+    def db(self) -> Database:
+        """sqlite-utils over the same connection; made on the first write."""
+        if self._db is None:
+            self._db = dbmod.wrap(self.conn)
+        return self._db
+
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
 
     def __enter__(self) -> Registry:
         return self
@@ -99,7 +110,7 @@ class Registry:
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
-            return list(self.db.query(sql, list(params)))
+            return dbmod.query(self.conn, sql, list(params))
 
     def _log(self, action: str, domain: str | None, name: str | None, old: Any, new: Any, **detail: Any) -> None:
         self.db.table("events").insert(
@@ -536,7 +547,7 @@ class Registry:
             if problem:
                 problems.append({"sha256": sha, "problem": problem, "used_by": users})
         with self._lock:
-            integrity = self.db.execute("PRAGMA integrity_check").fetchone()[0]
+            integrity = self.conn.execute("PRAGMA integrity_check").fetchone()[0]
         if integrity != "ok":
             problems.append({"sha256": None, "problem": f"index: {integrity}", "used_by": ["registry.db"]})
         return VerifyReport(checked=len(refs), problems=problems)

@@ -24,7 +24,7 @@ def snapshot(home: Path) -> dict[str, str]:
 @pytest.fixture
 def seeded(registry: Registry, tmp_path: Path) -> Registry:
     registry.register("sentiment", write_adapter(tmp_path / "good"), aliases=["production"])
-    registry.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    registry.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return registry
 
 
