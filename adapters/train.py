@@ -304,7 +304,8 @@ def _fit(prep: _Prepared, options: TrainOptions, model: torch.nn.Module, tokeniz
 
     report: EvalReport | None = None
     bar = tqdm(total=steps_per_epoch * epochs, initial=start_epoch * steps_per_epoch, unit="step",
-               disable=not options.progress, dynamic_ncols=True)
+               desc=f"{prep.domain.name} epoch {start_epoch + 1}/{epochs}", disable=not options.progress,
+               dynamic_ncols=True)
     try:
         for epoch in range(start_epoch, epochs):
             bar.set_description(f"{prep.domain.name} epoch {epoch + 1}/{epochs}")
