@@ -267,7 +267,8 @@ def write_results(args: Any, version: Any, exports: dict, results: dict, sizes: 
         "",
         (f"Latency is model time per batch (tokenization excluded), real-length snippets with dynamic padding "
         f"(median {median_tokens:.0f} tokens at batch 1), engines interleaved batch by batch. "
-        "Speed-up is torch eager p50 / engine p50."),
+        "Speed-up is torch eager p50 / engine p50. Accuracy is on the whole test split; the adapter's and the "
+        "ONNX models' figures are those the export gates measured on it (max_length 128)."),
         "",
         ("| engine | size | accuracy | b1 p50 ms | b1 p90 ms | b1 texts/s | b1 speed-up | b16 p50 ms | "
         "b16 texts/s | b16 speed-up | b1@128 tok p50 ms | b1@128 speed-up |"),
