@@ -166,7 +166,6 @@ def main() -> None:
 
     from adapters.merge import merge_version
     from adapters.onnx_export import export_onnx
-    from adapters.predict import softmax  # noqa: F401  (import check: predict module loads)
     from registry import Registry
 
     hf_logging.disable_progress_bar()
@@ -186,7 +185,13 @@ def main() -> None:
                                                           exporter="dynamo")))
     for name, make in plan:
         started = time.perf_counter()
-        exports[name] = make(OUT / name)
+        try:
+            exports[name] = make(OUT / name)
+        except Exception as exc:  # noqa: BLE001  (a failing exporter is a result to report, not a crash)
+            if name != "fp32-dynamo":
+                raise
+            print(f"{name}: failed: {exc}", flush=True)
+            continue
         print(f"{name}: {'reused' if exports[name].reused else 'built'} in {time.perf_counter() - started:.0f}s",
               flush=True)
 
