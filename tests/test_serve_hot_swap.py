@@ -83,7 +83,7 @@ def test_alias_moves_three_times_under_load_with_zero_failures(registry, make_pe
             assert sha == shas[int(version.split("@")[1])]
     for i, (target, moved_at, swapped_at) in enumerate(switches):
         # The swap lands within the poll interval (plus CPU slack on a shared runner) ...
-        assert swapped_at - moved_at < POLL + 1.0, (target, swapped_at - moved_at)
+        assert swapped_at - moved_at < POLL + 1.5, (target, swapped_at - moved_at)
         # ... and every medical request that starts after it, until the next move, gets the new version.
         until = switches[i + 1][1] if i + 1 < len(switches) else float("inf")
         late = {v for s, _, _, v, _ in log if swapped_at < s < until and v and v.startswith("medical")}
