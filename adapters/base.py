@@ -105,7 +105,9 @@ def load_classifier(
 
     folder = resolve_base(name, revision)
     verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # "newly initialized classifier" is expected here
+    hf_logging.disable_progress_bar()  # a bar per load of a 90 MB model is noise
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             str(folder),
@@ -116,6 +118,8 @@ def load_classifier(
         )
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     recorded = name if not Path(name).expanduser().is_dir() else str(folder)
     model.config._name_or_path = recorded
     model.name_or_path = recorded  # what PEFT writes as base_model_name_or_path
