@@ -4,7 +4,7 @@ Modes (each arm runs in its own subprocess so its peak RSS is its own):
 
   python bench/train.py              usual recipe vs `adapters train`, side by side
   python bench/train.py --quality    LoRA vs full fine-tuning, both through `adapters train`
-  python bench/train.py --lr-sweep   LoRA test accuracy after one epoch per learning rate
+  python bench/train.py --lr-sweep   LoRA test accuracy per learning rate (--epochs, default 1)
 
 Arm (a), the usual recipe: transformers Trainer, padding="max_length",
 max_length=256, batch 16, lr 5e-5, LoRA r=8 alpha=32 dropout 0.1 on
@@ -189,12 +189,14 @@ def main() -> None:
             return
         if args.lr_sweep:
             n_train, n_test = prepare(work, args.train_size or 2000, args.test_size or 1000)
-            print(f"# LoRA learning rate, 1 epoch: {n_train} train rows, {n_test} test rows, {threads} torch threads")
-            print("| lr | test accuracy | final train loss |")
-            print("|---|---|---|")
+            print(f"# LoRA learning rate, {args.epochs} epoch(s): {n_train} train rows, {n_test} test rows, "
+                  f"{threads} torch threads", flush=True)
+            print("| lr | test accuracy | final train loss | test accuracy per epoch |")
+            print("|---|---|---|---|")
             for lr in (float(x) for x in args.lr_sweep.split(",")):
-                r = run_arm("lora", work, 1, lr)
-                print(f"| {lr:g} | {r['accuracy']:.4f} | {r['train_loss']:.4f} |", flush=True)
+                r = run_arm("lora", work, args.epochs, lr)
+                per_epoch = " ".join(f"{a:.3f}" for a in r["per_epoch_accuracy"])
+                print(f"| {lr:g} | {r['accuracy']:.4f} | {r['train_loss']:.4f} | {per_epoch} |", flush=True)
             return
         n_train, n_test = prepare(work, args.train_size or 640, args.test_size or 1000)
         print(f"# Usual recipe vs adapters train: SUBSET of {n_train} train rows (of 10,246) and {n_test} test rows "
