@@ -285,6 +285,13 @@ def _mean_batch(metrics: str) -> float:
     return values.get("loradock_batch_size_sum", 0) / count if count else float("nan")
 
 
+def _mean_stats(runs: list[dict]) -> dict:
+    out = {k: statistics.mean(r[k] for r in runs) for k in runs[0]}
+    out["errors"] = sum(r["errors"] for r in runs)
+    out["rounds_rps"] = [round(r["rps"], 1) for r in runs]
+    return out
+
+
 # -- in-process measurements ---------------------------------------------------
 
 def rss_bytes() -> int:
@@ -385,20 +392,23 @@ def report(out: Path, args: argparse.Namespace, servers: dict, many: dict, cold:
     lr, nv, ce, mn = servers["loradock"], servers["naive"], servers["merged"], many
     lines = [
         "# Serving benchmark (`bench/serve.py`)", "",
-        f"Command: `flock /tmp/loradock-bench.lock python bench/serve.py --seconds {args.seconds:g}`  ",
+        f"Command: `flock /tmp/loradock-bench.lock python bench/serve.py --seconds {args.seconds:g} "
+        f"--rounds {args.rounds}`  ",
         f"Machine: {os.cpu_count()} CPU cores shared with other jobs, torch {__import__('torch').__version__}, fp32, "
         f"base {DEFAULT_BASE}. Adapters: random-init LoRA r=8 on query/value (medical 5 labels, education 4, "
         "sentiment 2). Load: 32 concurrent keep-alive asyncio HTTP/1.1 clients (a minimal client, see `_Connection`) on 127.0.0.1, one Rotten Tomatoes snippet per "
         f"request (mean {texts_tokens:.0f} tokens), random domain per request; {args.warmup:g} s warm-up then "
-        f"{args.seconds:g} s measured per server; each server in its own process, one at a time. "
+        f"{args.seconds:g} s measured per server per round, {args.rounds} interleaved rounds (table: mean); each server "
+        "in its own process, one at a time. "
         "Same FastAPI/uvicorn app and micro-batcher (max batch 16, max wait 5 ms) for all three.", "",
-        "| server | requests/s | p50 ms | p99 ms | errors | mean batch |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| server | requests/s (mean) | per round | p50 ms | p99 ms | errors | mean batch |",
+        "|---|---:|---|---:|---:|---:|---:|",
     ]
     for label, s in (("loradock, 3 domains mixed", lr), ("naive set_adapter, batch 1", nv),
                      ("ceiling: merged single domain", ce), ("loradock, 100 adapters", mn)):
-        lines.append(f"| {label} | {s['rps']:.1f} | {s['p50_ms']:.0f} | {s['p99_ms']:.0f} | {s['errors']} | "
-                     f"{s['mean_batch']:.1f} |")
+        per_round = " / ".join(f"{x:.1f}" for x in s["rounds_rps"])
+        lines.append(f"| {label} | {s['rps']:.1f} | {per_round} | {s['p50_ms']:.0f} | {s['p99_ms']:.0f} | "
+                     f"{s['errors']} | {s['mean_batch']:.1f} |")
     ratio = lambda a, b: a["rps"] / b["rps"] if b["rps"] else float("nan")  # noqa: E731
     checks = [
         ("loradock / ceiling", ratio(lr, ce), 0.9),
@@ -407,6 +417,15 @@ def report(out: Path, args: argparse.Namespace, servers: dict, many: dict, cold:
     ]
     lines += ["", "| ratio | measured | target | met |", "|---|---:|---:|---|"]
     lines += [f"| {n} | {v:.2f}x | >= {t}x | {'yes' if v >= t else 'NO'} |" for n, v, t in checks]
+    bound = micro["ours_mixed_seq_s"] / micro["naive_batch1_seq_s"]
+    lines += [
+        "", f"Why the naive ratio stays low here: without HTTP, the batched mixed-domain model runs "
+        f"{micro['ours_mixed_seq_s']:.0f} sequences/s against {micro['naive_batch1_seq_s']:.0f} for batch-1 "
+        f"`set_adapter` ({bound:.2f}x), so on this CPU no server can show more than about {bound:.1f}x over the "
+        "naive one; the HTTP work per request (the same for both) narrows it further. The issue's own "
+        "pre-code measurement (133 vs 246 sequences/s, batch 1 vs 16) puts the CPU bound near 1.9x as well; "
+        "the 2.5x target needs a GPU, where batch 1 wastes far more.",
+    ]
     lines += [
         "", "## Adapter loading and memory", "",
         f"- Cold load from the registry (resolve, hash-verified path, safetensors read, checks, device copy), "
@@ -415,7 +434,8 @@ def report(out: Path, args: argparse.Namespace, servers: dict, many: dict, cold:
         f"- Resident memory per extra adapter: {cold['rss_per_adapter'] / 1024:.0f} KB RSS growth per adapter "
         f"({cold['rss_per_adapter'] / cold['file_bytes']:.2f}x its {cold['file_bytes'] / 1024:.0f} KB file; tensors "
         f"themselves {cold['tensor_bytes'] / 1024:.0f} KB; target < 1.5x: "
-        f"{'met' if cold['rss_per_adapter'] < 1.5 * cold['file_bytes'] else 'NOT met'}).",
+        f"{'met' if cold['rss_per_adapter'] < 1.5 * cold['file_bytes'] else 'NOT met'}; RSS growth includes "
+        "allocator slack, so it varies between runs).",
         "", "## Model level, no HTTP (batch of 16, 3 domains mixed)", "",
         "| path | sequences/s |", "|---|---:|",
         f"| loradock stacked LoRA (gather A/B per row, bmm) | {micro['ours_mixed_seq_s']:.0f} |",
@@ -437,6 +457,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0, help="Measured seconds per server.")
     parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=2, help="Interleaved rounds; the table shows their mean.")
     parser.add_argument("--adapters", type=int, default=100, help="Distinct adapters for the scale run.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve.md")
     parser.add_argument("--serve", choices=["loradock", "naive", "merged"], help=argparse.SUPPRESS)
@@ -459,13 +480,19 @@ def main() -> None:
         work.mkdir()
         built = build_registry(home, work, args.adapters)
         print(f"registry built in {time.perf_counter() - started:.0f} s", flush=True)
-        servers = {}
-        for mode, domains in (("loradock", DOMAINS), ("naive", DOMAINS), ("merged", ("medical",))):
-            servers[mode] = run_server(mode, home, domains, texts, args.seconds, args.warmup)
-            print(mode, json.dumps(servers[mode]), flush=True)
-        many = run_server("loradock", home, built["many"], texts, args.seconds, args.warmup,
-                          max_loaded=len(built["many"]) + 8)
-        print("many", json.dumps(many), flush=True)
+        # Two interleaved rounds (A B C D, A B C D): the CPU is shared, so one round can catch a busy spell.
+        rounds: list[dict[str, dict]] = []
+        for _ in range(args.rounds):
+            servers = {}
+            for mode, domains in (("loradock", DOMAINS), ("naive", DOMAINS), ("merged", ("medical",))):
+                servers[mode] = run_server(mode, home, domains, texts, args.seconds, args.warmup)
+                print(mode, json.dumps(servers[mode]), flush=True)
+            servers["many"] = run_server("loradock", home, built["many"], texts, args.seconds, args.warmup,
+                                         max_loaded=len(built["many"]) + 8)
+            print("many", json.dumps(servers["many"]), flush=True)
+            rounds.append(servers)
+        servers = {k: _mean_stats([r[k] for r in rounds]) for k in rounds[0]}
+        many = servers.pop("many")
         cold = cold_load_and_memory(home, built["many"])
         print("cold", json.dumps(cold), flush=True)
         micro = model_level(home, texts)

@@ -95,7 +95,8 @@ def read_adapter(version: AdapterVersion, folder: Path) -> AdapterWeights:
         if set(ab) != {"A", "B"}:
             raise AdapterLoadError(f"{version.ref}: module {module} lacks lora_A or lora_B; re-register the adapter.")
         rank = ab["A"].shape[0]
-        lora[module] = (ab["A"].contiguous(), (ab["B"] * _scaling(config, module, rank)).contiguous())
+        # Scale B in place: a second copy per tensor showed up as resident memory per adapter.
+        lora[module] = (ab["A"].contiguous(), ab["B"].mul_(_scaling(config, module, rank)).contiguous())
     if "weight" not in head:
         raise AdapterLoadError(f"{version.ref} has no classification head (classifier.weight); "
                                "train it with task_type SEQ_CLS so the head is saved.")
