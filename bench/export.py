@@ -74,12 +74,16 @@ def torch_runner(model: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     return run
 
 
-def ort_runner(path: Path, threads: int) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+def ort_runner(path: Path, threads: int, spin: bool = False) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     import onnxruntime as ort
 
     from adapters.predict import session_options
 
-    session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+    options = session_options(threads)
+    # ORT's intra-op threads busy-wait after each run by default; with engines interleaved on 2 shared
+    # cores that spinning lands on whichever engine runs next (first run: PEFT eager looked 5x slower).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
 
     def run(enc: dict[str, np.ndarray]) -> np.ndarray:
@@ -158,6 +162,7 @@ def main() -> None:
     parser.add_argument("--batch16", type=int, default=30, help="batches timed at batch 16")
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime intra-op threads")
     parser.add_argument("--no-dynamo", action="store_true", help="skip the dynamo exporter comparison")
+    parser.add_argument("--ort-spin", action="store_true", help="let ORT threads busy-wait between runs")
     parser.add_argument("--quant-sweep", action="store_true", help="also compare int8 quantization variants")
     args = parser.parse_args()
 
@@ -205,11 +210,11 @@ def main() -> None:
     engines = {
         "torch eager + adapter (PEFT)": torch_runner(loaded.model),
         "torch merged": torch_runner(merged),
-        "ORT fp32": ort_runner(exports["fp32"].model_path, args.threads),
-        "ORT int8": ort_runner(exports["int8"].model_path, args.threads),
+        "ORT fp32": ort_runner(exports["fp32"].model_path, args.threads, args.ort_spin),
+        "ORT int8": ort_runner(exports["int8"].model_path, args.threads, args.ort_spin),
     }
     if "fp32-dynamo" in exports:
-        engines["ORT fp32 (dynamo export)"] = ort_runner(exports["fp32-dynamo"].model_path, args.threads)
+        engines["ORT fp32 (dynamo export)"] = ort_runner(exports["fp32-dynamo"].model_path, args.threads, args.ort_spin)
 
     texts = [r["text"] for r in test_rows]
     rng = np.random.default_rng(0)
@@ -259,11 +264,12 @@ def write_results(args: Any, version: Any, exports: dict, results: dict, sizes: 
         "",
         "Command: `flock /tmp/loradock-bench.lock python bench/export.py"
         + (f" --train-size {args.train_size}" if args.train_size != 2000 else "")
-        + (" --quant-sweep" if args.quant_sweep else "") + "`",
+        + (" --ort-spin" if args.ort_spin else "") + (" --quant-sweep" if args.quant_sweep else "") + "`",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs shared with other jobs "
         f"(load average at the end: {os.getloadavg()[0]:.1f}); torch and onnxruntime both at "
-        f"{args.threads} intra-op threads, ORT graph optimization ORT_ENABLE_ALL. Libraries: "
+        f"{args.threads} intra-op threads, ORT graph optimization ORT_ENABLE_ALL, ORT thread spinning "
+        f"{'on' if args.ort_spin else 'off'}. Libraries: "
         + ", ".join(f"{k} {v}" for k, v in libraries().items()) + ".",
         "",
         (f"Adapter: {version.ref}, LoRA r={version.peft_config.get('r')} on all-MiniLM-L6-v2, trained by "
