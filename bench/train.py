@@ -174,7 +174,11 @@ def main() -> None:
             n_train, n_test = prepare(work, args.train_size or 3000, args.test_size or 2562)
             print(f"# LoRA vs full fine-tuning: {n_train} train rows, {n_test} test rows, {args.epochs} epoch(s), "
                   f"{threads} torch threads")
-            rows = [("LoRA (adapters train)", run_arm("lora", work, args.epochs)),
+            from registry import LoraRecipe
+
+            # The recipe default for real data, not the embedded-sample presets' rate.
+            lora_lr = args.lr or LoraRecipe().lr
+            rows = [("LoRA (adapters train)", run_arm("lora", work, args.epochs, lora_lr)),
                     ("full fine-tuning (adapters train --full)", run_arm("full", work, args.epochs))]
             print("| arm | lr | trainable % | test accuracy | samples/s | peak RSS MB |")
             print("|---|---|---|---|---|---|")
