@@ -424,7 +424,7 @@ def report(out: Path, args: argparse.Namespace, servers: dict, many: dict, cold:
         f"`set_adapter` ({bound:.2f}x), so on this CPU no server can show more than about {bound:.1f}x over the "
         "naive one; the HTTP work per request (the same for both) narrows it further. The issue's own "
         "pre-code measurement (133 vs 246 sequences/s, batch 1 vs 16) puts the CPU bound near 1.9x as well; "
-        "the 2.5x target needs a GPU, where batch 1 wastes far more.",
+        "the 2.5x target is out of reach on this CPU (the GPU run, where batch 1 wastes far more, was not possible here).",
     ]
     lines += [
         "", "## Adapter loading and memory", "",
