@@ -13,8 +13,6 @@ import copy
 import json
 import logging
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +20,7 @@ import numpy as np
 
 from registry import AdapterVersion, Artifact, Registry
 
+from .environment import library_versions
 from .errors import ExportError, ParityError
 from .outdir import check_output, copy_folder, folder_files, staged_output
 from .predict import REPORT_FILE, torch_logits, version_max_length
@@ -37,7 +36,6 @@ MERGED_KIND = "merged"
 MERGED_NAME = "fp32"
 DEFAULT_TOLERANCE = 1e-4
 SUPPORTED_TASKS = {"text-classification": "SEQ_CLS"}
-_LIBRARIES = ("loradock", "torch", "transformers", "peft", "safetensors", "onnx", "onnxruntime", "onnxscript")
 
 
 @dataclass(frozen=True)
@@ -63,16 +61,6 @@ class MergedModel:
     max_length: int
     adapter_logits: np.ndarray
     in_memory_diff: float
-
-
-def libraries() -> dict[str, str]:
-    found = {}
-    for name in _LIBRARIES:
-        try:
-            found[name] = package_version(name)
-        except PackageNotFoundError:
-            continue
-    return found
 
 
 def check_supported(version: AdapterVersion) -> None:
@@ -207,7 +195,7 @@ def merge_version(registry: Registry, ref: str, out: Path | str, tolerance: floa
             "source": source_info(version), "max_length": merged.max_length,
             "probes": {"source": merged.probes.source, "count": len(merged.probes.texts)},
             "tolerance": tolerance, "max_abs_diff": diff, "max_abs_diff_in_memory": merged.in_memory_diff,
-            "libraries": libraries(),
+            "libraries": library_versions(),
         }
         write_report(tmp, report)
         report["sizes"] = sizes(tmp)

@@ -29,13 +29,13 @@ import numpy as np
 
 from registry import AdapterVersion, Artifact, Registry
 
+from .environment import library_versions
 from .errors import ExportError, ParityError
 from .merge import (
     DEFAULT_TOLERANCE,
     MergedModel,
     check_supported,
     copy_out_artifact,
-    libraries,
     max_abs_diff,
     merge_in_memory,
     parity_failure,
@@ -309,7 +309,7 @@ def _fp32_onnx(registry: Registry, merged: MergedModel, folder: Path, work: Path
         "exporter": f"torch.onnx.export(dynamo={exporter == 'dynamo'})",
         "source": source_info(merged.version), "max_length": merged.max_length,
         "probes": {"source": merged.probes.source, "count": len(merged.probes.texts)},
-        "tolerance": tolerance, "merge_max_abs_diff": merged.in_memory_diff, "libraries": libraries(),
+        "tolerance": tolerance, "merge_max_abs_diff": merged.in_memory_diff, "libraries": library_versions(),
     }
     base = registry.find_artifact(merged.version.ref, ONNX_KIND, export_name(None, opset, exporter))
     if quantize and base is not None and base.meta.get("fp32_max_abs_diff", float("inf")) <= tolerance:

@@ -9,7 +9,6 @@ its metrics, plots, report and eval split. Ctrl-C registers nothing.
 from __future__ import annotations
 
 import logging
-import platform
 import tempfile
 import time
 import warnings
@@ -27,6 +26,7 @@ from . import checkpoints, plots
 from . import data as datamod
 from .base import base_info, load_classifier, load_tokenizer, pick_device
 from .batching import collate, length_grouped_batches
+from .environment import library_versions
 from .errors import NoCheckpointError, TrainingInterrupted, TrainingOptionsError
 from .evaluate import EvalReport, autocast_for, evaluate_model
 from .tokenized import tokenize
@@ -129,18 +129,6 @@ class _Prepared:
     data_meta: dict[str, Any]
     run_folder: Path
     cache: Path
-
-
-def _libraries() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("loradock", "torch", "transformers", "peft", "tokenizers"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "unknown"
-    return out
 
 
 def _check_max_length(base: dict[str, Any], max_length: int) -> None:
@@ -431,7 +419,7 @@ def train(registry: Registry, domain: str, options: TrainOptions | None = None) 
     extra = {
         **counts, "wall_time_s": wall, "train_time_s": history["train_time_s"], "device": device,
         "samples_per_s": history["samples"] / max(history["train_time_s"], 1e-9),
-        "libraries": _libraries(), "epochs": history["epochs"], "resumed": options.resume,
+        "libraries": library_versions(), "epochs": history["epochs"], "resumed": options.resume,
     }
     with tempfile.TemporaryDirectory(prefix="loradock-train-") as tmp:
         folder = Path(tmp)

@@ -256,7 +256,7 @@ def main() -> None:
 
 def write_results(args: Any, version: Any, exports: dict, results: dict, sizes: dict, median_tokens: float,
                   sweep: list[str]) -> None:
-    from adapters.merge import libraries
+    from adapters.environment import library_versions
 
     eager = results["torch eager + adapter (PEFT)"]
     lines = [
@@ -270,7 +270,7 @@ def write_results(args: Any, version: Any, exports: dict, results: dict, sizes: 
         f"(load average at the end: {os.getloadavg()[0]:.1f}); torch and onnxruntime both at "
         f"{args.threads} intra-op threads, ORT graph optimization ORT_ENABLE_ALL, ORT thread spinning "
         f"{'on' if args.ort_spin else 'off'}. Libraries: "
-        + ", ".join(f"{k} {v}" for k, v in libraries().items()) + ".",
+        + ", ".join(f"{k} {v}" for k, v in library_versions().items()) + ".",
         "",
         (f"Adapter: {version.ref}, LoRA r={version.peft_config.get('r')} on all-MiniLM-L6-v2, trained by "
         f"`adapters.train` on {version.data.get('train_size')} Rotten Tomatoes snippets (1 epoch, lr 1e-3, "
