@@ -224,7 +224,8 @@ class Registry:
             self.domain(domain)
             sql += " and domain = ?"
             params.append(domain)
-        sql += " order by domain, number desc" if domain is None else " order by number desc"
+        # Newest first; `id` order lets SQLite walk the primary key instead of sorting.
+        sql += " order by id desc" if domain is None else " order by number desc"
         if limit is not None:
             sql += " limit ?"
             params.append(limit)
