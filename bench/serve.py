@@ -14,7 +14,7 @@ time from the registry, resident memory per extra adapter, and a model-level
 comparison of our stacked-LoRA batch against PEFT's `adapter_names` batches.
 Adapters are random-init LoRA (throughput does not depend on training).
 
-    flock /tmp/loradock-bench.lock python bench/serve.py [--seconds 20] [--out bench/results/serve.md]
+    flock /tmp/loradock-bench.lock python bench/serve.py [--seconds 20] [--out bench/out/serve.md]
 """
 
 from __future__ import annotations
@@ -459,7 +459,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=2, help="Interleaved rounds; the table shows their mean.")
     parser.add_argument("--adapters", type=int, default=100, help="Distinct adapters for the scale run.")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "serve.md")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "serve.md")
     parser.add_argument("--serve", choices=["loradock", "naive", "merged"], help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=8765, help=argparse.SUPPRESS)
