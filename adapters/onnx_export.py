@@ -3,7 +3,7 @@
 The merged fp32 model goes through `torch.onnx.export`. The TorchScript-based
 exporter (`dynamo=False`) is the default: on MiniLM it exports in ~2 s to one
 file and the graph runs faster under onnxruntime than the dynamo exporter's
-(bench/results/export.md has the side-by-side numbers). int8 is onnxruntime's
+(BENCHMARKS.md has the side-by-side numbers). int8 is onnxruntime's
 dynamic quantization after its `quant_pre_process` step (shape inference and
 graph optimisation), which is what its docs recommend for transformer models.
 
@@ -128,7 +128,7 @@ def quantize_int8(fp32: Path, out: Path) -> dict[str, Any]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    # Per-channel scales with 7-bit weights: on the RT sentiment adapter (bench/results/export.md) per-tensor
+    # Per-channel scales with 7-bit weights: on the RT sentiment adapter (BENCHMARKS.md) per-tensor
     # int8 lost 1.1 points on an AVX2 CPU without VNNI (u8s8 products saturate there), per-channel 0.4,
     # per-channel + reduce_range 0.04, at the same 23 MB.
     options = {"weight_type": "QInt8", "per_channel": True, "reduce_range": True}

@@ -23,7 +23,7 @@ class LoraRecipe:
     # 5e-5 is the full fine-tuning rate; LoRA learns nothing with it in one
     # epoch on real reviews. 1e-3 is within a point of the best rate (5e-4)
     # over 3 epochs of 4,000 reviews and, unlike it, also learns in one short
-    # epoch; 3e-3 overshoots on long runs (bench/results/train.md).
+    # epoch; 3e-3 overshoots on long runs (BENCHMARKS.md).
     lr: float = 1e-3
     batch_size: int = 16
     epochs: int = 3
@@ -118,7 +118,7 @@ class Domain:
 
 
 # The embedded samples hold 100-225 rows, 5-12 steps per epoch: a higher
-# rate and more epochs than real data needs (measured in bench/results/train.md).
+# rate and more epochs than real data needs (measured in BENCHMARKS.md).
 _SAMPLE_RECIPE = LoraRecipe(lr=3e-3, epochs=6)
 
 PRESETS: dict[str, Domain] = {
