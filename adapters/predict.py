@@ -109,8 +109,15 @@ class OnnxClassifier:
             raise ExportError(f"No {ONNX_FILE} in {self.folder}; export one with: adapters export DOMAIN@REF --out DIR.")
         self.labels = read_labels(self.folder)
         self.max_length = read_report(self.folder).get("max_length", DEFAULT_MAX_LENGTH)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
-        self.session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder))
+            self.session = ort.InferenceSession(str(path), session_options(threads),
+                                                providers=["CPUExecutionProvider"])
+        except Exception as exc:  # tokenizers and onnxruntime raise assorted types for a broken folder
+            raise ExportError(
+                f"{self.folder} is not a loadable export ({type(exc).__name__}: {str(exc)[:120]}); "
+                "re-export with: adapters export DOMAIN@REF --format onnx --out DIR."
+            ) from None
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def run(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
@@ -134,9 +141,12 @@ def read_labels(folder: Path) -> list[str]:
     for name in (LABELS_FILE, "config.json"):
         path = folder / name
         if path.is_file():
-            id2label = json.loads(path.read_text()).get("id2label")
-            if id2label:
-                return [id2label[k] for k in sorted(id2label, key=int)]
+            try:
+                id2label = json.loads(path.read_text()).get("id2label")
+                if id2label:
+                    return [id2label[k] for k in sorted(id2label, key=int)]
+            except (ValueError, AttributeError, TypeError):
+                raise ExportError(f"{path} holds no valid id2label map; re-export the model.") from None
     raise ExportError(f"No label map (labels.json or config.json with id2label) in {folder}; re-export it.")
 
 

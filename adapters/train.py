@@ -366,7 +366,8 @@ def _register_adapter(registry: Registry, prep: _Prepared, options: TrainOptions
         train_args=prep.args, description=options.description, extra=extra,
         provenance={"source": "adapters train", "run": prep.run_folder.name},
     )
-    version = registry.register(prep.domain.name, adapter, info, aliases=[options.alias] if options.alias else [])
+    # The alias moves last: a failure below must leave it on the version it named.
+    version = registry.register(prep.domain.name, adapter, info)
     try:
         for plot in ("loss", "accuracy", "confusion"):
             registry.add_artifact(version.ref, "plot", plot, {f"{plot}.png": outputs[f"{plot}.png"]})
@@ -378,6 +379,8 @@ def _register_adapter(registry: Registry, prep: _Prepared, options: TrainOptions
         # A version without its artifacts is half-done: hide it again.
         registry.remove(version.ref, force=True)
         raise
+    if options.alias:
+        registry.set_alias(version.domain, options.alias, version.number)
     return registry.resolve(version.ref)
 
 

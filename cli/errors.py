@@ -27,4 +27,4 @@ class Group(click.Group):
         except KeyboardInterrupt:
             if os.environ.get(DEBUG_ENV):
                 raise
-            raise click.ClickException("Interrupted; nothing was registered.") from None
+            raise click.ClickException("Interrupted; nothing half-done was stored.") from None

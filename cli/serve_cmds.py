@@ -46,8 +46,7 @@ def serve(domains: str | None, host: str, port: int, device: str, max_batch_size
                          max_wait_ms=max_wait_ms, max_loaded=max_loaded, max_queue=max_queue,
                          api_key_env=api_key_env, poll_interval=poll_interval,
                          threads=threads)
-    click.echo(f"Serving {', '.join(refs)} on http://{host}:{port} (docs at /docs)")
-    run(config, registry)
+    run(config, registry, announce=click.echo)
 
 
 COMMANDS = [serve]

@@ -30,22 +30,6 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".incomplete")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
 class BlobStore:
     """Bytes keyed by their sha256, the way huggingface_hub's cache keeps `blobs/`."""
 
@@ -76,9 +60,10 @@ class BlobStore:
                 os.fsync(fout.fileno())
             sha = digest.hexdigest()
             dest = self.path(sha)
-            if dest.is_file() and dest.stat().st_size == size:
+            if dest.is_file() and self.check(sha) is None:
                 tmp.unlink()
                 return sha, size
+            # Missing, or rotted in place: the fresh copy replaces it.
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, dest)
             fsync_dir(dest.parent)

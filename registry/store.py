@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -248,6 +248,16 @@ class Registry:
             stored[_check_relpath(name)] = {"sha256": sha, "size": size}
         return stored
 
+    def _restore_collected(self, stored: Mapping[str, Mapping[str, Any]], files: Mapping[str, Path]) -> None:
+        """Inside the write lock: put back any blob a concurrent gc removed after we stored it.
+
+        gc holds the same lock, so once this returns and the row is inserted,
+        the blobs are referenced and safe.
+        """
+        for name, path in files.items():
+            if not self.blobs.has(stored[_check_relpath(name)]["sha256"]):
+                self.blobs.put_file(Path(path))
+
     def check_folder(self, domain: str, folder: Path | str) -> AdapterSummary:
         """Validate a PEFT folder against a domain without storing anything."""
         return validate_folder(Path(folder), num_labels=len(self.domain(domain).labels))
@@ -270,7 +280,8 @@ class Registry:
             if alias == LATEST:
                 raise AliasError("'latest' always names the newest version; it cannot be set.")
         summary = self.check_folder(domain, folder)
-        files = self._store_files({name: folder / name for name in ADAPTER_FILES})
+        sources = {name: folder / name for name in ADAPTER_FILES}
+        files = self._store_files(sources)
         cfg = summary.config
         peft = {
             "r": cfg.get("r"), "alpha": cfg.get("lora_alpha"), "dropout": cfg.get("lora_dropout"),
@@ -290,6 +301,7 @@ class Registry:
             "created_at": _now(),
         }
         with self._lock, dbmod.write(self.db):
+            self._restore_collected(files, sources)
             self._ensure_domain_row(domain)
             if info.parent is not None:
                 self._version_row(parse_ref(info.parent))
@@ -305,23 +317,6 @@ class Registry:
         # Removed versions keep their numbers: `medical@3` never names two things.
         rows = self._rows("select max(number) as n from versions where domain = ?", [domain])
         return rows[0]["n"]
-
-    def update_version(self, ref: str, *, metrics: dict[str, Any] | None = None, description: str | None = None,
-                       tags: list[str] | None = None) -> AdapterVersion:
-        """Amend the mutable annotations of a version (never its files)."""
-        version = self.resolve(ref)
-        changes: dict[str, Any] = {}
-        if metrics is not None:
-            changes["metrics"] = _dumps({**version.metrics, **metrics})
-        if description is not None:
-            changes["description"] = description
-        if tags is not None:
-            changes["tags"] = _dumps(tags)
-        if changes:
-            with self._lock, dbmod.write(self.db):
-                self.db.table("versions").update(version.id, changes)
-                self._log("version.update", version.domain, str(version.number), None, None, fields=sorted(changes))
-        return self.resolve(version.ref)
 
     def remove(self, ref: str, *, force: bool = False) -> AdapterVersion:
         """Hide a version (its number is never reused); aliased versions need `force`."""
@@ -426,8 +421,10 @@ class Registry:
         check_name(name, "artifact name")
         if not files:
             raise ArtifactError(f"Artifact {kind}/{name} has no files.")
-        stored = self._store_files({n: Path(p) for n, p in files.items()})
+        sources = {n: Path(p) for n, p in files.items()}
+        stored = self._store_files(sources)
         with self._lock, dbmod.write(self.db):
+            self._restore_collected(stored, sources)
             self._ensure_domain_row(domain)
             owner = "version_id = ?" if version_id is not None else "version_id is null and domain = ?"
             old = self._rows(
@@ -557,7 +554,8 @@ class Registry:
         """Delete blobs no live version or artifact refers to, and stale partial writes."""
         with self._lock, dbmod.write(self.db):
             # Holding the write lock keeps a concurrent register from referencing
-            # a blob between our listing and our delete.
+            # a blob between our listing and our delete; a register that stored
+            # blobs before we ran puts them back under the lock (_restore_collected).
             keep = set(self._referenced())
             garbage = [sha for sha in self.blobs.all() if sha not in keep]
             freed = 0
@@ -576,6 +574,3 @@ class Registry:
         )[0]
         return {"home": str(self.home), **row, "domains": len(self.domain_names())}
 
-
-def info_dict(info: VersionInfo) -> dict[str, Any]:
-    return asdict(info)

@@ -59,6 +59,12 @@ class ServeConfig:
         for name, value in positive.items():
             if value < 1:
                 raise ServeConfigError(f"{name} must be at least 1, got {value}.")
+        if self.max_queue < self.max_inputs:
+            # A request larger than the whole queue would be answered 503 forever.
+            raise ServeConfigError(
+                f"max_queue ({self.max_queue}) must be at least max_inputs ({self.max_inputs}); "
+                f"raise --max-queue to {self.max_inputs} or more."
+            )
         if not 0 <= self.port <= 65535:
             raise ServeConfigError(f"port must be 0-65535 (0: any free port), got {self.port}.")
         if self.max_wait_ms < 0:

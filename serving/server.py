@@ -23,14 +23,17 @@ def set_process_threads(config: ServeConfig) -> None:
         torch.set_num_threads(config.torch_threads)
 
 
-def run(config: ServeConfig, registry: Registry | None = None) -> None:
-    """Serve until interrupted."""
+def run(config: ServeConfig, registry: Registry | None = None, announce: Any = None) -> None:
+    """Serve until interrupted; `announce(text)` is called once every adapter has loaded."""
     import uvicorn
 
     from .app import create_app
 
     set_process_threads(config)
     app = create_app(config, registry)
+    if announce is not None:
+        served = ", ".join(row["version"] for row in app.state.engine.describe())
+        announce(f"Serving {served} on {config.host}:{config.port or 'any free port'} (docs at /docs)")
     uvicorn.run(app, host=config.host, port=config.port, log_level="info")
 
 

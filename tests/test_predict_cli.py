@@ -44,3 +44,20 @@ def test_predict_on_a_folder_without_a_model_names_the_next_step(tmp_path):
 def test_predict_unknown_version_is_a_clear_error(registry):
     result = CliRunner().invoke(cli, ["predict", "sentiment@9", "hello"], catch_exceptions=False)
     assert result.exit_code == 1 and "sentiment@9" in result.output
+
+
+def test_predict_onnx_on_a_folder_that_is_no_export_is_one_clear_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    folder = tmp_path / "not-an-export"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"not a protobuf")
+    (folder / "labels.json").write_text('{"id2label": {"0": "a", "1": "b"}}')
+    result = CliRunner().invoke(cli, ["predict", "--onnx", str(folder), "hello"])
+    assert result.exit_code == 1
+    assert "is not a loadable export" in result.output and "adapters export" in result.output
+    (folder / "labels.json").write_text('{"id2label": {"x": "a"}}')
+    result = CliRunner().invoke(cli, ["predict", "--onnx", str(folder), "hello"])
+    assert result.exit_code == 1 and "no valid id2label" in result.output

@@ -101,3 +101,32 @@ def test_domain_json_listing(registry: Registry) -> None:
         registry.versions("nope")
     assert "adapters domains add nope" in str(err.value)
     assert json.loads(json.dumps([d.to_row() for d in registry.domains()]))
+
+
+def test_gc_racing_a_register_cannot_take_its_blobs(registry: Registry, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    other = Registry(registry.home)
+    store = registry._store_files
+
+    def store_then_gc(files):  # type: ignore[no-untyped-def]
+        stored = store(files)
+        assert other.gc().removed  # another process collects the not-yet-referenced blobs
+        return stored
+
+    monkeypatch.setattr(registry, "_store_files", store_then_gc)
+    registry.register("sentiment", write_adapter(tmp_path / "a"))
+    assert registry.verify().ok
+    assert registry.path("sentiment@1").is_dir()
+
+
+def test_registering_the_same_bytes_again_repairs_a_rotted_blob(registry: Registry, tmp_path: Path) -> None:
+    folder = write_adapter(tmp_path / "a")
+    version = registry.register("sentiment", folder)
+    blob = registry.blobs.path(version.files["adapter_model.safetensors"]["sha256"])
+    data = bytearray(blob.read_bytes())
+    data[100] ^= 0x01
+    blob.write_bytes(bytes(data))
+    assert not registry.verify().ok
+    registry.register("sentiment", folder)
+    assert registry.verify().ok
+    assert registry.path("sentiment@1").is_dir()

@@ -12,7 +12,7 @@ def test_serve_builds_config_from_flags(monkeypatch) -> None:
     import serving.server
 
     seen = {}
-    monkeypatch.setattr(serving.server, "run", lambda config, registry: seen.update(config=config))
+    monkeypatch.setattr(serving.server, "run", lambda config, registry, announce: seen.update(config=config))
     result = CliRunner().invoke(cli, ["serve", "--domains", "medical@production,sentiment", "--port", "8123",
                                       "--max-batch-size", "8", "--max-wait-ms", "3", "--max-loaded", "4",
                                       "--api-key-env", "MY_KEY", "--poll-interval", "0.5"], catch_exceptions=False)
@@ -29,6 +29,7 @@ def test_serve_builds_config_from_flags(monkeypatch) -> None:
     (["--domains", "medical@@x"], "Malformed ref"),
     (["--max-batch-size", "0", "--domains", "medical"], "max_batch_size must be at least 1, got 0"),
     ([], "Nothing to serve"),
+    (["--domains", "medical", "--max-queue", "10"], "max_queue (10) must be at least max_inputs (64)"),
 ])
 def test_bad_flags_fail_with_one_line(args, message) -> None:
     result = CliRunner().invoke(cli, ["serve", *args])

@@ -107,3 +107,17 @@ def test_target_modules_the_base_lacks(registry: Registry, tiny_base: str) -> No
     with pytest.raises(TrainingOptionsError, match="Cannot attach LoRA.*q_proj"):
         train(registry, "sentiment", TrainOptions(base=tiny_base, target_modules=("q_proj",), **FAST))
     assert registry.versions() == []
+
+
+def test_failed_registration_leaves_the_alias_where_it_was(registry: Registry, tiny_base: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    train(registry, "sentiment", TrainOptions(base=tiny_base, alias="production", **FAST))
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError("disk full")
+
+    monkeypatch.setattr(registry, "add_artifact", broken)
+    with pytest.raises(OSError):
+        train(registry, "sentiment", TrainOptions(base=tiny_base, alias="production", seed=1, **FAST))
+    assert registry.resolve("sentiment@production").number == 1
+    assert [v.ref for v in registry.versions("sentiment")] == ["sentiment@1"]
