@@ -136,7 +136,12 @@ class AdapterCache:
                 if entry is not None:
                     return entry
             started = time.perf_counter()
-            weights = self._loader(version)
+            try:
+                weights = self._loader(version)
+            except BaseException:
+                with self._lock:  # a failed load leaves no lock behind for this hash
+                    self._load_locks.pop(sha, None)
+                raise
             entry = CacheEntry(version, weights, load_ms=(time.perf_counter() - started) * 1000)
             with self._lock:
                 self._entries[sha] = entry
