@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .outdir import staged_output
 
 if TYPE_CHECKING:
     import torch
@@ -59,20 +59,12 @@ def save(folder: Path, epoch: int, model: torch.nn.Module, optim_state: dict[str
     import torch
     from safetensors.torch import save_file
 
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".epoch-", suffix=".incomplete"))
-    try:
+    final = folder / f"epoch-{epoch}"
+    with staged_output(final, overwrite=True) as tmp:
         trainable = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
         save_file(trainable, str(tmp / TRAINABLE))
         torch.save(optim_state, tmp / OPTIMIZER)
         (tmp / STATE).write_text(json.dumps(state))
-        final = folder / f"epoch-{epoch}"
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     for old in folder.glob("epoch-*"):
         if old != final:
             shutil.rmtree(old, ignore_errors=True)
