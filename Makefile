@@ -5,7 +5,7 @@
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test
 
 # CPU torch first: a bare `torch` requirement could pull a multi-GB CUDA build.
 setup:
