@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from registry import LATEST, Domain, LoraRecipe, Registry, VersionInfo, parse_ref
+from registry import DEFAULT_BASE, Domain, LoraRecipe, Registry, VersionInfo
 
 from .render import emit_json, metric, size, table
 
@@ -60,7 +60,7 @@ def domains_add(name: str, labels: str, base_model: str | None, dataset: str | N
         recipe = LoraRecipe.from_dict({**recipe.to_dict(), **overrides})
     domain = Domain(
         name=name, labels=tuple(x.strip() for x in labels.split(",")),
-        base_model=base_model or Domain.__dataclass_fields__["base_model"].default,  # type: ignore[arg-type]
+        base_model=base_model or DEFAULT_BASE,
         dataset=dataset, description=description, recipe=recipe,
     )
     open_registry().add_domain(domain)
@@ -226,8 +226,6 @@ def alias_history(domain: str, alias: str, json_: bool) -> None:
 @click.option("--force", is_flag=True, help="Remove even if aliases point at it (they are removed too).")
 def rm_cmd(ref: str, force: bool) -> None:
     """Remove DOMAIN@N; its number is never reused. Blobs go at the next 'adapters gc'."""
-    if parse_ref(ref).alias == LATEST and "@" not in ref:
-        raise click.UsageError(f"Name the version to remove, e.g. {ref}@3.")
     version = open_registry().remove(ref, force=force)
     click.echo(f"Removed {version.ref}")
 

@@ -14,9 +14,6 @@ from .errors import ServeConfigError
 if TYPE_CHECKING:
     from registry import Registry
 
-DEFAULT_DOMAINS = ("medical@production", "education@production", "sentiment@production")
-
-
 def parse_domains(spec: str | None) -> tuple[str, ...]:
     """`medical@production,sentiment` -> refs; a bare domain means `DOMAIN@latest`."""
     if not spec:

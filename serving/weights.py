@@ -40,11 +40,6 @@ class AdapterWeights:
     def rank(self) -> int:
         return max((a.shape[0] for a, _ in self.lora.values()), default=0)
 
-    @property
-    def nbytes(self) -> int:
-        tensors = [t for pair in self.lora.values() for t in pair] + [self.head_weight, self.head_bias]
-        return sum(t.numel() * t.element_size() for t in tensors)
-
     def to(self, device: str, dtype: torch.dtype) -> AdapterWeights:
         """A copy on `device` in `dtype` (the same tensors when nothing changes)."""
         def move(t: torch.Tensor) -> torch.Tensor:
