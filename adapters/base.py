@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from registry import DEFAULT_BASE
+from loradock.registry import DEFAULT_BASE
 
 from .errors import BaseModelError
 

@@ -15,7 +15,7 @@ from .batching import collate, sorted_batches
 if TYPE_CHECKING:
     import torch
 
-    from registry import Registry
+    from loradock.registry import Registry
 
     from .data import LabelledData
 

@@ -43,7 +43,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from registry import (
+from loradock.registry import (
     DEFAULT_BASE,
     AdapterVersion,
     Domain,
@@ -52,9 +52,9 @@ from registry import (
     VersionInfo,
     content_hash,
 )
-from registry.blobs import sha256_file
-from registry.errors import InvalidNameError
-from registry.names import LATEST, check_alias
+from loradock.registry.blobs import sha256_file
+from loradock.registry.errors import InvalidNameError
+from loradock.registry.names import LATEST, check_alias
 
 from .errors import (
     BaseModelError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from registry import AdapterVersion, Registry
+from loradock.registry import AdapterVersion, Registry
 
 from .base import fingerprint, load_classifier, load_tokenizer, resolve_base
 from .errors import BaseModelError

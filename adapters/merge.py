@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from registry import AdapterVersion, Artifact, Registry
+from loradock.registry import AdapterVersion, Artifact, Registry
 
 from .environment import library_versions
 from .errors import ExportError, ParityError

@@ -12,7 +12,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from registry import AdapterVersion
+from loradock.registry import AdapterVersion
 
 DEFAULT_LICENSE = "apache-2.0"  # the license of the embedded default base
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from registry import AdapterVersion, Registry
-from registry.errors import RegistryError
+from loradock.registry import AdapterVersion, Registry
+from loradock.registry.errors import RegistryError
 
 from .errors import ExportError
 

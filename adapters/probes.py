@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry import AdapterVersion, Registry
+from loradock.registry import AdapterVersion, Registry
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from registry import AdapterVersion, Artifact, Domain, LoraRecipe, Registry, VersionInfo
-from registry.errors import RegistryError
-from registry.names import check_alias
+from loradock.registry import AdapterVersion, Artifact, Domain, LoraRecipe, Registry, VersionInfo
+from loradock.registry.errors import RegistryError
+from loradock.registry.names import check_alias
 
 from . import checkpoints, plots
 from . import data as datamod

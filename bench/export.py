@@ -46,7 +46,7 @@ def train_adapter(registry: Any, train_rows: list[dict], test_rows: list[dict], 
              and v.data.get("train_size") == size]
     if found:
         return found[0]
-    from adapters.train import TrainOptions, train
+    from loradock.adapters.train import TrainOptions, train
 
     train_path = write_jsonl(train_rows[:size], OUT / "data" / f"train-{size}.jsonl")
     test_path = write_jsonl(test_rows, OUT / "data" / "test.jsonl")
@@ -77,7 +77,7 @@ def torch_runner(model: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
 def ort_runner(path: Path, threads: int, spin: bool = False) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     import onnxruntime as ort
 
-    from adapters.predict import session_options
+    from loradock.adapters.predict import session_options
 
     options = session_options(threads)
     # ORT's intra-op threads busy-wait after each run by default; with engines interleaved on 2 shared
@@ -169,9 +169,9 @@ def main() -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from adapters.merge import merge_version
-    from adapters.onnx_export import export_onnx
-    from registry import Registry
+    from loradock.adapters.merge import merge_version
+    from loradock.adapters.onnx_export import export_onnx
+    from loradock.registry import Registry
 
     hf_logging.disable_progress_bar()
     torch.set_num_threads(args.threads)
@@ -202,7 +202,7 @@ def main() -> None:
 
     from transformers import AutoModelForSequenceClassification
 
-    from adapters.loading import load_version
+    from loradock.adapters.loading import load_version
 
     loaded = load_version(registry, version.ref, "cpu", dtype=torch.float32)
     merged = AutoModelForSequenceClassification.from_pretrained(str(exports["merged"].out)).eval()
@@ -256,7 +256,7 @@ def main() -> None:
 
 def write_results(args: Any, version: Any, exports: dict, results: dict, sizes: dict, median_tokens: float,
                   sweep: list[str]) -> None:
-    from adapters.environment import library_versions
+    from loradock.adapters.environment import library_versions
 
     eager = results["torch eager + adapter (PEFT)"]
     lines = [

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from registry import Registry  # noqa: E402
+from loradock.registry import Registry  # noqa: E402
 from tests.synthetic_adapters import write_adapter  # noqa: E402
 
 SCRIPT = Path(sysconfig.get_path("scripts")) / "adapters"

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from registry import DEFAULT_BASE, PRESETS, Domain, Registry, VersionInfo  # noqa: E402
+from loradock.registry import DEFAULT_BASE, PRESETS, Domain, Registry, VersionInfo  # noqa: E402
 
 DOMAINS = ("medical", "education", "sentiment")
 CONCURRENCY = 32
@@ -49,7 +49,7 @@ def make_template(work: Path, labels: Sequence[str], seed: int, r: int = 8) -> P
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
 
-    from adapters.base import load_classifier
+    from loradock.adapters.base import load_classifier
 
     torch.manual_seed(seed)
     model = load_classifier(DEFAULT_BASE, list(labels))
@@ -77,7 +77,7 @@ def perturbed_copy(template: Path, dest: Path, seed: int) -> Path:
 
 
 def build_registry(home: Path, work: Path, many: int) -> dict[str, Any]:
-    from adapters.base import base_info
+    from loradock.adapters.base import base_info
 
     reg = Registry(home)
     info = VersionInfo(base_model=DEFAULT_BASE, base_fingerprint=base_info(DEFAULT_BASE)["base_fingerprint"])
@@ -99,7 +99,7 @@ def _naive_model():
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from serving.multilora import MultiLoraModel
+    from loradock.serving.multilora import MultiLoraModel
 
     class NaivePeftModel(MultiLoraModel):
         def __init__(self) -> None:
@@ -143,8 +143,8 @@ def _merged_model(registry: Registry, ref: str):
     """The ceiling: one domain's LoRA merged into the base weights; no adapter work at all."""
     import torch
 
-    from serving.multilora import MultiLoraModel
-    from serving.weights import read_adapter
+    from loradock.serving.multilora import MultiLoraModel
+    from loradock.serving.weights import read_adapter
 
     class MergedModel(MultiLoraModel):
         def _stacks(self, unique, index):  # type: ignore[no-untyped-def]
@@ -161,11 +161,11 @@ def _merged_model(registry: Registry, ref: str):
 def serve_main(mode: str, home: str, port: int, domains: str, max_loaded: int) -> None:
     import uvicorn
 
-    from serving.app import create_app
-    from serving.config import ServeConfig
-    from serving.engine import ServingEngine
+    from loradock.serving.app import create_app
+    from loradock.serving.config import ServeConfig
+    from loradock.serving.engine import ServingEngine
 
-    from serving.server import set_process_threads
+    from loradock.serving.server import set_process_threads
 
     if os.environ.get("BENCH_SWITCH"):
         sys.setswitchinterval(float(os.environ["BENCH_SWITCH"]))
@@ -302,9 +302,9 @@ def rss_bytes() -> int:
 
 def cold_load_and_memory(home: Path, names: Sequence[str]) -> dict:
     """Cold load from the registry (resolve + hash-verified path + read + prepare) and RSS per adapter."""
-    from serving.cache import AdapterCache
-    from serving.multilora import MultiLoraModel
-    from serving.weights import read_adapter
+    from loradock.serving.cache import AdapterCache
+    from loradock.serving.multilora import MultiLoraModel
+    from loradock.serving.weights import read_adapter
 
     reg = Registry(home)
     model = MultiLoraModel(DEFAULT_BASE)
@@ -338,8 +338,8 @@ def model_level(home: Path, texts: Sequence[str], iters: int = 15) -> dict:
     """Batch 16 of mixed domains: our stacked LoRA vs PEFT `adapter_names`; plus merged and batch-1 set_adapter."""
     import torch
 
-    from serving.multilora import MultiLoraModel
-    from serving.weights import read_adapter
+    from loradock.serving.multilora import MultiLoraModel
+    from loradock.serving.weights import read_adapter
 
     reg = Registry(home)
     ours = MultiLoraModel(DEFAULT_BASE)
@@ -497,7 +497,7 @@ def main() -> None:
         print("cold", json.dumps(cold), flush=True)
         micro = model_level(home, texts)
         print("micro", json.dumps(micro), flush=True)
-        from adapters.base import load_tokenizer
+        from loradock.adapters.base import load_tokenizer
 
         tok = load_tokenizer(DEFAULT_BASE)
         tokens = statistics.mean(len(ids) for ids in tok(texts[:500], truncation=True, max_length=128)["input_ids"])

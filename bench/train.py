@@ -42,9 +42,9 @@ LABELS = ("negative", "positive")
 # -- arms (run in a child process) -------------------------------------------
 
 def _score(model: Any, tokenizer: Any, test_rows: list[dict[str, str]], max_length: int) -> float:
-    from adapters.data import to_labelled
-    from adapters.evaluate import evaluate_model
-    from adapters.tokenized import tokenize
+    from loradock.adapters.data import to_labelled
+    from loradock.adapters.evaluate import evaluate_model
+    from loradock.adapters.tokenized import tokenize
 
     test = to_labelled(test_rows, LABELS, "test")
     ids = tokenize(tokenizer, test.texts, test.fingerprint, max_length)
@@ -58,8 +58,8 @@ def arm_usual(work: Path, epochs: int, lr: float) -> dict[str, Any]:
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import Trainer, TrainingArguments
 
-    from adapters.base import load_classifier, load_tokenizer
-    from registry import DEFAULT_BASE
+    from loradock.adapters.base import load_classifier, load_tokenizer
+    from loradock.registry import DEFAULT_BASE
 
     train_rows = [json.loads(x) for x in (work / "train.jsonl").read_text().splitlines()]
     test_rows = [json.loads(x) for x in (work / "test.jsonl").read_text().splitlines()]
@@ -87,8 +87,8 @@ def arm_usual(work: Path, epochs: int, lr: float) -> dict[str, Any]:
 
 def arm_adapters(work: Path, epochs: int, lr: float | None, full: bool = False) -> dict[str, Any]:
     """adapters.train.train() on the same rows, registered in a throwaway home."""
-    from adapters.train import TrainOptions, train
-    from registry import Registry
+    from loradock.adapters.train import TrainOptions, train
+    from loradock.registry import Registry
 
     with Registry(work / f"home-{os.getpid()}") as reg:
         result = train(reg, "sentiment", TrainOptions(
@@ -174,7 +174,7 @@ def main() -> None:
             n_train, n_test = prepare(work, args.train_size or 3000, args.test_size or 2562)
             print(f"# LoRA vs full fine-tuning: {n_train} train rows, {n_test} test rows, {args.epochs} epoch(s), "
                   f"{threads} torch threads")
-            from registry import LoraRecipe
+            from loradock.registry import LoraRecipe
 
             # The recipe default for real data, not the embedded-sample presets' rate.
             lora_lr = args.lr or LoraRecipe().lr

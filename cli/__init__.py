@@ -1,3 +1,5 @@
 """loradock's click front end: the `adapters` command."""
 
-__version__ = "0.1.0"
+from loradock import __version__
+
+__all__ = ["__version__"]

@@ -1,4 +1,4 @@
-"""`python -m cli` runs the `adapters` command (for environments whose scripts dir is not on PATH)."""
+"""`python -m loradock.cli` runs the `adapters` command (for environments whose scripts dir is not on PATH)."""
 
 from .main import cli
 

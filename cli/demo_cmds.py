@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from registry import PRESETS, Registry
+from loradock.registry import PRESETS, Registry
 
 # One text per preset domain, written for this demo.
 QUERIES = {
@@ -18,7 +18,7 @@ QUERIES = {
 
 def _trained_or_reused(reg: Registry, domain: str) -> tuple[str, bool]:
     """The newest version trained on the embedded sample, training one if there is none."""
-    from adapters.train import TrainOptions, train
+    from loradock.adapters.train import TrainOptions, train
 
     for version in reg.versions(domain):
         if str(version.data.get("source", "")).startswith("embedded:"):
@@ -29,7 +29,7 @@ def _trained_or_reused(reg: Registry, domain: str) -> tuple[str, bool]:
 
 
 def _export(reg: Registry, ref: str) -> Any:
-    from adapters.onnx_export import export_onnx
+    from loradock.adapters.onnx_export import export_onnx
 
     out = reg.home / "exports" / ref.replace("@", "-") / "onnx-int8"
     return export_onnx(reg, ref, out, quantize="int8", overwrite=True)
@@ -45,9 +45,9 @@ def demo_cmd(port: int) -> None:
     """
     import httpx
 
-    from adapters.predict import predict_onnx
-    from serving.config import ServeConfig
-    from serving.server import serve_in_thread
+    from loradock.adapters.predict import predict_onnx
+    from loradock.serving.config import ServeConfig
+    from loradock.serving.server import serve_in_thread
 
     reg = Registry()
     refs = {}

@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from adapters.errors import AdaptersError
-from registry.errors import RegistryError
+from loradock.adapters.errors import AdaptersError
+from loradock.registry.errors import RegistryError
 
 DEBUG_ENV = "ADAPTERS_DEBUG"
 _EXPECTED = (RegistryError, AdaptersError)

@@ -14,7 +14,7 @@ from .registry_cmds import COMMANDS
 
 # Model-side commands live in their own modules; each module only defines
 # click commands and imports torch inside them, so `adapters list` stays fast.
-_EXTENSIONS = ("cli.train_cmds", "cli.hub_cmds", "cli.export_cmds", "cli.serve_cmds", "cli.demo_cmds")
+_EXTENSIONS = ("loradock.cli.train_cmds", "loradock.cli.hub_cmds", "loradock.cli.export_cmds", "loradock.cli.serve_cmds", "loradock.cli.demo_cmds")
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

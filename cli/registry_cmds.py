@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from registry import DEFAULT_BASE, Domain, LoraRecipe, Registry, VersionInfo
+from loradock.registry import DEFAULT_BASE, Domain, LoraRecipe, Registry, VersionInfo
 
 from .render import emit_json, metric, size, table
 
@@ -94,7 +94,7 @@ def register_cmd(domain: str, path: str, aliases: tuple[str, ...], description: 
     """Register a folder written by PEFT's save_pretrained() as DOMAIN's next version."""
     from pathlib import Path
 
-    from adapters.registration import base_metadata_for_folder
+    from loradock.adapters.registration import base_metadata_for_folder
 
     reg = open_registry()
     reg.check_folder(domain, Path(path))

@@ -36,9 +36,9 @@ def serve(domains: str | None, host: str, port: int, device: str, max_batch_size
         curl -s localhost:8000/v1/classify -H 'content-type: application/json' \\
             -d '{"domain": "medical", "inputs": ["chest pain"]}'
     """
-    from registry import Registry
-    from serving.config import ServeConfig, default_domains, parse_domains
-    from serving.server import run
+    from loradock.registry import Registry
+    from loradock.serving.config import ServeConfig, default_domains, parse_domains
+    from loradock.serving.server import run
 
     registry = Registry()
     refs = parse_domains(domains) or default_domains(registry)

@@ -90,9 +90,9 @@ def train_cmd(domain: str, quiet: bool, json_: bool, target_modules: str | None,
         adapters train legal --data cases.csv --text-column body --label-column area
     """
     _passive_threads()
-    from adapters.evaluate import render
-    from adapters.train import TrainOptions, train
-    from registry import Registry
+    from loradock.adapters.evaluate import render
+    from loradock.adapters.train import TrainOptions, train
+    from loradock.registry import Registry
 
     options = TrainOptions(
         target_modules=tuple(target_modules.split(",")) if target_modules else None,
@@ -129,8 +129,8 @@ def eval_cmd(ref: str, data: str, split: str, text_column: str, label_column: st
         adapters eval medical@production --data held_out.jsonl
     """
     _passive_threads()
-    from adapters.evaluate import evaluate_version, render
-    from registry import Registry
+    from loradock.adapters.evaluate import evaluate_version, render
+    from loradock.registry import Registry
 
     report = evaluate_version(
         Registry(), ref, data, text_column=text_column, label_column=label_column, split=split,

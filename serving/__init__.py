@@ -2,9 +2,9 @@
 
 Public API (importing `serving` does not import torch):
 
-    from serving import ServeConfig
-    from serving.app import create_app            # create_app(config, registry=None) -> FastAPI
-    from serving.server import run, serve_in_thread  # run(config) blocks; serve_in_thread(config) -> BackgroundServer(.url, .stop())
+    from loradock.serving import ServeConfig
+    from loradock.serving.app import create_app            # create_app(config, registry=None) -> FastAPI
+    from loradock.serving.server import run, serve_in_thread  # run(config) blocks; serve_in_thread(config) -> BackgroundServer(.url, .stop())
 """
 
 from .config import ServeConfig, default_domains, parse_domains

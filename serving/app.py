@@ -16,8 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from registry import Registry
-from registry.errors import RegistryError
+from loradock.registry import Registry
+from loradock.registry.errors import RegistryError
 
 from .config import ServeConfig
 from .errors import OverloadedError, RequestTooLargeError, ServeConfigError, ServingError

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from registry import AdapterVersion
+from loradock.registry import AdapterVersion
 
 from .errors import AllPinnedError
 from .weights import AdapterWeights

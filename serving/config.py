@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 from typing import TYPE_CHECKING
 
-from registry import DEFAULT_BASE, parse_ref
+from loradock.registry import DEFAULT_BASE, parse_ref
 
 from .errors import ServeConfigError
 
 if TYPE_CHECKING:
-    from registry import Registry
+    from loradock.registry import Registry
 
 def parse_domains(spec: str | None) -> tuple[str, ...]:
     """`medical@production,sentiment` -> refs; a bare domain means `DOMAIN@latest`."""

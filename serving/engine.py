@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
-from registry import AdapterVersion, Registry, parse_ref
+from loradock.registry import AdapterVersion, Registry, parse_ref
 
 from .batcher import Job, MicroBatcher
 from .cache import AdapterCache, CacheEntry
@@ -52,7 +52,7 @@ class ServingEngine:
 
     def __init__(self, config: ServeConfig, registry: Registry | None = None,
                  model: MultiLoraModel | None = None) -> None:
-        from adapters.base import pick_device
+        from loradock.adapters.base import pick_device
 
         from .multilora import MultiLoraModel
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.errors import AdaptersError
+from loradock.adapters.errors import AdaptersError
 
 
 class ServingError(AdaptersError):

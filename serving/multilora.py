@@ -67,7 +67,7 @@ class MultiLoraModel:
 
     def __init__(self, base_model: str = "sentence-transformers/all-MiniLM-L6-v2", device: str = "cpu",
                  max_length: int = 128, dtype: torch.dtype | None = None) -> None:
-        from adapters.base import base_info, load_classifier, load_tokenizer
+        from loradock.adapters.base import base_info, load_classifier, load_tokenizer
 
         self.device = device
         self.dtype = dtype or (torch.float32 if device == "cpu" else

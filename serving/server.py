@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from registry import Registry
+from loradock.registry import Registry
 
 from .config import ServeConfig
 from .errors import ServingError

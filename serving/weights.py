@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from registry import AdapterVersion
+from loradock.registry import AdapterVersion
 
 from .errors import AdapterLoadError
 

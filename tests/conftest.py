@@ -20,7 +20,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def registry(isolated_home: Path):
-    from registry import Registry
+    from loradock.registry import Registry
 
     reg = Registry(isolated_home)
     yield reg
@@ -42,8 +42,8 @@ def make_peft_folder(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., 
             import torch
             from peft import LoraConfig, TaskType, get_peft_model
 
-            from adapters.base import load_classifier
-            from registry import DEFAULT_BASE
+            from loradock.adapters.base import load_classifier
+            from loradock.registry import DEFAULT_BASE
 
             torch.manual_seed(seed)
             model = load_classifier(DEFAULT_BASE, list(labels))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from registry import DEFAULT_BASE, PRESETS, Registry, VersionInfo
+from loradock.registry import DEFAULT_BASE, PRESETS, Registry, VersionInfo
 
 SAMPLE = Path(__file__).resolve().parents[1] / "adapters" / "samples" / "sentiment.jsonl"
 # Mixed lengths on purpose: padding inside a batch and truncation both happen.
@@ -37,7 +37,7 @@ def varied_texts(count: int) -> list[str]:
 def register_version(registry: Registry, folder: Path, domain: str = "sentiment", eval_data: bool = True,
                      info: VersionInfo | None = None) -> Any:
     """Register a PEFT folder (and, like training does, an eval split as artifact data/eval)."""
-    from adapters.base import base_info
+    from loradock.adapters.base import base_info
 
     info = info or VersionInfo(base_model=DEFAULT_BASE, base_fingerprint=base_info(DEFAULT_BASE)["base_fingerprint"])
     version = registry.register(domain, folder, info)
@@ -50,7 +50,7 @@ def adapter_logits(registry: Registry, ref: str, texts: list[str], max_length: i
     """Logits from the unmerged PEFT adapter, computed independently of the code under test."""
     import torch
 
-    from adapters.loading import load_version
+    from loradock.adapters.loading import load_version
 
     loaded = load_version(registry, ref)
     enc = loaded.tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
@@ -86,7 +86,7 @@ def train_on_sample(folder: Path, steps: int = 300, seed: int = 0) -> Path:
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
 
-    from adapters.base import load_classifier, load_tokenizer
+    from loradock.adapters.base import load_classifier, load_tokenizer
 
     rows = [json.loads(line) for line in SAMPLE.read_text().splitlines() if line.strip()]
     labels = list(PRESETS["sentiment"].labels)
@@ -131,8 +131,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     its own fixture definition, so the cache lives here rather than in pytest.
     """
     if "sentiment" not in _BUILT:
-        from adapters.merge import merge_version
-        from adapters.onnx_export import export_onnx
+        from loradock.adapters.merge import merge_version
+        from loradock.adapters.onnx_export import export_onnx
 
         root = tmp_path_factory.mktemp("exported")
         registry = Registry(root / "home")

@@ -685,8 +685,8 @@ def tiny_png(path: Any) -> Any:
 @pytest.fixture
 def sentiment_versions(registry: Any, make_peft_folder: Any, tmp_path: Any) -> Any:
     """sentiment@1 and sentiment@2 (aliased production, with metadata and a loss plot), as training would leave them."""
-    from adapters.base import base_info
-    from registry import DEFAULT_BASE, VersionInfo
+    from loradock.adapters.base import base_info
+    from loradock.registry import DEFAULT_BASE, VersionInfo
 
     base = base_info(DEFAULT_BASE)
     for seed in (0, 1):

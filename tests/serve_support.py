@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from registry import DEFAULT_BASE, PRESETS, Registry, VersionInfo
+from loradock.registry import DEFAULT_BASE, PRESETS, Registry, VersionInfo
 
 DOMAIN_SEEDS = {"medical": 1, "education": 2, "sentiment": 3}
 TEXTS = [
@@ -27,7 +27,7 @@ def offline(mp: Any) -> None:
 
 
 def base_fingerprint() -> str:
-    from adapters.base import base_info
+    from loradock.adapters.base import base_info
 
     return base_info(DEFAULT_BASE)["base_fingerprint"]
 
@@ -46,7 +46,7 @@ def register_presets(registry: Registry, make_peft_folder: Callable[..., Any], r
 
 
 def serve_config(**overrides: Any) -> Any:
-    from serving.config import ServeConfig
+    from loradock.serving.config import ServeConfig
 
     values: dict[str, Any] = {
         "domains": tuple(f"{d}@production" for d in DOMAIN_SEEDS), "port": 0, "device": "cpu",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters import data as datamod
-from adapters.errors import DataError
-from registry import PRESETS
+from loradock.adapters import data as datamod
+from loradock.adapters.errors import DataError
+from loradock.registry import PRESETS
 
 SENTIMENT = ("negative", "positive")
 

@@ -7,8 +7,8 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from registry import Registry
+from loradock.cli.main import cli
+from loradock.registry import Registry
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ pytest_plugins = ["tests.hub_server"]  # the fake Hub and its fixtures
 
 
 def _adapters(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from cli.main import cli; cli()", *args], env=env,
+    return subprocess.run([sys.executable, "-c", "from loradock.cli.main import cli; cli()", *args], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
 

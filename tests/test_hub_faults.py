@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import adapters.hub as hubmod
-from adapters.errors import (
+import loradock.adapters.hub as hubmod
+from loradock.adapters.errors import (
     BaseModelError,
     HubAuthError,
     HubFileNotFoundError,
@@ -18,9 +18,9 @@ from adapters.errors import (
     HubRepoNotFoundError,
     HubRevisionNotFoundError,
 )
-from adapters.hub import pull, push
-from cli.main import cli
-from registry import Registry, VersionInfo
+from loradock.adapters.hub import pull, push
+from loradock.cli.main import cli
+from loradock.registry import Registry, VersionInfo
 
 pytest_plugins = ["tests.hub_server"]  # the fake Hub and its fixtures
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.errors import HubError
-from adapters.hub import pull, push
-from registry import DEFAULT_BASE, content_hash
+from loradock.adapters.errors import HubError
+from loradock.adapters.hub import pull, push
+from loradock.registry import DEFAULT_BASE, content_hash
 
 pytest_plugins = ["tests.hub_server"]  # the fake Hub and its fixtures
 
@@ -29,8 +29,8 @@ def test_plain_peft_from_pretrained_loads_what_we_pushed(hub, sentiment_versions
     import torch
     from peft import PeftModel
 
-    from adapters.base import load_classifier, load_tokenizer
-    from adapters.loading import load_version
+    from loradock.adapters.base import load_classifier, load_tokenizer
+    from loradock.adapters.loading import load_version
 
     repo = "alice/sentiment-lora"
     push(sentiment_versions, "sentiment@2", repo)

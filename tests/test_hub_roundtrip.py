@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 pytest_plugins = ["tests.hub_server"]  # the fake Hub and its fixtures
 
-from adapters.hub import pull, push
-from cli.main import cli
-from registry import Registry
+from loradock.adapters.hub import pull, push
+from loradock.cli.main import cli
+from loradock.registry import Registry
 
 REPO = "alice/sentiment-lora"
 _SAME = ("sha256", "files", "size_bytes", "labels", "task", "base_model", "base_revision", "base_fingerprint",
@@ -29,7 +29,7 @@ def _front_matter(readme: bytes) -> dict:
 def test_round_trip_keeps_files_hashes_metadata_alias_and_logits(hub, sentiment_versions, tmp_path):
     import torch
 
-    from adapters.loading import load_version
+    from loradock.adapters.loading import load_version
 
     report = push(sentiment_versions, "sentiment@2", REPO)
     assert [(v.ref, v.tag, v.uploaded) for v in report.versions] == [("sentiment@2", "v2", True)]
@@ -124,7 +124,7 @@ def test_cli_push_all_versions_then_pull_twice_registers_once(hub, sentiment_ver
 
 def test_push_refuses_another_domain_or_different_content_under_the_same_tag(hub, sentiment_versions, make_peft_folder,
                                                                               tmp_path):
-    from adapters.errors import HubConflictError
+    from loradock.adapters.errors import HubConflictError
 
     push(sentiment_versions, "sentiment@2", REPO)
     other = Registry(tmp_path / "other")
@@ -138,7 +138,7 @@ def test_push_refuses_another_domain_or_different_content_under_the_same_tag(hub
 
 
 def test_a_user_domain_travels_with_its_version(hub, registry, make_peft_folder, tmp_path):
-    from registry import Domain
+    from loradock.registry import Domain
 
     registry.add_domain(Domain(name="legal", labels=("contract", "tort", "criminal")))
     registry.register("legal", make_peft_folder(labels=("contract", "tort", "criminal")), aliases=["staging"])

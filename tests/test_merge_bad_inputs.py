@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from adapters.errors import BaseModelError, ExportError
-from cli.main import cli
-from registry import DEFAULT_BASE, PRESETS, VersionInfo
+from loradock.adapters.errors import BaseModelError, ExportError
+from loradock.cli.main import cli
+from loradock.registry import DEFAULT_BASE, PRESETS, VersionInfo
 
 from .export_support import leftovers, register_version
 
@@ -42,7 +42,7 @@ def test_existing_output_is_refused_without_overwrite(version, tmp_path, command
 
 
 def test_a_base_that_cannot_be_found_is_a_clear_error(registry, make_peft_folder, tmp_path):
-    from adapters.merge import merge_version
+    from loradock.adapters.merge import merge_version
 
     info = VersionInfo(base_model="no-such-org/no-such-model")
     version = register_version(registry, make_peft_folder(labels=PRESETS["sentiment"].labels), info=info,
@@ -55,7 +55,7 @@ def test_a_base_that_cannot_be_found_is_a_clear_error(registry, make_peft_folder
 
 
 def test_an_unsupported_task_type_is_refused(registry, make_peft_folder, tmp_path):
-    from adapters.onnx_export import export_onnx
+    from loradock.adapters.onnx_export import export_onnx
 
     folder = tmp_path / "token-cls"
     shutil.copytree(make_peft_folder(labels=PRESETS["sentiment"].labels), folder)
@@ -74,7 +74,7 @@ def test_an_unsupported_task_type_is_refused(registry, make_peft_folder, tmp_pat
     ({"exporter": "optimum"}, "Unknown exporter 'optimum'"),
 ])
 def test_bad_export_options_are_refused_before_any_work(version, registry, tmp_path, options, message):
-    from adapters.onnx_export import export_onnx
+    from loradock.adapters.onnx_export import export_onnx
 
     with pytest.raises(ExportError, match=message):
         export_onnx(registry, version.ref, tmp_path / "out", **options)
@@ -90,7 +90,7 @@ def test_an_output_that_is_a_file_is_refused(version, tmp_path):
 
 
 def test_staging_cleans_up_when_the_work_fails(tmp_path: Path):
-    from adapters.outdir import staged_output
+    from loradock.adapters.outdir import staged_output
 
     out = tmp_path / "a" / "b"
     with pytest.raises(RuntimeError), staged_output(out) as tmp:

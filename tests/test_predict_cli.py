@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from loradock.cli.main import cli
 
 from .export_support import exported  # noqa: F401  (a fixture)
 
@@ -49,7 +49,7 @@ def test_predict_unknown_version_is_a_clear_error(registry):
 def test_predict_onnx_on_a_folder_that_is_no_export_is_one_clear_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from loradock.cli.main import cli
 
     folder = tmp_path / "not-an-export"
     folder.mkdir()

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from registry import Registry
-from registry.errors import AliasError, UnknownVersionError, VersionInUseError
+from loradock.cli.main import cli
+from loradock.registry import Registry
+from loradock.registry.errors import AliasError, UnknownVersionError, VersionInUseError
 from tests.synthetic_adapters import write_adapter
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from registry import Registry
+from loradock.cli.main import cli
+from loradock.registry import Registry
 from tests.synthetic_adapters import write_adapter
 
 

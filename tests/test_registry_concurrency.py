@@ -6,7 +6,7 @@ import multiprocessing as mp
 import sqlite3
 from pathlib import Path
 
-from registry import Registry
+from loradock.registry import Registry
 from tests.synthetic_adapters import write_adapter
 
 PROCS, EACH = 8, 50

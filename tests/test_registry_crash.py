@@ -12,15 +12,15 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cli.main import cli
-from registry import Registry
+from loradock.cli.main import cli
+from loradock.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOP = """
 import sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from registry import Registry
+from loradock.registry import Registry
 from tests.synthetic_adapters import write_adapter
 reg = Registry({home!r})
 work = Path({work!r})

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from registry import DEFAULT_BASE, Registry
-from registry.errors import CorruptBlobError
+from loradock.cli.main import cli
+from loradock.registry import DEFAULT_BASE, Registry
+from loradock.registry.errors import CorruptBlobError
 
 
 @pytest.mark.slow
@@ -17,7 +17,7 @@ def test_register_then_materialize_loads_with_plain_peft(make_peft_folder, regis
     import torch
     from peft import PeftModel
 
-    from adapters.base import fingerprint, load_classifier, load_tokenizer, resolve_base
+    from loradock.adapters.base import fingerprint, load_classifier, load_tokenizer, resolve_base
 
     folder = make_peft_folder(("negative", "positive"), seed=0)
     result = CliRunner().invoke(cli, ["register", "sentiment", str(folder), "--alias", "production"], catch_exceptions=False)

@@ -5,9 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from registry import Registry
-from registry.db import SCHEMA_VERSION
-from registry.schema import migrations
+from loradock.registry import Registry
+from loradock.registry.db import SCHEMA_VERSION
+from loradock.registry.schema import migrations
 
 
 def test_schema_version_counts_the_migrations(registry: Registry) -> None:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from registry import LATEST, Registry, VersionInfo
-from registry.errors import UnknownDomainError, UnknownVersionError
+from loradock.registry import LATEST, Registry, VersionInfo
+from loradock.registry.errors import UnknownDomainError, UnknownVersionError
 from tests.synthetic_adapters import write_adapter
 
 
@@ -57,7 +57,7 @@ def test_materialized_folder_has_identical_bytes(registry: Registry, tmp_path: P
 
 
 def test_user_domain_roundtrip(registry: Registry, tmp_path: Path) -> None:
-    from registry import Domain
+    from loradock.registry import Domain
 
     registry.add_domain(Domain(name="legal", labels=("contract", "tort", "criminal")))
     assert registry.domain("legal").labels == ("contract", "tort", "criminal")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from registry import PRESETS, Registry
+from loradock.registry import PRESETS, Registry
 
 from .serve_support import TEXTS, offline, register_presets, serve_config
 
@@ -16,7 +16,7 @@ KEY = "s3cret-token"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, make_peft_folder):
-    from serving.server import BackgroundServer
+    from loradock.serving.server import BackgroundServer
 
     with pytest.MonkeyPatch.context() as mp:
         offline(mp)  # module fixtures run before the autouse per-test isolation

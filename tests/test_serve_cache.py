@@ -7,9 +7,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from serving.cache import AdapterCache
-from serving.errors import AllPinnedError
-from serving.weights import AdapterWeights
+from loradock.serving.cache import AdapterCache
+from loradock.serving.errors import AllPinnedError
+from loradock.serving.weights import AdapterWeights
 
 
 def version(sha: str, ref: str | None = None) -> SimpleNamespace:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
+from loradock.cli.main import cli
 
 
 def test_serve_builds_config_from_flags(monkeypatch) -> None:
-    import serving.server
+    from loradock.serving import server as serving_server
 
     seen = {}
-    monkeypatch.setattr(serving.server, "run", lambda config, registry, announce: seen.update(config=config))
+    monkeypatch.setattr(serving_server, "run", lambda config, registry, announce: seen.update(config=config))
     result = CliRunner().invoke(cli, ["serve", "--domains", "medical@production,sentiment", "--port", "8123",
                                       "--max-batch-size", "8", "--max-wait-ms", "3", "--max-loaded", "4",
                                       "--api-key-env", "MY_KEY", "--poll-interval", "0.5"], catch_exceptions=False)
@@ -37,8 +37,8 @@ def test_bad_flags_fail_with_one_line(args, message) -> None:
 
 
 def test_serve_refuses_unset_api_key_variable(registry, make_peft_folder, monkeypatch) -> None:
-    from serving.app import create_app
-    from serving.errors import ServeConfigError
+    from loradock.serving.app import create_app
+    from loradock.serving.errors import ServeConfigError
 
     from .serve_support import serve_config
 

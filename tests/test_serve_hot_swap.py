@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from registry import Registry
+from loradock.registry import Registry
 
 from .serve_support import TEXTS, hold_worker, register, serve_config
 
@@ -27,7 +27,7 @@ def register_three_medical(registry, make_peft_folder) -> dict[int, str]:
 
 
 def test_alias_moves_three_times_under_load_with_zero_failures(registry, make_peft_folder) -> None:
-    from serving.server import BackgroundServer
+    from loradock.serving.server import BackgroundServer
 
     shas = register_three_medical(registry, make_peft_folder)
     log: list[tuple[float, float, int, str | None, str | None]] = []  # start, end, status, version, sha
@@ -92,7 +92,7 @@ def test_alias_moves_three_times_under_load_with_zero_failures(registry, make_pe
 
 
 def test_in_flight_requests_finish_on_the_old_version(registry, make_peft_folder) -> None:
-    from serving.server import BackgroundServer
+    from loradock.serving.server import BackgroundServer
 
     shas = register_three_medical(registry, make_peft_folder)
     config = serve_config(domains=("medical@production",), poll_interval=3600)  # only the reload endpoint swaps
@@ -121,7 +121,7 @@ def test_in_flight_requests_finish_on_the_old_version(registry, make_peft_folder
 
 
 def test_bad_new_version_keeps_the_old_one_serving(registry, make_peft_folder) -> None:
-    from serving.server import BackgroundServer
+    from loradock.serving.server import BackgroundServer
 
     register_three_medical(registry, make_peft_folder)
     register(registry, make_peft_folder, "medical", 13, aliases=(), fingerprint="sha256:" + "f" * 64)

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import torch
 
-from registry import DEFAULT_BASE, PRESETS
+from loradock.registry import DEFAULT_BASE, PRESETS
 
 from .serve_support import TEXTS, base_fingerprint, register, register_presets, serve_config
 
@@ -21,7 +21,7 @@ def peft_logits(registry, domain: str, text: str) -> torch.Tensor:
     """The text alone through plain `PeftModel.from_pretrained` for the domain's version."""
     from peft import PeftModel
 
-    from adapters.base import load_classifier, load_tokenizer
+    from loradock.adapters.base import load_classifier, load_tokenizer
 
     key = (str(registry.home), domain)
     if key not in _REFERENCE:
@@ -34,8 +34,8 @@ def peft_logits(registry, domain: str, text: str) -> torch.Tensor:
 
 
 def test_mixed_batch_rows_match_plain_peft(registry, make_peft_folder) -> None:
-    from serving.multilora import MultiLoraModel
-    from serving.weights import read_adapter
+    from loradock.serving.multilora import MultiLoraModel
+    from loradock.serving.weights import read_adapter
 
     # Different ranks too: the stack pads to the largest one.
     register_presets(registry, make_peft_folder, ranks={"education": 4, "sentiment": 16})
@@ -54,7 +54,7 @@ def test_mixed_batch_rows_match_plain_peft(registry, make_peft_folder) -> None:
 
 
 def test_engine_batches_domains_together_and_names_versions(registry, make_peft_folder) -> None:
-    from serving.engine import ServingEngine
+    from loradock.serving.engine import ServingEngine
 
     versions = register_presets(registry, make_peft_folder)
     engine = ServingEngine(serve_config(max_wait_ms=50.0), registry)
@@ -81,8 +81,8 @@ def test_engine_batches_domains_together_and_names_versions(registry, make_peft_
 
 
 def test_adapter_from_another_base_is_refused(registry, make_peft_folder) -> None:
-    from serving.engine import ServingEngine
-    from serving.errors import AdapterLoadError
+    from loradock.serving.engine import ServingEngine
+    from loradock.serving.errors import AdapterLoadError
 
     register(registry, make_peft_folder, "medical", seed=1, fingerprint="sha256:" + "0" * 64)
     assert base_fingerprint() != "sha256:" + "0" * 64

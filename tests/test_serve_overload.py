@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_full_queue_is_503_with_retry_after(registry, make_peft_folder) -> None:
-    from serving.server import BackgroundServer
+    from loradock.serving.server import BackgroundServer
 
     register_presets(registry, make_peft_folder)
     with BackgroundServer(serve_config(max_queue=4, max_inputs=4, max_batch_size=2, max_wait_ms=0.0), registry) as server:

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from adapters import train as trainmod
-from adapters.errors import (
+from loradock.adapters import train as trainmod
+from loradock.adapters.errors import (
     AdaptersError,
     DataError,
     NoCheckpointError,
     TrainingOptionsError,
 )
-from adapters.train import TrainOptions, train
-from registry import Registry
-from registry.errors import UnknownDomainError
+from loradock.adapters.train import TrainOptions, train
+from loradock.registry import Registry
+from loradock.registry.errors import UnknownDomainError
 
 
 @pytest.fixture(autouse=True)
@@ -107,7 +107,7 @@ def test_resume_without_a_checkpoint(registry: Registry) -> None:
 
 
 def test_cli_reports_bad_inputs_in_one_line(tmp_path: Path) -> None:
-    from cli.main import cli
+    from loradock.cli.main import cli
 
     runner = CliRunner()
     result = runner.invoke(cli, ["train", "legal"], catch_exceptions=False)

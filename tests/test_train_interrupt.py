@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters import train as trainmod
-from adapters.errors import TrainingInterrupted
-from adapters.train import TrainOptions, train
-from registry import Registry
+from loradock.adapters import train as trainmod
+from loradock.adapters.errors import TrainingInterrupted
+from loradock.adapters.train import TrainOptions, train
+from loradock.registry import Registry
 from tests.train_support import one_thread_fixture, tiny_base_fixture  # noqa: F401  (fixtures)
 
 STEPS_PER_EPOCH = 5  # 80 sentiment training rows, batch 16
@@ -65,7 +65,7 @@ def test_interrupt_in_the_first_epoch_says_there_is_no_checkpoint(
 def test_cli_interrupt_message(tiny_base: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from loradock.cli.main import cli
 
     _interrupt_at(monkeypatch, 1)
     result = CliRunner().invoke(cli, ["train", "sentiment", "--base", tiny_base, "--epochs", "1", "--max-length", "32",

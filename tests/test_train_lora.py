@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.train import FULL_MODEL_KIND, TrainOptions, train
-from registry import Registry
+from loradock.adapters.train import FULL_MODEL_KIND, TrainOptions, train
+from loradock.registry import Registry
 from tests.train_support import one_thread_fixture, tiny_base_fixture  # noqa: F401  (fixtures)
 
 FAST = {"epochs": 1, "max_length": 32, "batch_size": 16, "progress": False}
@@ -62,7 +62,7 @@ def test_same_seed_same_adapter_other_seed_other_adapter(tmp_path: Path, tiny_ba
 
 
 def test_tokenization_is_cached_and_reused(registry: Registry, tiny_base: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from adapters import tokenized
+    from loradock.adapters import tokenized
 
     train(registry, "sentiment", TrainOptions(base=tiny_base, **FAST))
     cached = sorted((registry.home / "cache" / "tokenized").glob("*.npz"))
@@ -102,7 +102,7 @@ def test_full_finetuning_is_a_domain_artifact_not_a_version(registry: Registry, 
 
 
 def test_target_modules_the_base_lacks(registry: Registry, tiny_base: str) -> None:
-    from adapters.errors import TrainingOptionsError
+    from loradock.adapters.errors import TrainingOptionsError
 
     with pytest.raises(TrainingOptionsError, match="Cannot attach LoRA.*q_proj"):
         train(registry, "sentiment", TrainOptions(base=tiny_base, target_modules=("q_proj",), **FAST))

@@ -13,8 +13,8 @@ def build_tiny_bert(folder: Path, seed: int = 0) -> Path:
     import torch
     from transformers import BertConfig, BertModel
 
-    from adapters.base import resolve_base
-    from registry import DEFAULT_BASE
+    from loradock.adapters.base import resolve_base
+    from loradock.registry import DEFAULT_BASE
 
     torch.manual_seed(seed)
     config = BertConfig(
