@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from loradock.registry.errors import ConflictError, GateError
+
 
 class AdaptersError(Exception):
     """Base class for loradock's model-side errors."""
@@ -19,7 +21,7 @@ class TrainingInterrupted(AdaptersError):
     """Training stopped (Ctrl-C); nothing was registered."""
 
 
-class ParityError(AdaptersError):
+class ParityError(AdaptersError, GateError):
     """A merged or exported model disagrees with the adapter beyond tolerance."""
 
 
@@ -55,7 +57,7 @@ class HubIntegrityError(HubError):
     """Downloaded bytes do not match the hashes the pushed metadata records."""
 
 
-class HubConflictError(HubError):
+class HubConflictError(HubError, ConflictError):
     """The Hub repo already holds something else under the name we would write."""
 
 

@@ -14,7 +14,12 @@ from .registry_cmds import COMMANDS
 
 # Model-side commands live in their own modules; each module only defines
 # click commands and imports torch inside them, so `adapters list` stays fast.
-_EXTENSIONS = ("loradock.cli.train_cmds", "loradock.cli.hub_cmds", "loradock.cli.export_cmds", "loradock.cli.serve_cmds", "loradock.cli.demo_cmds")
+_EXTENSIONS = (
+    "loradock.cli.train_cmds", "loradock.cli.hub_cmds", "loradock.cli.export_cmds", "loradock.cli.serve_cmds",
+    "loradock.cli.demo_cmds",
+    # Not all present yet; a missing one is skipped below.
+    "loradock.cli.artifact_cmds", "loradock.cli.domain_cmds", "loradock.cli.ui_cmds",
+)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

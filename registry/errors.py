@@ -7,6 +7,17 @@ class RegistryError(Exception):
     """Base class: a registry operation was refused; nothing on disk changed."""
 
 
+# Marker bases the CLI maps to exit codes (cli/errors.py). Not-found errors are
+# LookupErrors, bad input ValueErrors, network ConnectionErrors; these two have
+# no standard type of their own.
+class ConflictError(RegistryError):
+    """The request contradicts what is stored (a taken name, a version in use)."""
+
+
+class GateError(RegistryError):
+    """A quality, parity or accuracy gate refused the result."""
+
+
 class InvalidNameError(RegistryError, ValueError):
     """A domain, alias or file name that is unsafe or malformed."""
 
@@ -38,7 +49,7 @@ class UnknownVersionError(RegistryError, KeyError):
         return str(self.args[0])
 
 
-class DomainExistsError(RegistryError):
+class DomainExistsError(ConflictError):
     """`domains add` for a name that is taken."""
 
 
@@ -50,7 +61,7 @@ class AliasError(RegistryError):
     """An alias operation that would leave the registry inconsistent."""
 
 
-class VersionInUseError(RegistryError):
+class VersionInUseError(ConflictError):
     """Removing a version an alias still points to."""
 
 
