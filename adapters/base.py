@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from loradock.registry import DEFAULT_BASE
 
-from .errors import BaseModelError
+from loradock.adapters.errors import BaseModelError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

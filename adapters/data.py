@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError
+from loradock.adapters.errors import DataError
 
 log = logging.getLogger(__name__)
 

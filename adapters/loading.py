@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from loradock.registry import AdapterVersion, Registry
 
-from .base import fingerprint, load_classifier, load_tokenizer, resolve_base
-from .errors import BaseModelError
+from loradock.adapters.base import fingerprint, load_classifier, load_tokenizer, resolve_base
+from loradock.adapters.errors import BaseModelError
 
 if TYPE_CHECKING:
     from peft import PeftModel

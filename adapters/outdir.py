@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ExportError
+from loradock.adapters.errors import ExportError
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import numpy as np
 from loradock.registry import AdapterVersion, Registry
 from loradock.registry.errors import RegistryError
 
-from .errors import ExportError
+from loradock.adapters.errors import ExportError
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -157,7 +157,7 @@ def read_report(folder: Path) -> dict[str, Any]:
 
 def predict(registry: Registry, ref: str, texts: list[str], device: str = "cpu") -> list[Prediction]:
     """Labels and scores for `texts` from DOMAIN@REF loaded through PEFT."""
-    from .loading import load_version
+    from loradock.adapters.loading import load_version
 
     loaded = load_version(registry, ref, device)
     logits = torch_logits(loaded.model, loaded.tokenizer, texts, version_max_length(registry, loaded.version))

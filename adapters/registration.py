@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .base import fingerprint, resolve_base
+from loradock.adapters.base import fingerprint, resolve_base
 
 
 def base_metadata_for_folder(folder: Path, fallback: str, explicit: str | None = None) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def train_adapter(registry: Any, train_rows: list[dict], test_rows: list[dict], 
              and v.data.get("train_size") == size]
     if found:
         return found[0]
-    from loradock.adapters.train import TrainOptions, train
+    from loradock.adapters.training.train import TrainOptions, train
 
     train_path = write_jsonl(train_rows[:size], OUT / "data" / f"train-{size}.jsonl")
     test_path = write_jsonl(test_rows, OUT / "data" / "test.jsonl")
@@ -169,8 +169,8 @@ def main() -> None:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from loradock.adapters.merge import merge_version
-    from loradock.adapters.onnx_export import export_onnx
+    from loradock.adapters.export.merge import merge_version
+    from loradock.adapters.export.onnx_export import export_onnx
     from loradock.registry import Registry
 
     hf_logging.disable_progress_bar()

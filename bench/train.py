@@ -43,8 +43,8 @@ LABELS = ("negative", "positive")
 
 def _score(model: Any, tokenizer: Any, test_rows: list[dict[str, str]], max_length: int) -> float:
     from loradock.adapters.data import to_labelled
-    from loradock.adapters.evaluate import evaluate_model
-    from loradock.adapters.tokenized import tokenize
+    from loradock.adapters.training.evaluate import evaluate_model
+    from loradock.adapters.training.tokenized import tokenize
 
     test = to_labelled(test_rows, LABELS, "test")
     ids = tokenize(tokenizer, test.texts, test.fingerprint, max_length)
@@ -87,7 +87,7 @@ def arm_usual(work: Path, epochs: int, lr: float) -> dict[str, Any]:
 
 def arm_adapters(work: Path, epochs: int, lr: float | None, full: bool = False) -> dict[str, Any]:
     """adapters.train.train() on the same rows, registered in a throwaway home."""
-    from loradock.adapters.train import TrainOptions, train
+    from loradock.adapters.training.train import TrainOptions, train
     from loradock.registry import Registry
 
     with Registry(work / f"home-{os.getpid()}") as reg:

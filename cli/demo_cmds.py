@@ -18,7 +18,7 @@ QUERIES = {
 
 def _trained_or_reused(reg: Registry, domain: str) -> tuple[str, bool]:
     """The newest version trained on the embedded sample, training one if there is none."""
-    from loradock.adapters.train import TrainOptions, train
+    from loradock.adapters.training.train import TrainOptions, train
 
     for version in reg.versions(domain):
         if str(version.data.get("source", "")).startswith("embedded:"):
@@ -29,7 +29,7 @@ def _trained_or_reused(reg: Registry, domain: str) -> tuple[str, bool]:
 
 
 def _export(reg: Registry, ref: str) -> Any:
-    from loradock.adapters.onnx_export import export_onnx
+    from loradock.adapters.export.onnx_export import export_onnx
 
     out = reg.home / "exports" / ref.replace("@", "-") / "onnx-int8"
     return export_onnx(reg, ref, out, quantize="int8", overwrite=True)

@@ -53,7 +53,7 @@ def merge_cmd(ref: str, out: Path, tolerance: float, overwrite: bool) -> None:
 
         adapters merge sentiment@production --out ./sentiment-merged
     """
-    from loradock.adapters.merge import merge_version
+    from loradock.adapters.export.merge import merge_version
 
     _quiet()
     result = merge_version(open_registry(), ref, out, tolerance=tolerance, overwrite=overwrite)
@@ -82,7 +82,7 @@ def export_cmd(ref: str, fmt: str, quantize: str | None, opset: int | None, max_
 
         adapters export sentiment@production --format onnx --quantize int8 --out ./sentiment-onnx
     """
-    from loradock.adapters.onnx_export import export_onnx
+    from loradock.adapters.export.onnx_export import export_onnx
 
     _quiet()
     result = export_onnx(open_registry(), ref, out, quantize=quantize, opset=opset,

@@ -25,7 +25,7 @@ def push_cmd(ref: str, repo_id: str, private: bool, all_versions: bool, license_
 
         adapters push sentiment@2 --repo alice/sentiment-lora
     """
-    from loradock.adapters.hub import push
+    from loradock.adapters.hub.sync import push
 
     report = push(open_registry(), ref, repo_id, private=private, all_versions=all_versions, license=license_)
     for v in report.versions:
@@ -55,7 +55,7 @@ def pull_cmd(spec: str, domain: str | None, force: bool) -> None:
 
         adapters pull alice/sentiment-lora@production
     """
-    from loradock.adapters.hub import pull
+    from loradock.adapters.hub.sync import pull
 
     report = pull(open_registry(), spec, domain=domain, force=force)
     v = report.version

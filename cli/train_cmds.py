@@ -90,8 +90,8 @@ def train_cmd(domain: str, quiet: bool, json_: bool, target_modules: str | None,
         adapters train legal --data cases.csv --text-column body --label-column area
     """
     _passive_threads()
-    from loradock.adapters.evaluate import render
-    from loradock.adapters.train import TrainOptions, train
+    from loradock.adapters.training.evaluate import render
+    from loradock.adapters.training.train import TrainOptions, train
     from loradock.registry import Registry
 
     options = TrainOptions(
@@ -129,7 +129,7 @@ def eval_cmd(ref: str, data: str, split: str, text_column: str, label_column: st
         adapters eval medical@production --data held_out.jsonl
     """
     _passive_threads()
-    from loradock.adapters.evaluate import evaluate_version, render
+    from loradock.adapters.training.evaluate import evaluate_version, render
     from loradock.registry import Registry
 
     report = evaluate_version(

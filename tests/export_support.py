@@ -131,8 +131,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     its own fixture definition, so the cache lives here rather than in pytest.
     """
     if "sentiment" not in _BUILT:
-        from loradock.adapters.merge import merge_version
-        from loradock.adapters.onnx_export import export_onnx
+        from loradock.adapters.export.merge import merge_version
+        from loradock.adapters.export.onnx_export import export_onnx
 
         root = tmp_path_factory.mktemp("exported")
         registry = Registry(root / "home")

@@ -85,7 +85,7 @@ def test_int8_passes_the_accuracy_gate_on_the_versions_eval_data(exported):
 
 
 def test_same_export_again_is_copied_from_the_registry(exported, tmp_path, monkeypatch):
-    from loradock.adapters import onnx_export
+    from loradock.adapters.export import onnx_export
 
     def must_not_export(*args, **kwargs):
         raise AssertionError("exported again instead of reusing the registered artifact")
@@ -100,7 +100,7 @@ def test_an_int8_model_that_loses_accuracy_fails_the_gate(exported, tmp_path, mo
     """A quantizer that breaks the model (here: negated logits) is caught, with the measured drop."""
     import onnx
 
-    from loradock.adapters import onnx_export
+    from loradock.adapters.export import onnx_export
 
     real = onnx_export.quantize_int8
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import loradock.adapters.hub as hubmod
+import loradock.adapters.hub.sync as hubmod
 from loradock.adapters.errors import (
     BaseModelError,
     HubAuthError,
@@ -18,7 +18,7 @@ from loradock.adapters.errors import (
     HubRepoNotFoundError,
     HubRevisionNotFoundError,
 )
-from loradock.adapters.hub import pull, push
+from loradock.adapters.hub.sync import pull, push
 from loradock.cli.main import cli
 from loradock.registry import Registry, VersionInfo
 

@@ -42,7 +42,7 @@ def test_existing_output_is_refused_without_overwrite(version, tmp_path, command
 
 
 def test_a_base_that_cannot_be_found_is_a_clear_error(registry, make_peft_folder, tmp_path):
-    from loradock.adapters.merge import merge_version
+    from loradock.adapters.export.merge import merge_version
 
     info = VersionInfo(base_model="no-such-org/no-such-model")
     version = register_version(registry, make_peft_folder(labels=PRESETS["sentiment"].labels), info=info,
@@ -55,7 +55,7 @@ def test_a_base_that_cannot_be_found_is_a_clear_error(registry, make_peft_folder
 
 
 def test_an_unsupported_task_type_is_refused(registry, make_peft_folder, tmp_path):
-    from loradock.adapters.onnx_export import export_onnx
+    from loradock.adapters.export.onnx_export import export_onnx
 
     folder = tmp_path / "token-cls"
     shutil.copytree(make_peft_folder(labels=PRESETS["sentiment"].labels), folder)
@@ -74,7 +74,7 @@ def test_an_unsupported_task_type_is_refused(registry, make_peft_folder, tmp_pat
     ({"exporter": "optimum"}, "Unknown exporter 'optimum'"),
 ])
 def test_bad_export_options_are_refused_before_any_work(version, registry, tmp_path, options, message):
-    from loradock.adapters.onnx_export import export_onnx
+    from loradock.adapters.export.onnx_export import export_onnx
 
     with pytest.raises(ExportError, match=message):
         export_onnx(registry, version.ref, tmp_path / "out", **options)

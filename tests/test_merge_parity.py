@@ -61,7 +61,7 @@ def test_merge_is_registered_with_its_parity_report_and_shown(exported, monkeypa
 
 
 def test_same_merge_again_is_copied_from_the_registry(exported, tmp_path, monkeypatch):
-    from loradock.adapters import merge
+    from loradock.adapters.export import merge
 
     def must_not_merge(*args, **kwargs):
         raise AssertionError("merged again instead of reusing the registered artifact")
@@ -74,7 +74,7 @@ def test_same_merge_again_is_copied_from_the_registry(exported, tmp_path, monkey
 
 
 def test_overwrite_replaces_an_existing_output(exported, tmp_path):
-    from loradock.adapters.merge import merge_version
+    from loradock.adapters.export.merge import merge_version
 
     out = tmp_path / "existing"
     out.mkdir()
@@ -85,7 +85,7 @@ def test_overwrite_replaces_an_existing_output(exported, tmp_path):
 
 
 def test_impossibly_tight_tolerance_fails_naming_the_measured_difference(exported, tmp_path, make_peft_folder):
-    from loradock.adapters.merge import merge_version
+    from loradock.adapters.export.merge import merge_version
 
     version = register_version(exported.registry, make_peft_folder(labels=PRESETS["sentiment"].labels, seed=6))
     out = tmp_path / "tight"
@@ -106,7 +106,7 @@ def test_a_dropped_classifier_head_is_caught(exported, tmp_path, make_peft_folde
     """Saving without the head (the classic merge bug) shows up as a logit difference."""
     from safetensors.numpy import load_file, save_file
 
-    from loradock.adapters import merge
+    from loradock.adapters.export import merge
 
     real_save = merge.save_merged
 

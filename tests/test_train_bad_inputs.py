@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from loradock.adapters import train as trainmod
+from loradock.adapters.training import train as trainmod
 from loradock.adapters.errors import (
     AdaptersError,
     DataError,
     NoCheckpointError,
     TrainingOptionsError,
 )
-from loradock.adapters.train import TrainOptions, train
+from loradock.adapters.training.train import TrainOptions, train
 from loradock.registry import Registry
 from loradock.registry.errors import UnknownDomainError
 

@@ -51,7 +51,7 @@ def test_train_sentiment_on_the_embedded_base_end_to_end() -> None:
     assert version.base_model == "sentence-transformers/all-MiniLM-L6-v2"
     assert version.peft_config["r"] == 8 and version.extra["trainable_pct"] < 0.5
     assert {a.kind for a in Registry().artifacts(version.ref)} == {"plot", "report", "data"}
-    from loradock.adapters.evaluate import evaluate_version
+    from loradock.adapters.training.evaluate import evaluate_version
 
     report = evaluate_version(Registry(), "sentiment@latest", "embedded:sentiment", device="cpu")
     assert report.size == 100

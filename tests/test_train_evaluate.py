@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loradock.adapters import plots
-from loradock.adapters.batching import (
+from loradock.adapters.training import plots
+from loradock.adapters.training.batching import (
     collate,
     length_grouped_batches,
     padding_ratio,
     sorted_batches,
 )
-from loradock.adapters.evaluate import compute_report, render, report_from_logits
+from loradock.adapters.training.evaluate import compute_report, render, report_from_logits
 
 LABELS = ("cat", "dog", "eel")
 

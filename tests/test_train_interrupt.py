@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from loradock.adapters import train as trainmod
+from loradock.adapters.training import train as trainmod
 from loradock.adapters.errors import TrainingInterrupted
-from loradock.adapters.train import TrainOptions, train
+from loradock.adapters.training.train import TrainOptions, train
 from loradock.registry import Registry
 from tests.train_support import one_thread_fixture, tiny_base_fixture  # noqa: F401  (fixtures)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loradock.adapters.train import FULL_MODEL_KIND, TrainOptions, train
+from loradock.adapters.training.train import FULL_MODEL_KIND, TrainOptions, train
 from loradock.registry import Registry
 from tests.train_support import one_thread_fixture, tiny_base_fixture  # noqa: F401  (fixtures)
 
@@ -62,7 +62,7 @@ def test_same_seed_same_adapter_other_seed_other_adapter(tmp_path: Path, tiny_ba
 
 
 def test_tokenization_is_cached_and_reused(registry: Registry, tiny_base: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from loradock.adapters import tokenized
+    from loradock.adapters.training import tokenized
 
     train(registry, "sentiment", TrainOptions(base=tiny_base, **FAST))
     cached = sorted((registry.home / "cache" / "tokenized").glob("*.npz"))

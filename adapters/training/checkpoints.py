@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .outdir import staged_output
+from loradock.adapters.outdir import staged_output
 
 if TYPE_CHECKING:
     import torch

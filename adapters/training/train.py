@@ -22,14 +22,14 @@ from loradock.registry import AdapterVersion, Artifact, Domain, LoraRecipe, Regi
 from loradock.registry.errors import RegistryError
 from loradock.registry.names import check_alias
 
-from . import checkpoints, plots
-from . import data as datamod
-from .base import base_info, load_classifier, load_tokenizer, pick_device
-from .batching import collate, length_grouped_batches
-from .environment import library_versions
-from .errors import NoCheckpointError, TrainingInterrupted, TrainingOptionsError
-from .evaluate import EvalReport, autocast_for, evaluate_model
-from .tokenized import tokenize
+from loradock.adapters.training import checkpoints, plots
+from loradock.adapters import data as datamod
+from loradock.adapters.base import base_info, load_classifier, load_tokenizer, pick_device
+from loradock.adapters.training.batching import collate, length_grouped_batches
+from loradock.adapters.environment import library_versions
+from loradock.adapters.errors import NoCheckpointError, TrainingInterrupted, TrainingOptionsError
+from loradock.adapters.training.evaluate import EvalReport, autocast_for, evaluate_model
+from loradock.adapters.training.tokenized import tokenize
 
 if TYPE_CHECKING:
     import torch

@@ -56,7 +56,7 @@ from loradock.registry.blobs import sha256_file
 from loradock.registry.errors import InvalidNameError
 from loradock.registry.names import LATEST, check_alias
 
-from .errors import (
+from loradock.adapters.errors import (
     BaseModelError,
     HubAuthError,
     HubConflictError,
@@ -67,7 +67,7 @@ from .errors import (
     HubRepoNotFoundError,
     HubRevisionNotFoundError,
 )
-from .model_card import read_card, render_card
+from loradock.adapters.hub.model_card import read_card, render_card
 
 try:  # huggingface_hub >= 2 speaks httpx2; older releases httpx
     import httpx2 as _httpx
@@ -587,7 +587,7 @@ def _target_domain(registry: Registry, name: str, staged: _Staged) -> tuple[Doma
 
 
 def _check_base(info: dict[str, Any], where: str) -> None:
-    from .base import base_info
+    from loradock.adapters.base import base_info
 
     recorded = info.get("base_fingerprint")
     if not recorded or not info.get("base_model"):
@@ -602,7 +602,7 @@ def _check_base(info: dict[str, Any], where: str) -> None:
 
 def _local_base(folder: Path, dom: Domain, info: dict[str, Any], force: bool) -> dict[str, Any]:
     """Base metadata for a plain PEFT adapter: its config's base, fingerprinted from the local copy."""
-    from .registration import base_metadata_for_folder
+    from loradock.adapters.registration import base_metadata_for_folder
 
     try:
         return base_metadata_for_folder(folder, dom.base_model)

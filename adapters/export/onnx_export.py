@@ -29,9 +29,9 @@ import numpy as np
 
 from loradock.registry import AdapterVersion, Artifact, Registry
 
-from .environment import library_versions
-from .errors import ExportError, ParityError
-from .merge import (
+from loradock.adapters.environment import library_versions
+from loradock.adapters.errors import ExportError, ParityError
+from loradock.adapters.export.merge import (
     DEFAULT_TOLERANCE,
     MergedModel,
     check_supported,
@@ -43,9 +43,9 @@ from .merge import (
     source_info,
     write_report,
 )
-from .outdir import check_output, folder_files, staged_output
-from .predict import LABELS_FILE, ONNX_FILE, OnnxClassifier, torch_logits
-from .probes import EVAL_KIND, EVAL_NAME, Probes, eval_probes
+from loradock.adapters.outdir import check_output, folder_files, staged_output
+from loradock.adapters.predict import LABELS_FILE, ONNX_FILE, OnnxClassifier, torch_logits
+from loradock.adapters.export.probes import EVAL_KIND, EVAL_NAME, Probes, eval_probes
 
 log = logging.getLogger(__name__)
 

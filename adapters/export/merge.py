@@ -20,11 +20,11 @@ import numpy as np
 
 from loradock.registry import AdapterVersion, Artifact, Registry
 
-from .environment import library_versions
-from .errors import ExportError, ParityError
-from .outdir import check_output, copy_folder, folder_files, staged_output
-from .predict import REPORT_FILE, torch_logits, version_max_length
-from .probes import Probes, probe_set
+from loradock.adapters.environment import library_versions
+from loradock.adapters.errors import ExportError, ParityError
+from loradock.adapters.outdir import check_output, copy_folder, folder_files, staged_output
+from loradock.adapters.predict import REPORT_FILE, torch_logits, version_max_length
+from loradock.adapters.export.probes import Probes, probe_set
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -93,7 +93,7 @@ def merge_in_memory(registry: Registry, ref: str, tolerance: float = DEFAULT_TOL
     """Load DOMAIN@REF in fp32, merge a copy (safe merge), and compare logits on the probes."""
     import torch
 
-    from .loading import load_version
+    from loradock.adapters.loading import load_version
 
     version = registry.resolve(ref)
     check_supported(version)

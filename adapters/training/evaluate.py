@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .batching import collate, sorted_batches
+from loradock.adapters.training.batching import collate, sorted_batches
 
 if TYPE_CHECKING:
     import torch
 
     from loradock.registry import Registry
 
-    from .data import LabelledData
+    from loradock.adapters.data import LabelledData
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +130,10 @@ def evaluate_version(
     batch_size: int = EVAL_BATCH_SIZE,
 ) -> EvalReport:
     """Re-evaluate a registered version on any data source; labels are checked against the version's."""
-    from . import data as datamod
-    from .base import pick_device
-    from .loading import load_version
-    from .tokenized import tokenize
+    from loradock.adapters import data as datamod
+    from loradock.adapters.base import pick_device
+    from loradock.adapters.loading import load_version
+    from loradock.adapters.training.tokenized import tokenize
 
     version = registry.resolve(ref)
     labelled = (

@@ -1,0 +1,1 @@
+"""Export: merged weights and ONNX graphs, parity- and accuracy-gated."""

@@ -1,0 +1,1 @@
+"""Training: LoRA (or full) fine-tuning, evaluation and plots."""
