@@ -12,6 +12,7 @@ adapter's and the ONNX models' as measured by the export gates).
 Run it under the shared lock:
 
     flock /tmp/loradock-bench.lock python bench/export.py
+    python bench/export.py --smoke   # seconds, tiny offline data, temp folder: checks the bench still works
 """
 
 from __future__ import annotations
@@ -155,6 +156,27 @@ def summarize(times: list[float], batch: int) -> dict[str, float]:
             "texts_per_s": batch * len(ms) / (sum(ms) / 1000)}
 
 
+def smoke_rows() -> tuple[list[dict], list[dict]]:
+    """Offline labelled snippets for --smoke (no download)."""
+    good = ["A warm, funny and moving film.", "Brilliant acting and a clever script.", "I loved every minute."]
+    bad = ["Dull and far too long.", "A lazy, joyless sequel.", "The plot makes no sense at all."]
+    rows = [{"text": t, "label": "positive"} for t in good] + [{"text": t, "label": "negative"} for t in bad]
+    return rows * 3, rows * 3
+
+
+def _smoke(args: Any) -> None:
+    """Shrink every count and send all output to a temp folder that is removed at exit."""
+    import atexit
+    import shutil
+    import tempfile
+
+    global OUT, RESULTS
+    OUT = Path(tempfile.mkdtemp(prefix="loradock-export-smoke-"))
+    RESULTS = OUT / "results.md"
+    atexit.register(shutil.rmtree, OUT, True)
+    args.train_size, args.batch1, args.batch16, args.no_dynamo, args.quant_sweep = 16, 4, 1, True, False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-size", type=int, default=2000)
@@ -164,7 +186,11 @@ def main() -> None:
     parser.add_argument("--no-dynamo", action="store_true", help="skip the dynamo exporter comparison")
     parser.add_argument("--ort-spin", action="store_true", help="let ORT threads busy-wait between runs")
     parser.add_argument("--quant-sweep", action="store_true", help="also compare int8 quantization variants")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny offline data and counts, output in a temp folder: checks the bench still works")
     args = parser.parse_args()
+    if args.smoke:
+        _smoke(args)
 
     import torch
     from transformers.utils import logging as hf_logging
@@ -177,7 +203,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     os.environ["ADAPTERS_HOME"] = str(OUT / "home")
     registry = Registry(OUT / "home")
-    train_rows, test_rows = split(rotten_tomatoes())
+    train_rows, test_rows = smoke_rows() if args.smoke else split(rotten_tomatoes())
     version = train_adapter(registry, train_rows, test_rows, args.train_size)
     labels = list(version.labels)
 

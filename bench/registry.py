@@ -5,6 +5,7 @@ Side by side in one run: the same commands on a 10-version registry, and a bare
 shows what the registry size costs. Target: each command under 0.2 s.
 
     python bench/registry.py [--versions 10000] [--repeat 7]
+    python bench/registry.py --smoke   # 30 versions, one run each: checks the bench still works
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--versions", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--smoke", action="store_true", help="Tiny registry, one run per command.")
     args = parser.parse_args()
+    if args.smoke:
+        args.versions, args.repeat = 30, 1
     with tempfile.TemporaryDirectory() as tmp:
         small, big = Path(tmp) / "small", Path(tmp) / "big"
         build(small, 10, Path(tmp) / "ws")

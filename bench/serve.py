@@ -41,6 +41,8 @@ from loradock.registry import DEFAULT_BASE, PRESETS, Domain, Registry, VersionIn
 
 DOMAINS = ("medical", "education", "sentiment")
 CONCURRENCY = 32
+# --smoke texts: no download, so the smoke run works offline (tests run it).
+SMOKE_TEXTS = ("A warm, funny and moving film.", "Dull.", "The plot wanders but the cast holds it together well.")
 
 
 # -- adapters ------------------------------------------------------------------
@@ -300,6 +302,12 @@ def rss_bytes() -> int:
     return psutil.Process().memory_info().rss
 
 
+def tensor_bytes(weights: Any) -> int:
+    """Bytes held by one adapter's tensors (LoRA pairs and head)."""
+    tensors = [t for pair in weights.lora.values() for t in pair] + [weights.head_weight, weights.head_bias]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
 def cold_load_and_memory(home: Path, names: Sequence[str]) -> dict:
     """Cold load from the registry (resolve + hash-verified path + read + prepare) and RSS per adapter."""
     from loradock.serving.cache import AdapterCache
@@ -329,7 +337,8 @@ def cold_load_and_memory(home: Path, names: Sequence[str]) -> dict:
     reg.close()
     return {
         "cold_ms_median": statistics.median(times), "cold_ms_p90": sorted(times)[int(len(times) * 0.9)],
-        "rss_per_adapter": (after - before) / len(names), "tensor_bytes": statistics.mean(e.host.nbytes for e in entries),
+        "rss_per_adapter": (after - before) / len(names),
+        "tensor_bytes": statistics.mean(tensor_bytes(e.host) for e in entries),
         "file_bytes": file_bytes, "count": len(names),
     }
 
@@ -460,6 +469,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="Interleaved rounds; the table shows their mean.")
     parser.add_argument("--adapters", type=int, default=100, help="Distinct adapters for the scale run.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "serve.md")
+    parser.add_argument("--smoke", action="store_true",
+                        help="Seconds-long run on tiny inputs (no download): checks the bench still works.")
     parser.add_argument("--serve", choices=["loradock", "naive", "merged"], help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=8765, help=argparse.SUPPRESS)
@@ -470,10 +481,14 @@ def main() -> None:
         serve_main(args.serve, args.home, args.port, args.domains, args.max_loaded)
         return
 
-    from bench.data import rotten_tomatoes, split
+    if args.smoke:
+        args.seconds, args.warmup, args.rounds, args.adapters = 1.0, 0.5, 1, 3
+        args.out = Path(tempfile.mkdtemp(prefix="loradock-serve-smoke-")) / "serve.md"
+        texts = list(SMOKE_TEXTS)
+    else:
+        from bench.data import rotten_tomatoes, split
 
-    _, test = split(rotten_tomatoes())
-    texts = [r["text"] for r in test]
+        texts = [r["text"] for r in split(rotten_tomatoes())[1]]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="loradock-serve-bench-") as tmp:
         home, work = Path(tmp) / "home", Path(tmp) / "work"
@@ -495,13 +510,17 @@ def main() -> None:
         many = servers.pop("many")
         cold = cold_load_and_memory(home, built["many"])
         print("cold", json.dumps(cold), flush=True)
-        micro = model_level(home, texts)
+        micro = model_level(home, texts, iters=1 if args.smoke else 15)
         print("micro", json.dumps(micro), flush=True)
         from loradock.adapters.base import load_tokenizer
 
         tok = load_tokenizer(DEFAULT_BASE)
         tokens = statistics.mean(len(ids) for ids in tok(texts[:500], truncation=True, max_length=128)["input_ids"])
     print(report(args.out, args, servers, many, cold, micro, tokens))
+    if args.smoke:
+        import shutil
+
+        shutil.rmtree(args.out.parent, ignore_errors=True)
     print(f"total {time.perf_counter() - started:.0f} s")
 
 
