@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import InvalidNameError
+from .gates import QualityGate
 from .names import check_name
 
 DEFAULT_BASE = "sentence-transformers/all-MiniLM-L6-v2"
@@ -69,6 +70,7 @@ class Domain:
     description: str = ""
     recipe: LoraRecipe = field(default_factory=LoraRecipe)
     preset: bool = False
+    gate: QualityGate = field(default_factory=QualityGate)
 
     def __post_init__(self) -> None:
         check_name(self.name, "domain")
@@ -95,6 +97,7 @@ class Domain:
             "description": self.description,
             "recipe": self.recipe.to_dict(),
             "preset": int(self.preset),
+            "gate": self.gate.to_dict(),
         }
 
     @classmethod
@@ -114,6 +117,7 @@ class Domain:
             description=row["description"] or "",
             recipe=LoraRecipe.from_dict(load(row["recipe"])),
             preset=bool(row["preset"]),
+            gate=QualityGate.from_dict(load(row.get("gate"))),
         )
 
 

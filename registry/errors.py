@@ -18,6 +18,10 @@ class GateError(RegistryError):
     """A quality, parity or accuracy gate refused the result."""
 
 
+class FailedVersionError(GateError):
+    """Pointing an alias at a version that failed its quality gate, without force."""
+
+
 class InvalidNameError(RegistryError, ValueError):
     """A domain, alias or file name that is unsafe or malformed."""
 
@@ -51,6 +55,10 @@ class UnknownVersionError(RegistryError, KeyError):
 
 class DomainExistsError(ConflictError):
     """`domains add` for a name that is taken."""
+
+
+class DomainInUseError(ConflictError):
+    """Removing a domain, or changing its labels, while versions exist."""
 
 
 class InvalidAdapterError(RegistryError, ValueError):

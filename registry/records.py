@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-_JSON_FIELDS = ("files", "labels", "peft_config", "data", "metrics", "train_args", "tags", "provenance", "extra")
+_JSON_FIELDS = ("files", "labels", "peft_config", "data", "metrics", "train_args", "tags", "provenance", "extra", "gate")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class VersionInfo:
     tags: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    # The quality-gate result (registry/gates.py check()); empty: registered unchecked.
+    gate: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -52,11 +54,17 @@ class AdapterVersion:
     provenance: dict[str, Any]
     extra: dict[str, Any]
     created_at: str
+    gate: dict[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:
         return f"{self.domain}@{self.number}"
+
+    @property
+    def failed(self) -> bool:
+        """True when the version failed its quality gate; aliases and `latest` skip it."""
+        return self.gate.get("passed") is False
 
     @classmethod
     def from_row(cls, row: dict[str, Any], aliases: tuple[str, ...] = ()) -> AdapterVersion:

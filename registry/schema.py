@@ -52,3 +52,14 @@ def m001_initial(db: Database) -> None:
         pk="id",
     )
     db.table("events").create_index(["domain", "name"])
+
+
+@migrations()
+def m002_quality_gates(db: Database) -> None:
+    # versions.gate: the JSON gate result (passed, reasons, baseline, thresholds);
+    # gate_passed: 1/0, NULL for versions registered without a check (they count
+    # as good), so `latest` can skip failed versions in SQL.
+    db.table("versions").add_column("gate", str)
+    db.table("versions").add_column("gate_passed", int)
+    # domains.gate: the domain's QualityGate thresholds, JSON.
+    db.table("domains").add_column("gate", str)

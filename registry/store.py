@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -23,6 +24,8 @@ from .errors import (
     ArtifactError,
     CorruptBlobError,
     DomainExistsError,
+    DomainInUseError,
+    FailedVersionError,
     InvalidNameError,
     UnknownDomainError,
     UnknownVersionError,
@@ -154,8 +157,58 @@ class Registry:
         row = domain.to_row()
         row["labels"] = _dumps(row["labels"])
         row["recipe"] = _dumps(row["recipe"])
+        row["gate"] = _dumps(row["gate"])
         self.db.table("domains").insert({**row, "created_at": _now()})
         self._log("domain.add", domain.name, None, None, domain.name, labels=list(domain.labels))
+
+    def update_domain(self, name: str, **changes: Any) -> Domain:
+        """Change a domain's description, labels, base_model, dataset, recipe or gate.
+
+        Labels are refused while live versions exist: their heads were trained on the old ones.
+        """
+        allowed = {"description", "labels", "base_model", "base_revision", "dataset", "recipe", "gate"}
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            raise InvalidNameError(f"Cannot change {', '.join(unknown)} of a domain; changeable: {', '.join(sorted(allowed))}.")
+        with self._lock, dbmod.write(self.db):
+            current = self._ensure_domain_row(name)
+            if "labels" in changes and tuple(changes["labels"]) != current.labels:
+                live = self._rows("select count(*) as n from versions where domain = ? and removed_at is null", [name])[0]["n"]
+                if live:
+                    raise DomainInUseError(
+                        f"Domain {name!r} has {live} version(s) trained on labels {', '.join(current.labels)}; "
+                        f"its labels cannot change. Add a new domain (adapters domains add NEW --labels ...) "
+                        f"or remove the versions first (adapters domains rm {name} --force)."
+                    )
+            changes = {k: tuple(v) if k == "labels" else v for k, v in changes.items()}
+            updated = dataclasses.replace(current, **changes)  # validates like a new Domain
+            row = updated.to_row()
+            for key in ("labels", "recipe", "gate"):
+                row[key] = _dumps(row[key])
+            self.db.table("domains").update(name, row)
+            self._log("domain.edit", name, None, None, None, changed=sorted(changes))
+        return updated
+
+    def remove_domain(self, name: str, *, force: bool = False) -> int:
+        """Delete a domain with its aliases, versions and artifacts in one transaction.
+
+        Refused while live versions exist unless `force`; returns how many versions
+        went. Blobs stay until `gc`. A preset's name stays usable as the plain preset.
+        """
+        check_name(name, "domain")
+        with self._lock, dbmod.write(self.db):
+            self.domain(name)  # unknown: its own error
+            live = self._rows("select count(*) as n from versions where domain = ? and removed_at is null", [name])[0]["n"]
+            if live and not force:
+                raise DomainInUseError(
+                    f"Domain {name!r} has {live} version(s); nothing was removed. Remove them with it: "
+                    f"adapters domains rm {name} --force"
+                )
+            for table in ("artifacts", "aliases", "versions"):
+                self.db.execute(f"delete from {table} where domain = ?", [name])
+            self.db.execute("delete from domains where name = ?", [name])
+            self._log("domain.rm", name, None, name, None, versions=live)
+        return int(live)
 
     def _ensure_domain_row(self, name: str) -> Domain:
         """Inside a write: make sure a preset domain has its row before a version refers to it."""
@@ -179,7 +232,12 @@ class Registry:
         return {k: tuple(v) for k, v in out.items()}
 
     def _latest_number(self, domain: str) -> int | None:
-        rows = self._rows("select max(number) as n from versions where domain = ? and removed_at is null", [domain])
+        # `latest` is the newest version that did not fail its quality gate (contract 4):
+        # a server following it never moves to a failed one.
+        rows = self._rows(
+            "select max(number) as n from versions where domain = ? and removed_at is null "
+            "and (gate_passed is null or gate_passed != 0)", [domain],
+        )
         return rows[0]["n"] if rows else None
 
     def _version_row(self, ref: Ref) -> dict[str, Any]:
@@ -188,6 +246,14 @@ class Registry:
         if number is None:
             if ref.alias == LATEST:
                 number = self._latest_number(ref.domain)
+                failed = self._rows(
+                    "select max(number) as n from versions where domain = ? and removed_at is null", [ref.domain]
+                )[0]["n"] if number is None else None
+                if failed is not None:
+                    raise UnknownVersionError(
+                        str(ref), f"Every version of {ref.domain!r} failed its quality gate (newest: {ref.domain}@{failed}); "
+                        f"see why with: adapters show {ref.domain}@{failed}. Name it explicitly, or train again."
+                    )
                 if number is None:
                     raise UnknownVersionError(
                         str(ref), f"Domain {ref.domain!r} has no versions yet: run 'adapters train {ref.domain}' or 'adapters register {ref.domain} PATH'."
@@ -279,6 +345,11 @@ class Registry:
         for alias in aliases:
             if alias == LATEST:
                 raise AliasError("'latest' always names the newest version; it cannot be set.")
+        if aliases and info.gate.get("passed") is False:
+            raise FailedVersionError(
+                f"This {domain} version failed its quality gate, so alias {aliases[0]!r} cannot point at it; "
+                "register it without an alias (it is kept, marked failed)."
+            )
         summary = self.check_folder(domain, folder)
         sources = {name: folder / name for name in ADAPTER_FILES}
         files = self._store_files(sources)
@@ -298,7 +369,8 @@ class Registry:
             "peft_config": _dumps(peft), "data": _dumps(info.data), "metrics": _dumps(info.metrics),
             "train_args": _dumps(info.train_args), "parent": info.parent, "description": info.description,
             "tags": _dumps(list(info.tags)), "provenance": _dumps(info.provenance), "extra": _dumps(info.extra),
-            "created_at": _now(),
+            "created_at": _now(), "gate": _dumps(info.gate) if info.gate else None,
+            "gate_passed": int(bool(info.gate["passed"])) if "passed" in info.gate else None,
         }
         with self._lock, dbmod.write(self.db):
             self._restore_collected(files, sources)
@@ -339,14 +411,24 @@ class Registry:
 
     # -- aliases -------------------------------------------------------------
 
-    def set_alias(self, domain: str, alias: str, number: int | str) -> AdapterVersion:
-        """Point `domain@alias` at a version, atomically; the move is logged for rollback."""
+    def set_alias(self, domain: str, alias: str, number: int | str, *, force: bool = False) -> AdapterVersion:
+        """Point `domain@alias` at a version, atomically; the move is logged for rollback.
+
+        A version that failed its quality gate is refused unless `force`.
+        """
         check_alias(alias)
         if alias == LATEST:
             raise AliasError("'latest' always names the newest version; it cannot be set.")
         ref = parse_ref(f"{domain}@{number}")
         with self._lock, dbmod.write(self.db):
-            target = self._version_row(ref)["number"]
+            row = self._version_row(ref)
+            target = row["number"]
+            if row.get("gate_passed") == 0 and not force:
+                reasons = "; ".join(json.loads(row["gate"] or "{}").get("reasons") or []) or "see adapters show"
+                raise FailedVersionError(
+                    f"{domain}@{target} failed its quality gate ({reasons}); {domain}@{alias} stays where it is. "
+                    f"To point it there anyway: adapters alias set {domain} {alias} {target} --force"
+                )
             self._move_alias(domain, alias, target)
         return self.resolve(Ref(domain, number=target))
 
