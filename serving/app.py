@@ -233,4 +233,7 @@ def create_app(config: ServeConfig, registry: Registry | None = None, engine: Se
 
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    from .console import mount_console  # the web console at /ui, with the live page; its own login for --api-key-env
+
+    mount_console(app, engine.registry, engine, config.api_key_env)
     return app

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -66,6 +67,10 @@ class ServingEngine:
         self.metrics.watch(self.cache, lambda: self.batcher.depth)
         self._lock = threading.RLock()
         self.served: dict[str, ServedDomain] = {}
+        # Recent swaps and evictions for live pages (snapshot()); bounded, newest last.
+        self.recent: deque[dict[str, Any]] = deque(maxlen=100)
+        self.cache.add_remove_hook(lambda sha, tier: self.recent.append(
+            {"event": "evict", "at": time.time(), "sha256": sha, "tier": tier}))
         for spec in config.domains:
             self.add_domain(spec)
 
@@ -177,6 +182,8 @@ class ServingEngine:
                 self.cache.unpin(old.sha256)
                 self.cache.retire(old.sha256)  # freed once its in-flight requests finish
             self.metrics.swaps.labels(name).inc()
+            self.recent.append({"event": "swap", "at": time.time(), "domain": name, "old": old.version.ref,
+                                "new": version.ref})
             log.info("swapped %s: %s -> %s", served.spec, old.version.ref, version.ref)
             changes.append({"domain": name, "old": old.version.ref, "new": version.ref, "sha256": version.sha256})
         return changes
@@ -202,6 +209,23 @@ class ServingEngine:
                     "load_ms": round(s.current.load_ms, 2), "last_error": s.last_error,
                 })
             return rows
+
+    def snapshot(self) -> dict[str, Any]:
+        """A read-only picture for live pages: what serves each domain, cache residency, recent swaps/evictions."""
+        with self._lock:
+            swapped = {name: s.swapped_at for name, s in self.served.items()}
+        stats = self.cache.stats
+        resident = [{"version": e.version.ref, "sha256": e.sha256, "tier": e.tier, "pinned": bool(e.pinned),
+                     "leases": e.leases} for e in self.cache.entries()]
+        return {
+            "at": time.time(), "base_model": self.model.base_model, "device": self.model.device,
+            "queue_depth": self.batcher.depth,
+            "domains": [{**row, "swapped_at": swapped.get(row["domain"])} for row in self.describe()],
+            "cache": {"max_loaded": self.cache.max_loaded, "max_host": self.cache.max_host, "resident": resident,
+                      "hits": stats.hits, "misses": stats.misses, "loads": stats.loads,
+                      "evictions": dict(stats.evictions)},
+            "recent": list(self.recent),
+        }
 
     def start(self) -> None:
         self.batcher.start()
