@@ -1,0 +1,309 @@
+"""The onnx backend: one onnxruntime graph per base, adapters fed as inputs, heads applied in numpy.
+
+Stock onnxruntime, no custom ops (graph: `adapters/export/onnx_multi.py`).
+Each resident adapter is kept as ready onnxruntime values ([1, r, in] A and
+[1, out, r] B per target, zero-copy over numpy) in the cache's device tier: a
+batch of one adapter feeds them as they are; a mixed batch stacks the
+adapters present (padded to their largest rank) and a per-row index.
+
+int8: the base MatMuls may run quantized, the LoRA path always fp32. A domain
+is served from the int8 graph only after its own eval split (training's
+`data/eval` artifact, up to `GATE_MAX_TEXTS` texts) loses at most
+`MAX_INT8_DROP` accuracy points against the fp32 graph, which matches torch
+within 1e-4 (tests/test_onnx_multi_parity.py). A domain that fails, or has no
+eval split, is served from the fp32 graph; the reason is in `/v1/domains`
+(`backend`, `precision`, `int8_gate`) and the log. Gate results are stored
+beside the graph by adapter hash, so each adapter is gated once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from loradock.adapters.export.onnx_multi import INDEX_INPUT, OUTPUT, GraphInfo, a_input, b_input, ensure_graph
+
+from .errors import GraphMismatchError
+
+if TYPE_CHECKING:
+    import onnxruntime
+    from prometheus_client import CollectorRegistry
+
+    from loradock.registry import Registry
+
+    from ..weights import AdapterWeights
+
+log = logging.getLogger(__name__)
+
+MAX_INT8_DROP = 0.5  # accuracy points on the domain's own eval split
+GATE_MAX_TEXTS = 1000
+GATES_DIR = "gates"
+
+
+@dataclass(eq=False)
+class OnnxAdapter:
+    """One adapter as the graph takes it, plus its head and the precision it is served at."""
+
+    sha256: str
+    ref: str
+    labels: list[str]
+    a: dict[str, np.ndarray]  # path -> [1, r, in]
+    b: dict[str, np.ndarray]  # path -> [1, out, r] (scaling folded in)
+    values: dict[str, Any]  # input name -> OrtValue over the arrays above
+    head_weight: np.ndarray  # [labels, hidden]
+    head_bias: np.ndarray
+    precision: str = "fp32"
+    gate: dict[str, Any] = field(default_factory=dict)
+
+    def rank(self, path: str) -> int:
+        return self.a[path].shape[1] if path in self.a else 0
+
+    def head(self, pooled: np.ndarray) -> np.ndarray:
+        return pooled @ self.head_weight.T + self.head_bias
+
+
+def session_options(threads: int) -> onnxruntime.SessionOptions:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Busy-waiting intra-op threads would take the core the HTTP side needs between batches.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return options
+
+
+class OnnxMultiLoraModel:
+    """The engine's model for the onnx backend (same duck type as `MultiLoraModel`)."""
+
+    backend = "onnx"
+
+    def __init__(self, graph: GraphInfo, registry: Registry | None = None, threads: int = 1,
+                 int8: bool = True, max_length: int | None = None) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.graph = graph
+        self.registry = registry
+        self.base_model = graph.base_model
+        self.fingerprint = graph.fingerprint
+        self.device = "cpu"
+        self.max_length = max_length or graph.max_length
+        self.targets = graph.targets
+        providers = ["CPUExecutionProvider"]
+        self.sessions = {"fp32": ort.InferenceSession(str(graph.fp32_path), session_options(threads),
+                                                      providers=providers)}
+        self.int8 = int8 and graph.int8_path.is_file()
+        if self.int8:
+            self.sessions["int8"] = ort.InferenceSession(str(graph.int8_path), session_options(threads),
+                                                         providers=providers)
+        self.tokenizer = Tokenizer.from_file(str(graph.folder / "tokenizer.json"))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(self.max_length)
+        self.pad_id = int(graph.meta.get("pad_token_id", 0))
+        self._gates: dict[str, dict[str, Any]] = {}
+        self._gate_lock = threading.Lock()
+        self._rows = None
+
+    @classmethod
+    def for_base(cls, registry: Registry, base_model: str, max_length: int = 128, threads: int = 1,
+                 int8: bool = True) -> OnnxMultiLoraModel:
+        """The model over the base's graph under the registry home, exporting it once if missing."""
+        return cls(ensure_graph(registry.home, base_model, max_length=max_length), registry, threads, int8,
+                   max_length)
+
+    @property
+    def name(self) -> str:
+        return f"onnx-{'int8' if self.int8 else 'fp32'}"
+
+    def bind_metrics(self, registry: CollectorRegistry) -> None:
+        """Rows run, labelled by backend and precision, in the server's metrics."""
+        from prometheus_client import Counter
+
+        self._rows = Counter("loradock_backend_rows", "Rows run, by backend and precision.",
+                             ["backend", "precision"], registry=registry)
+
+    # -- adapters ------------------------------------------------------------
+
+    def check_modules(self, weights: AdapterWeights) -> None:
+        """Refuse an adapter the graph has no LoRA input for, or whose shapes do not fit."""
+        for path, (a, b) in weights.lora.items():
+            dims = self.targets.get(path)
+            if dims is None:
+                raise GraphMismatchError(
+                    f"{weights.ref} targets {path}, which the base's ONNX graph has no LoRA input for "
+                    f"(graph targets: {', '.join(self.graph.meta.get('target_names', []))}); "
+                    "serve it with --backend torch.")
+            if (a.shape[1], b.shape[0]) != dims:
+                raise GraphMismatchError(f"{weights.ref}: LoRA shapes for {path} do not fit this base.")
+        if weights.head_weight.shape[1] != self.graph.hidden:
+            raise GraphMismatchError(f"{weights.ref}: head expects {weights.head_weight.shape[1]} features, "
+                                     f"the base gives {self.graph.hidden}.")
+
+    def prepare(self, weights: AdapterWeights) -> OnnxAdapter:
+        """The adapter as ready onnxruntime values, gated for int8 (once per adapter hash)."""
+        import onnxruntime as ort
+
+        self.check_modules(weights)
+        a = {p: np.ascontiguousarray(t.detach().float().numpy()[None]) for p, (t, _) in weights.lora.items()}
+        b = {p: np.ascontiguousarray(t.detach().float().numpy()[None]) for p, (_, t) in weights.lora.items()}
+        values = {}
+        for path in a:
+            values[a_input(path)] = ort.OrtValue.ortvalue_from_numpy(a[path])
+            values[b_input(path)] = ort.OrtValue.ortvalue_from_numpy(b[path])
+        adapter = OnnxAdapter(weights.sha256, weights.ref, list(weights.labels), a, b, values,
+                              weights.head_weight.detach().float().numpy(),
+                              weights.head_bias.detach().float().numpy())
+        adapter.gate = self.int8_gate(adapter)
+        adapter.precision = "int8" if adapter.gate.get("passed") else "fp32"
+        return adapter
+
+    # -- int8 gate -------------------------------------------------------------
+
+    def int8_gate(self, adapter: OnnxAdapter) -> dict[str, Any]:
+        """Whether this adapter may be served from the int8 graph, and why (cached by adapter hash)."""
+        if not self.int8:
+            return {"passed": False, "reason": "int8 graph off (fp32 serving asked for)"}
+        with self._gate_lock:
+            if adapter.sha256 in self._gates:
+                return self._gates[adapter.sha256]
+            stored = self.graph.folder / GATES_DIR / f"{adapter.sha256}.json"
+            if stored.is_file():
+                gate = json.loads(stored.read_text())
+            else:
+                gate = self._run_gate(adapter)
+                if gate.get("applied"):
+                    _write_json(stored, gate)
+            self._gates[adapter.sha256] = gate
+        level = logging.INFO if gate["passed"] else logging.WARNING
+        log.log(level, "%s served from %s: %s", adapter.ref, "int8" if gate["passed"] else "fp32", gate["reason"])
+        return gate
+
+    def _run_gate(self, adapter: OnnxAdapter) -> dict[str, Any]:
+        from loradock.adapters.export.probes import eval_probes
+
+        data = None
+        if self.registry is not None:
+            try:
+                data = eval_probes(self.registry, self.registry.resolve(adapter.ref))
+            except Exception as exc:  # noqa: BLE001  (no eval data is a gate outcome, not a load failure)
+                log.warning("cannot read the eval split of %s: %s", adapter.ref, exc)
+        if data is None or not data.labelled:
+            return {"passed": False, "applied": False,
+                    "reason": "no labelled eval split recorded (artifact data/eval), so int8 is not gated: fp32"}
+        index = {label: i for i, label in enumerate(adapter.labels)}
+        pairs = [(t, index[lab]) for t, lab in zip(data.texts, data.labels or []) if lab in index][:GATE_MAX_TEXTS]
+        if not pairs:
+            return {"passed": False, "applied": False, "reason": "eval split has none of the adapter's labels: fp32"}
+        texts, gold = [t for t, _ in pairs], np.array([g for _, g in pairs])
+        scores = {}
+        for precision in ("fp32", "int8"):
+            logits = np.concatenate([np.stack(self._run_group(
+                self.encode(texts[i:i + 32]), [adapter] * len(texts[i:i + 32]), precision))
+                for i in range(0, len(texts), 32)])
+            scores[precision] = float((logits.argmax(-1) == gold).mean() * 100)
+        drop = scores["fp32"] - scores["int8"]
+        passed = drop <= MAX_INT8_DROP
+        return {"passed": passed, "applied": True, "eval_size": len(texts), "accuracy_fp32": scores["fp32"],
+                "accuracy_int8": scores["int8"], "accuracy_drop": drop, "max_drop": MAX_INT8_DROP,
+                "reason": (f"int8 {scores['int8']:.2f}% vs fp32 {scores['fp32']:.2f}% on {len(texts)} eval texts "
+                           f"({drop:+.2f} points lost, limit {MAX_INT8_DROP:g})"
+                           + ("" if passed else ": over the limit, served from fp32"))}
+
+    # -- inference -----------------------------------------------------------
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, truncated to max_length (the Rust tokenizer releases the GIL)."""
+        return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+
+    def run(self, rows: Sequence[Sequence[int]], adapters: Sequence[OnnxAdapter]) -> list[np.ndarray]:
+        """Logits per row (float32 numpy), row i through adapters[i] and its head."""
+        out: list[np.ndarray | None] = [None] * len(rows)
+        for precision in ("int8", "fp32"):
+            members = [i for i, a in enumerate(adapters) if a.precision == precision]
+            if not members:
+                continue
+            logits = self._run_group([rows[i] for i in members], [adapters[i] for i in members], precision)
+            for i, row in zip(members, logits):
+                out[i] = row
+            if self._rows is not None:
+                self._rows.labels(self.backend, precision).inc(len(members))
+        return out  # type: ignore[return-value]
+
+    def _run_group(self, rows: Sequence[Sequence[int]], adapters: Sequence[OnnxAdapter],
+                   precision: str) -> list[np.ndarray]:
+        import onnxruntime as ort
+
+        slots: dict[str, int] = {}
+        unique: list[OnnxAdapter] = []
+        for a in adapters:
+            if a.sha256 not in slots:
+                slots[a.sha256] = len(unique)
+                unique.append(a)
+        feeds = {name: ort.OrtValue.ortvalue_from_numpy(array) for name, array in self._collate(rows).items()}
+        feeds[INDEX_INPUT] = ort.OrtValue.ortvalue_from_numpy(
+            np.array([slots[a.sha256] for a in adapters], dtype=np.int64))
+        feeds.update(self._stacks(unique))
+        pooled = self.sessions[precision].run_with_ort_values([OUTPUT], feeds)[0].numpy()
+        logits: list[np.ndarray | None] = [None] * len(rows)
+        for slot, adapter in enumerate(unique):
+            members = [i for i, a in enumerate(adapters) if slots[a.sha256] == slot]
+            for i, row in zip(members, adapter.head(pooled[members]).astype(np.float32)):
+                logits[i] = row
+        return logits  # type: ignore[return-value]
+
+    def _collate(self, rows: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+        width = max(len(r) for r in rows)
+        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            ids[i, :len(row)] = row
+            mask[i, :len(row)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        return {n: feeds[n] for n in self.graph.text_inputs}
+
+    def _stacks(self, unique: Sequence[OnnxAdapter]) -> dict[str, Any]:
+        import onnxruntime as ort
+
+        out: dict[str, Any] = {}
+        for path, (d_in, d_out) in self.targets.items():
+            if len(unique) == 1 and path in unique[0].a:  # one adapter: its ready values, no copy
+                out[a_input(path)] = unique[0].values[a_input(path)]
+                out[b_input(path)] = unique[0].values[b_input(path)]
+                continue
+            r_max = max(1, max(a.rank(path) for a in unique))  # an adapter skipping a module keeps zeros
+            a_stack = np.zeros((len(unique), r_max, d_in), dtype=np.float32)
+            b_stack = np.zeros((len(unique), d_out, r_max), dtype=np.float32)
+            for slot, adapter in enumerate(unique):
+                r = adapter.rank(path)
+                if r:
+                    a_stack[slot, :r] = adapter.a[path][0]
+                    b_stack[slot, :, :r] = adapter.b[path][0]
+            out[a_input(path)] = ort.OrtValue.ortvalue_from_numpy(a_stack)
+            out[b_input(path)] = ort.OrtValue.ortvalue_from_numpy(b_stack)
+        return out
+
+    # -- views -----------------------------------------------------------------
+
+    def describe(self, adapter: Any) -> dict[str, Any]:
+        """What `/v1/domains` shows for an adapter on this backend."""
+        if not isinstance(adapter, OnnxAdapter):
+            return {"backend": self.backend}
+        return {"backend": self.backend, "precision": adapter.precision, "int8_gate": adapter.gate}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomically: a gate result is either complete or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
