@@ -25,6 +25,10 @@ class ParityError(AdaptersError, GateError):
     """A merged or exported model disagrees with the adapter beyond tolerance."""
 
 
+class QualityGateFailed(AdaptersError, GateError):
+    """A trained version did not pass its quality gate; it is registered, marked failed, and no alias moved."""
+
+
 class ExportError(AdaptersError):
     """An export that cannot be made; nothing was written."""
 
@@ -67,3 +71,15 @@ class HubNetworkError(HubError, ConnectionError):
 
 class HubAuthError(HubError, PermissionError):
     """The endpoint refused the credentials (or their absence) for this operation."""
+
+
+class HubRecordError(HubError, ValueError):
+    """A Hub repo's loradock.json or files are malformed, unsafe or too large; nothing was registered."""
+
+
+class PredictInputError(AdaptersError, ValueError):
+    """Texts to predict that cannot be read (no texts, a missing CSV column, not UTF-8); nothing was predicted."""
+
+
+class NoExportError(ExportError, LookupError):
+    """An ONNX export was asked for (`predict --backend onnx`) but the version has none."""

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from .registry_cmds import json_option, open_registry
+from loradock.adapters.predict import BACKENDS
+
+from .completion import complete_ref
+from .registry_cmds import json_option, open_registry, write_json_option
 from .render import emit_json, size, table
 
 out_option = click.option("--out", required=True, type=click.Path(path_type=Path),
@@ -18,6 +22,7 @@ tolerance_option = click.option("--tolerance", type=float, default=1e-4, show_de
 
 def _quiet() -> None:
     # Loading-progress bars from transformers drown the one line these commands print.
+    # (Only on the torch paths: importing transformers costs seconds.)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -38,12 +43,19 @@ def _checked(report: dict, reused: bool) -> str:
     return "; ".join(p for p in parts if p)
 
 
+def _result_json(result: Any) -> dict[str, Any]:
+    """A merge or export result for --json: where it went, its artifact and its checks."""
+    return {"ref": result.ref, "out": str(Path(result.out).absolute()), "reused": result.reused,
+            "artifact": f"{result.artifact.kind}/{result.artifact.name}", "report": result.report}
+
+
 @click.command(name="merge")
 @click.argument("ref")
 @out_option
 @tolerance_option
 @overwrite_option
-def merge_cmd(ref: str, out: Path, tolerance: float, overwrite: bool) -> None:
+@write_json_option
+def merge_cmd(ref: str, out: Path, tolerance: float, overwrite: bool, json_: bool) -> None:
     """Merge DOMAIN@REF into its base and write a plain transformers model folder.
 
     The merged model is checked against the adapter on probe texts and
@@ -57,6 +69,9 @@ def merge_cmd(ref: str, out: Path, tolerance: float, overwrite: bool) -> None:
 
     _quiet()
     result = merge_version(open_registry(), ref, out, tolerance=tolerance, overwrite=overwrite)
+    if json_:
+        emit_json(_result_json(result))
+        return
     click.echo(f"Merged {result.ref} into {result.out} ({_checked(result.report, result.reused)})")
 
 
@@ -71,8 +86,9 @@ def merge_cmd(ref: str, out: Path, tolerance: float, overwrite: bool) -> None:
 @tolerance_option
 @out_option
 @overwrite_option
+@write_json_option
 def export_cmd(ref: str, fmt: str, quantize: str | None, opset: int | None, max_accuracy_drop: float,
-               tolerance: float, out: Path, overwrite: bool) -> None:
+               tolerance: float, out: Path, overwrite: bool, json_: bool) -> None:
     """Export DOMAIN@REF to ONNX (optionally int8) with tokenizer and label map beside it.
 
     The export is checked against the adapter with onnxruntime and registered
@@ -87,36 +103,65 @@ def export_cmd(ref: str, fmt: str, quantize: str | None, opset: int | None, max_
     _quiet()
     result = export_onnx(open_registry(), ref, out, quantize=quantize, opset=opset,
                          max_accuracy_drop=max_accuracy_drop, overwrite=overwrite, tolerance=tolerance, fmt=fmt)
+    if json_:
+        emit_json(_result_json(result))
+        return
     click.echo(f"Exported {result.ref} as {result.artifact.name} to {result.out} "
                f"({_checked(result.report, result.reused)})")
 
 
 @click.command(name="predict")
-@click.argument("args", nargs=-1, required=True)
+@click.argument("args", nargs=-1, metavar="[DOMAIN@REF] [TEXT|-]...", shell_complete=complete_ref)
+@click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Read texts from a file: one per line, or a CSV's --column.")
+@click.option("--column", default=None, help="CSV column holding the texts [default: text].")
 @click.option("--onnx", "onnx_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Run an exported ONNX folder through onnxruntime instead of a registered version.")
+@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+              help="auto: the version's ONNX export when it has one (no torch import, quick), else PEFT on torch.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Texts per model call.")
 @json_option
-def predict_cmd(args: tuple[str, ...], onnx_dir: Path | None, json_: bool) -> None:
-    """Predict labels for TEXT...: 'predict DOMAIN@REF TEXT...' (PEFT) or 'predict --onnx DIR TEXT...'.
+def predict_cmd(args: tuple[str, ...], file_: Path | None, column: str | None, onnx_dir: Path | None, backend: str,
+                batch_size: int, json_: bool) -> None:
+    """Predict labels for texts with DOMAIN@REF (or an ONNX folder), in batches.
 
+    Texts come from the arguments, from stdin ('-', one per line) or from
+    --file. With --backend auto a version that has an ONNX export runs through
+    onnxruntime (seconds faster to start); the path taken is printed on stderr.
+
+    \b
     Example usage:
-
         adapters predict sentiment@production "What a great film"
+        cat reviews.txt | adapters predict sentiment@production - --json
+        adapters predict sentiment@production --file reviews.csv --column body
         adapters predict --onnx ./sentiment-onnx "What a great film"
     """
-    from loradock.adapters.predict import predict, predict_onnx
+    from loradock.adapters.predict import predict_onnx, predict_version, read_texts
 
-    _quiet()
+    ref, texts = (None, list(args)) if onnx_dir is not None else (args[0] if args else None, list(args[1:]))
+    if onnx_dir is None and ref is None:
+        raise click.UsageError("Give a version: adapters predict DOMAIN@REF TEXT... (or --onnx DIR TEXT...)")
+    texts = [line for t in texts for line in (_stdin_lines() if t == "-" else [t])]
+    if file_ is not None:
+        texts += read_texts(file_, column)
+    if not texts:
+        raise click.UsageError("Give at least one text: adapters predict DOMAIN@REF TEXT... ('-' reads stdin, "
+                               "--file reads a file)")
     if onnx_dir is not None:
-        predictions = predict_onnx(onnx_dir, list(args))
+        predictions, how = predict_onnx(onnx_dir, texts), f"onnxruntime on {onnx_dir}"
     else:
-        if len(args) < 2:
-            raise click.UsageError("Give a version and at least one text: adapters predict DOMAIN@REF TEXT...")
-        predictions = predict(open_registry(), args[0], list(args[1:]))
+        run = predict_version(open_registry(), ref, texts, backend=backend, batch_size=batch_size,
+                              before_torch=_quiet)
+        predictions, how = run.predictions, f"{run.backend} ({run.source} of {run.ref})"
+    click.echo(f"predicted {len(predictions)} with {how}", err=True)
     if json_:
         emit_json([p.to_dict() for p in predictions])
         return
     table([(p.label, f"{p.score:.4f}", p.text[:60]) for p in predictions], ["label", "score", "text"])
+
+
+def _stdin_lines() -> list[str]:
+    return [line for line in click.get_text_stream("stdin").read().splitlines() if line.strip()]
 
 
 COMMANDS = [merge_cmd, export_cmd, predict_cmd]

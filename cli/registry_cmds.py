@@ -8,9 +8,13 @@ import click
 
 from loradock.registry import DEFAULT_BASE, Domain, LoraRecipe, Registry, VersionInfo
 
-from .render import emit_json, metric, size, table
+from .completion import complete_domain, complete_ref
+from .render import artifact_location, emit_json, metric, size, table
 
 json_option = click.option("json_", "--json", is_flag=True, help="Output JSON instead of a table.")
+write_json_option = click.option("json_", "--json", is_flag=True, help="Print the result as JSON (for scripts).")
+domain_argument = click.argument("domain", shell_complete=complete_domain)
+ref_argument = click.argument("ref", metavar="DOMAIN@REF", shell_complete=complete_ref)
 
 
 def open_registry() -> Registry:
@@ -46,12 +50,14 @@ def domains_list(json_: bool) -> None:
 @click.option("--description", default="", help="What the domain is for.")
 @click.option("--lr", type=float, default=None, help="Default learning rate for this domain.")
 @click.option("--epochs", type=int, default=None, help="Default epochs for this domain.")
+@write_json_option
 def domains_add(name: str, labels: str, base_model: str | None, dataset: str | None, description: str,
-                lr: float | None, epochs: int | None) -> None:
+                lr: float | None, epochs: int | None, json_: bool) -> None:
     """Define a domain of your own.
 
     Example usage:
 
+    \b
         adapters domains add legal --labels contract,tort,criminal
     """
     recipe = LoraRecipe()
@@ -64,11 +70,14 @@ def domains_add(name: str, labels: str, base_model: str | None, dataset: str | N
         dataset=dataset, description=description, recipe=recipe,
     )
     open_registry().add_domain(domain)
+    if json_:
+        emit_json(domain.to_row())
+        return
     click.echo(f"Added domain {name} with labels {', '.join(domain.labels)}")
 
 
 @domains_group.command(name="show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_domain)
 @json_option
 def domains_show(name: str, json_: bool) -> None:
     """Show a domain's labels, base model and training recipe."""
@@ -83,15 +92,29 @@ def domains_show(name: str, json_: bool) -> None:
 
 
 @click.command(name="register")
-@click.argument("domain")
+@domain_argument
 @click.argument("path", type=click.Path(file_okay=False, path_type=str))
 @click.option("--alias", "aliases", multiple=True, help="Also point this alias at the new version.")
 @click.option("--description", default="", help="What this version is.")
 @click.option("--parent", default=None, help="The version this one was derived from, e.g. medical@2.")
 @click.option("--base", "base_model", default=None, help="Base model (default: from adapter_config.json).")
+@click.option("--new-version", is_flag=True,
+              help="Register a new version even if an existing one has identical files.")
+@write_json_option
 def register_cmd(domain: str, path: str, aliases: tuple[str, ...], description: str, parent: str | None,
-                 base_model: str | None) -> None:
-    """Register a folder written by PEFT's save_pretrained() as DOMAIN's next version."""
+                 base_model: str | None, new_version: bool, json_: bool) -> None:
+    """Register a folder written by PEFT's save_pretrained() as DOMAIN's next version.
+
+    Files identical to an existing version of DOMAIN are not stored twice:
+    that version is returned (its --alias options still apply) unless
+    --new-version.
+
+    Example usage:
+
+    \b
+        adapters register medical ./my_peft_folder --alias staging
+        adapters register medical ./my_peft_folder --json | jq -r .ref
+    """
     from pathlib import Path
 
     from loradock.adapters.registration import base_metadata_for_folder
@@ -104,12 +127,19 @@ def register_cmd(domain: str, path: str, aliases: tuple[str, ...], description: 
         base_fingerprint=base.get("base_fingerprint"), parent=parent, description=description,
         provenance={"source": "register", "path": str(Path(path).resolve())},
     )
-    version = reg.register(domain, Path(path), info, aliases=aliases)
-    click.echo(f"Registered {version.ref} ({version.sha256[:12]}, {size(version.size_bytes)})")
+    # Pass the flag only when set, so this works on a registry without contract 3 too.
+    version = reg.register(domain, Path(path), info, aliases=aliases, **({"new_version": True} if new_version else {}))
+    reused = bool(getattr(version, "reused", False))
+    if json_:
+        emit_json({**version.to_dict(), "reused": reused})
+    elif reused:
+        click.echo(f"Same files as {version.ref}; not registered again (--new-version registers a copy)")
+    else:
+        click.echo(f"Registered {version.ref} ({version.sha256[:12]}, {size(version.size_bytes)})")
 
 
 @click.command(name="list")
-@click.argument("domain", required=False)
+@click.argument("domain", required=False, shell_complete=complete_domain)
 @click.option("--limit", type=int, default=50, show_default=True, help="Newest N versions; 0 for all.")
 @json_option
 def list_cmd(domain: str | None, limit: int, json_: bool) -> None:
@@ -129,15 +159,23 @@ def list_cmd(domain: str | None, limit: int, json_: bool) -> None:
 
 
 @click.command(name="show")
-@click.argument("ref")
+@ref_argument
 @json_option
 def show_cmd(ref: str, json_: bool) -> None:
-    """Show everything recorded about DOMAIN@REF, its artifacts included."""
+    """Show everything recorded about DOMAIN@REF, its artifacts and where they are included.
+
+    Example usage:
+
+    \b
+        adapters show medical@staging
+        adapters artifacts get medical@staging plots --out ./plots
+    """
     reg = open_registry()
     version = reg.resolve(ref)
     artifacts = reg.artifacts(version.ref)
+    paths = {a.id: artifact_location(reg, a) for a in artifacts}
     if json_:
-        emit_json({**version.to_dict(), "artifacts": [a.to_dict() for a in artifacts]})
+        emit_json({**version.to_dict(), "artifacts": [{**a.to_dict(), "path": str(paths[a.id])} for a in artifacts]})
         return
     rows = [
         ("version", version.ref), ("aliases", ", ".join(version.aliases) or "-"), ("sha256", version.sha256),
@@ -155,14 +193,14 @@ def show_cmd(ref: str, json_: bool) -> None:
     for name, f in version.files.items():
         rows.append(("file", f"{name} {size(f['size'])} {f['sha256'][:12]}"))
     for a in artifacts:
-        rows.append(("artifact", f"{a.kind}/{a.name} ({len(a.files)} files)"))
+        rows.append(("artifact", f"{a.kind}/{a.name} {paths[a.id]}"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         click.echo(f"{key:<{width}}  {value}")
 
 
 @click.command(name="path")
-@click.argument("ref")
+@ref_argument
 def path_cmd(ref: str) -> None:
     """Print a local folder holding DOMAIN@REF that PeftModel.from_pretrained loads."""
     click.echo(str(open_registry().path(ref)))
@@ -174,27 +212,43 @@ def alias_group() -> None:
 
 
 @alias_group.command(name="set")
-@click.argument("domain")
+@domain_argument
 @click.argument("alias")
 @click.argument("version")
-def alias_set(domain: str, alias: str, version: str) -> None:
-    """Point DOMAIN@ALIAS at VERSION (a number or another alias)."""
+@write_json_option
+def alias_set(domain: str, alias: str, version: str, json_: bool) -> None:
+    """Point DOMAIN@ALIAS at VERSION (a number or another alias).
+
+    Example usage:
+
+    \b
+        adapters alias set medical production 3
+        adapters alias set medical production staging
+    """
     reg = open_registry()
     target = reg.set_alias(domain, alias, version)
+    if json_:
+        emit_json({"domain": domain, "alias": alias, "ref": target.ref, "number": target.number,
+                   "sha256": target.sha256})
+        return
     click.echo(f"{domain}@{alias} -> {target.ref}")
 
 
 @alias_group.command(name="rm")
-@click.argument("domain")
+@domain_argument
 @click.argument("alias")
-def alias_rm(domain: str, alias: str) -> None:
+@write_json_option
+def alias_rm(domain: str, alias: str, json_: bool) -> None:
     """Remove an alias (the version stays)."""
     open_registry().remove_alias(domain, alias)
+    if json_:
+        emit_json({"domain": domain, "alias": alias, "removed": True})
+        return
     click.echo(f"Removed {domain}@{alias}")
 
 
 @alias_group.command(name="list")
-@click.argument("domain", required=False)
+@click.argument("domain", required=False, shell_complete=complete_domain)
 @json_option
 def alias_list(domain: str | None, json_: bool) -> None:
     """List aliases and the versions they name."""
@@ -208,7 +262,7 @@ def alias_list(domain: str | None, json_: bool) -> None:
 
 
 @alias_group.command(name="history")
-@click.argument("domain")
+@domain_argument
 @click.argument("alias")
 @json_option
 def alias_history(domain: str, alias: str, json_: bool) -> None:
@@ -222,11 +276,15 @@ def alias_history(domain: str, alias: str, json_: bool) -> None:
 
 
 @click.command(name="rm")
-@click.argument("ref")
+@ref_argument
 @click.option("--force", is_flag=True, help="Remove even if aliases point at it (they are removed too).")
-def rm_cmd(ref: str, force: bool) -> None:
+@write_json_option
+def rm_cmd(ref: str, force: bool, json_: bool) -> None:
     """Remove DOMAIN@N; its number is never reused. Blobs go at the next 'adapters gc'."""
     version = open_registry().remove(ref, force=force)
+    if json_:
+        emit_json({**version.to_dict(), "removed": True})
+        return
     click.echo(f"Removed {version.ref}")
 
 
@@ -248,9 +306,13 @@ def verify_cmd(json_: bool) -> None:
 
 @click.command(name="gc")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
-def gc_cmd(dry_run: bool) -> None:
+@write_json_option
+def gc_cmd(dry_run: bool, json_: bool) -> None:
     """Remove stored files that no version or artifact refers to."""
     report = open_registry().gc(dry_run=dry_run)
+    if json_:
+        emit_json({"removed": report.removed, "freed_bytes": report.freed_bytes, "dry_run": report.dry_run})
+        return
     verb = "Would remove" if dry_run else "Removed"
     click.echo(f"{verb} {len(report.removed)} blobs, {size(report.freed_bytes)}")
 

@@ -33,3 +33,9 @@ def size(n: int | None) -> str:
 def metric(metrics: dict[str, Any], key: str) -> str:
     value = metrics.get(key)
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
+
+
+def artifact_location(registry: Any, artifact: Any) -> Any:
+    """Where an artifact can be opened: its one file, or the folder holding its files (hash-checked copy)."""
+    folder = registry.artifact_path(artifact)
+    return folder / next(iter(artifact.files)) if len(artifact.files) == 1 else folder

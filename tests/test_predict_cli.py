@@ -43,7 +43,7 @@ def test_predict_on_a_folder_without_a_model_names_the_next_step(tmp_path):
 
 def test_predict_unknown_version_is_a_clear_error(registry):
     result = CliRunner().invoke(cli, ["predict", "sentiment@9", "hello"], catch_exceptions=False)
-    assert result.exit_code == 1 and "sentiment@9" in result.output
+    assert result.exit_code == 3 and "sentiment@9" in result.output
 
 
 def test_predict_onnx_on_a_folder_that_is_no_export_is_one_clear_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
