@@ -9,13 +9,17 @@ from .errors import InvalidNameError, InvalidRefError
 
 # Names become path parts on the Hub and in exports, so they are kept to a
 # portable alphabet: no separators, no dots (no `..`), no leading dash.
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# Matched with fullmatch: `$` alone would also accept a trailing newline.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 LATEST = "latest"
+# Version numbers are SQLite integers; a bigger one is refused before any query
+# (sqlite3 raises OverflowError past 2**63 - 1).
+MAX_NUMBER = 2**63 - 1
 
 
 def check_name(value: str, what: str = "name") -> str:
     """Return `value` if it is a safe domain or alias name, else raise."""
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise InvalidNameError(
             f"Invalid {what} {value!r}: use 1-64 letters, digits, '-' or '_', "
             "starting with a letter or digit (no '/', '.', spaces)."
@@ -29,6 +33,21 @@ def check_alias(value: str) -> str:
         raise InvalidNameError(
             f"Invalid alias {value!r}: an all-digit alias would read as a version number. "
             "Pick a word such as 'production'."
+        )
+    return value
+
+
+def check_number(value: int | str, text: str | None = None) -> int:
+    """A version number in 1..MAX_NUMBER, from an int or a string of ASCII digits."""
+    shown = text if text is not None else value
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()):
+            raise InvalidRefError(f"Malformed version number {shown!r}: write digits only, e.g. 3.")
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_NUMBER:
+        raise InvalidRefError(
+            f"Malformed ref {shown!r}: version numbers run from 1 to {MAX_NUMBER}. "
+            "See what exists with: adapters list"
         )
     return value
 
@@ -55,11 +74,8 @@ def parse_ref(text: str, default_alias: str = LATEST) -> Ref:
     try:
         check_name(domain, "domain")
         ref = ref or default_alias
-        if ref.isdigit():
-            number = int(ref)
-            if number < 1:
-                raise InvalidRefError(f"Malformed ref {text!r}: versions start at 1.")
-            return Ref(domain, number=number)
+        if ref.isascii() and ref.isdigit():
+            return Ref(domain, number=check_number(ref, text))
         return Ref(domain, alias=check_name(ref, "alias"))
     except InvalidNameError as exc:
         raise InvalidRefError(f"Malformed ref {text!r}: {exc}") from None

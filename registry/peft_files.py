@@ -7,6 +7,7 @@ of torch and a malformed file yields a precise message instead of a crash.
 from __future__ import annotations
 
 import json
+import math
 import re
 import struct
 from dataclasses import dataclass
@@ -49,10 +50,13 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     (header_len,) = struct.unpack("<Q", data[:8])
     if header_len > min(_MAX_HEADER, len(data) - 8):
         raise InvalidAdapterError(f"{path} is not a safetensors file (header length {header_len}).")
+    _check_with_library(path)
     try:
         header = json.loads(data[8 : 8 + header_len])
     except ValueError:
         raise InvalidAdapterError(f"{path} has a malformed safetensors header.") from None
+    if not isinstance(header, dict):
+        raise InvalidAdapterError(f"{path}: the safetensors header is a {type(header).__name__}, not an object.")
     body = memoryview(data)[8 + header_len :]
     tensors: dict[str, np.ndarray] = {}
     for name, info in header.items():
@@ -63,7 +67,7 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
             dtype = _DTYPES[dtype_name]
         except (KeyError, TypeError, ValueError):
             raise InvalidAdapterError(f"{path}: tensor {name!r} has an unreadable header entry {info!r}.") from None
-        count = int(np.prod(shape)) if shape else 1
+        count = math.prod(shape)
         if not 0 <= start <= end <= len(body) or end - start != count * np.dtype(dtype).itemsize:
             raise InvalidAdapterError(f"{path}: tensor {name!r} points outside the file (truncated?).")
         array = np.frombuffer(body[start:end], dtype=dtype).reshape(shape)
@@ -73,10 +77,36 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     return tensors
 
 
+def _check_with_library(path: Path) -> None:
+    """Refuse what `safetensors` itself would refuse to load (overlapping offsets,
+    non-string metadata, bad shapes), so a stored version can always be loaded."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy"):
+            pass
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise InvalidAdapterError(
+            f"{path} is not a valid safetensors file ({reason}); re-save the adapter with save_pretrained()."
+        ) from None
+
+
 def _module_matches(module: str, targets: Any) -> bool:
     if isinstance(targets, str):
         return re.fullmatch(targets, module) is not None
     return any(module == t or module.endswith("." + t) for t in targets)
+
+
+def _check_targets(path: Path, targets: Any) -> None:
+    """target_modules is a regex string or a list of module names; anything else is refused."""
+    if isinstance(targets, str):
+        try:
+            re.compile(targets)
+        except (re.error, RecursionError, OverflowError) as exc:
+            raise InvalidAdapterError(f"{path}: target_modules {targets!r} is not a valid regular expression ({exc}).") from None
+    elif not isinstance(targets, list) or not all(isinstance(t, str) and t for t in targets):
+        raise InvalidAdapterError(f"{path}: target_modules must be a regex or a list of module names, got {targets!r}.")
 
 
 def _load_config(folder: Path) -> dict[str, Any]:
@@ -94,10 +124,16 @@ def _load_config(folder: Path) -> dict[str, Any]:
     if config.get("peft_type") != "LORA":
         raise InvalidAdapterError(f"{path}: peft_type is {config.get('peft_type')!r}; only LORA adapters are supported.")
     r = config.get("r")
-    if not isinstance(r, int) or r < 1:
+    if not isinstance(r, int) or isinstance(r, bool) or r < 1:
         raise InvalidAdapterError(f"{path}: r must be a positive integer, got {r!r}.")
     if not config.get("target_modules"):
         raise InvalidAdapterError(f"{path}: target_modules is missing or empty.")
+    _check_targets(path, config["target_modules"])
+    ranks = config.get("rank_pattern")
+    if ranks is not None and not (
+        isinstance(ranks, dict) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in ranks.values())
+    ):
+        raise InvalidAdapterError(f"{path}: rank_pattern must map module names to positive ranks, got {ranks!r}.")
     return config
 
 
@@ -139,6 +175,10 @@ def validate_folder(folder: Path, num_labels: int | None = None) -> AdapterSumma
         if not _module_matches(module, config["target_modules"]):
             raise InvalidAdapterError(
                 f"{weights}: LoRA weights on {module!r}, which target_modules {config['target_modules']!r} does not name."
+            )
+        if a.ndim < 2 or b.ndim < 2:
+            raise InvalidAdapterError(
+                f"{weights}: {key} has shape {list(a.shape)} and its lora_B {list(b.shape)}; LoRA weights are matrices."
             )
         expected = next((v for k, v in ranks.items() if module.endswith(k)), config["r"])
         if a.shape[0] != expected or b.shape[-1] != expected:

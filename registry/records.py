@@ -56,6 +56,9 @@ class AdapterVersion:
     created_at: str
     gate: dict[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    # Not stored: True when `register` found these exact files already registered
+    # and returned that version instead of making a new one.
+    reused: bool = False
 
     @property
     def ref(self) -> str:
@@ -68,7 +71,7 @@ class AdapterVersion:
 
     @classmethod
     def from_row(cls, row: dict[str, Any], aliases: tuple[str, ...] = ()) -> AdapterVersion:
-        values = {k: row[k] for k in cls.__dataclass_fields__ if k in row and k != "aliases"}
+        values = {k: row[k] for k in cls.__dataclass_fields__ if k in row and k not in ("aliases", "reused")}
         for key in _JSON_FIELDS:
             values[key] = json.loads(values[key]) if values.get(key) else ({} if key not in ("labels", "tags") else [])
         values["description"] = values.get("description") or ""

@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -58,9 +59,34 @@ def content_hash(files: Mapping[str, Mapping[str, Any]]) -> str:
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
+# Partial writes and unused copies younger than this may belong to a process still at work.
+GRACE_S = 3600.0
+
+
+def _size(path: Path) -> int:
+    if path.is_symlink() or not path.is_dir():
+        return path.lstat().st_size
+    return sum(p.lstat().st_size for p in path.rglob("*") if not p.is_dir() or p.is_symlink())
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def check_relpath(name: str) -> str:
+    """A stored file name: relative, no `..`, no empty parts, no backslashes; else InvalidNameError."""
+    if not isinstance(name, str):
+        raise InvalidNameError(f"Invalid file name {name!r}: use a relative path without '..'.")
+    return _check_relpath(name)
+
+
 def _check_relpath(name: str) -> str:
     path = PurePosixPath(name)
-    if not name or path.is_absolute() or any(part in ("..", "") for part in path.parts) or "\\" in name:
+    if (not name or path.is_absolute() or any(part in ("..", ".", "") for part in name.split("/")) or "\\" in name
+            or any(ord(c) < 32 for c in name) or len(name) > 255):
         raise InvalidNameError(f"Invalid file name {name!r}: use a relative path without '..'.")
     return str(path)
 
@@ -69,6 +95,9 @@ def _check_relpath(name: str) -> str:
 class VerifyReport:
     checked: int
     problems: list[dict[str, Any]]
+    # Debris, not damage (`ok` ignores it): partial writes of killed processes and
+    # copies of removed versions, older than GRACE_S. `adapters gc` removes them.
+    leftovers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -80,6 +109,7 @@ class GcReport:
     removed: list[str]
     freed_bytes: int
     dry_run: bool
+    leftovers: list[str] = dataclasses.field(default_factory=list)  # paths of stale copies and partial writes
 
 
 class Registry:
@@ -308,6 +338,8 @@ class Registry:
         return self.resolve(Ref(domain, number=rows[0]["number"])) if rows else None
 
     def _store_files(self, files: Mapping[str, Path]) -> dict[str, dict[str, Any]]:
+        for name in files:  # every name is checked before the first byte is stored
+            check_relpath(name)
         stored: dict[str, dict[str, Any]] = {}
         for name, path in sorted(files.items()):
             sha, size = self.blobs.put_file(Path(path))
@@ -336,8 +368,14 @@ class Registry:
         *,
         aliases: Iterable[str] = (),
         kind: str = "adapter",
+        new_version: bool = False,
     ) -> AdapterVersion:
-        """Validate a PEFT folder, store its files, and record it as `domain@N+1`."""
+        """Validate a PEFT folder, store its files, and record it as `domain@N+1`.
+
+        Files identical to a live version of `domain` are not registered twice:
+        that version comes back with `reused=True` (nothing stored, `aliases`
+        still move to it) unless `new_version`.
+        """
         info = info or VersionInfo()
         folder = Path(folder)
         dom = self.domain(domain)
@@ -351,7 +389,13 @@ class Registry:
                 "register it without an alias (it is kept, marked failed)."
             )
         summary = self.check_folder(domain, folder)
+        if info.parent is not None:  # refused before any byte is stored
+            self._version_row(parse_ref(info.parent))
         sources = {name: folder / name for name in ADAPTER_FILES}
+        if not new_version:
+            same = self.find(domain, content_hash({n: {"sha256": sha256_file(p)} for n, p in sources.items()}))
+            if same is not None:
+                return self._reuse(same, aliases, sources)
         files = self._store_files(sources)
         cfg = summary.config
         peft = {
@@ -377,6 +421,12 @@ class Registry:
             self._ensure_domain_row(domain)
             if info.parent is not None:
                 self._version_row(parse_ref(info.parent))
+            if not new_version:  # a concurrent register of the same files won the race
+                same = self.find(domain, row["sha256"])
+                if same is not None:
+                    for alias in aliases:
+                        self._move_alias(domain, alias, same.number)
+                    return dataclasses.replace(self.resolve(Ref(domain, number=same.number)), reused=True)
             number = (self._latest_any(domain) or 0) + 1
             self.db.table("versions").insert({**row, "number": number})
             self._log("version.add", domain, str(number), None, row["sha256"])
@@ -384,6 +434,28 @@ class Registry:
                 self._move_alias(domain, alias, number)
         log.info("registered %s@%d (%s)", domain, number, row["sha256"][:12])
         return self.resolve(Ref(domain, number=number))
+
+    def _reuse(self, version: AdapterVersion, aliases: list[str], sources: Mapping[str, Path]) -> AdapterVersion:
+        """Same files as `version`: move the asked-for aliases to it and hand it back marked reused.
+
+        A stored blob that rotted or went missing is put back from the caller's good copy.
+        """
+        for name, path in sources.items():
+            if self.blobs.check(version.files[name]["sha256"]) is not None:
+                self.blobs.put_file(Path(path))
+        if aliases and version.failed:
+            raise FailedVersionError(
+                f"These files are {version.ref}, which failed its quality gate, so alias {aliases[0]!r} cannot "
+                f"point at it. To point it there anyway: adapters alias set {version.domain} {aliases[0]} "
+                f"{version.number} --force"
+            )
+        if aliases:
+            with self._lock, dbmod.write(self.db):
+                for alias in aliases:
+                    self._move_alias(version.domain, alias, version.number)
+            version = self.resolve(Ref(version.domain, number=version.number))
+        log.info("%s already holds these files; not registered again", version.ref)
+        return dataclasses.replace(version, reused=True)
 
     def _latest_any(self, domain: str) -> int | None:
         # Removed versions keep their numbers: `medical@3` never names two things.
@@ -630,7 +702,32 @@ class Registry:
             integrity = self.conn.execute("PRAGMA integrity_check").fetchone()[0]
         if integrity != "ok":
             problems.append({"sha256": None, "problem": f"index: {integrity}", "used_by": ["registry.db"]})
-        return VerifyReport(checked=len(refs), problems=problems)
+        return VerifyReport(checked=len(refs), problems=problems, leftovers=self._leftovers())
+
+    def _leftovers(self) -> list[dict[str, Any]]:
+        """Stale partial writes (blobs/tmp, materialized/.*.incomplete) and materialized copies nothing live uses."""
+        cutoff = time.time() - GRACE_S
+        found = [{"path": str(p), "what": "partial write", "bytes": _size(p)} for p in self.blobs.stale_tmp(GRACE_S)]
+        folder = self.home / "materialized"
+        if folder.is_dir():
+            live = self._materialized_keys()
+            for path in sorted(folder.iterdir()):
+                if path.name.endswith(".incomplete"):
+                    if path.lstat().st_mtime < cutoff:
+                        found.append({"path": str(path), "what": "partial write", "bytes": _size(path)})
+                elif path.name not in live and path.lstat().st_mtime < cutoff:
+                    found.append({"path": str(path), "what": "copy of a removed version or artifact", "bytes": _size(path)})
+        return found
+
+    def _materialized_keys(self) -> set[str]:
+        """The names `path()`/`artifact_path()` give the copies of what is live now."""
+        keys = {r["sha256"] for r in self._rows("select sha256 from versions where removed_at is null")}
+        for row in self._rows(
+            "select a.files from artifacts a left join versions v on v.id = a.version_id "
+            "where a.version_id is null or v.removed_at is null"
+        ):
+            keys.add(f"artifact-{content_hash(json.loads(row['files']))}")
+        return keys
 
     def gc(self, dry_run: bool = False) -> GcReport:
         """Delete blobs no live version or artifact refers to, and stale partial writes."""
@@ -641,14 +738,16 @@ class Registry:
             keep = set(self._referenced())
             garbage = [sha for sha in self.blobs.all() if sha not in keep]
             freed = 0
+            leftovers = self._leftovers()
             if not dry_run:
                 for sha in garbage:
                     freed += self.blobs.remove(sha)
-                for tmp in self.blobs.stale_tmp():
-                    tmp.unlink(missing_ok=True)
+                for item in leftovers:
+                    _remove_path(Path(item["path"]))
             else:
                 freed = sum(self.blobs.path(s).stat().st_size for s in garbage)
-        return GcReport(removed=garbage, freed_bytes=freed, dry_run=dry_run)
+            freed += sum(item["bytes"] for item in leftovers)
+        return GcReport(removed=garbage, freed_bytes=freed, dry_run=dry_run, leftovers=[i["path"] for i in leftovers])
 
     def stats(self) -> dict[str, Any]:
         row = self._rows(

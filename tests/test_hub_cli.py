@@ -24,13 +24,13 @@ def test_push_and_pull_in_a_subprocess_through_hf_endpoint(hub_server, sentiment
     assert pushed.stdout.strip().endswith(f"{hub_server.url}/alice/cli-lora")
 
     env["ADAPTERS_HOME"] = str(tmp_path / "other")
-    pulled = _adapters("pull", "alice/cli-lora@production", env=env)
+    pulled = _adapters("pull", "alice/cli-lora@production", "--alias", "production", env=env)
     assert pulled.returncode == 0, pulled.stderr
     assert "Pulled alice/cli-lora@v2" in pulled.stdout and "as sentiment@1" in pulled.stdout
     shown = _adapters("show", "sentiment@production", env=env)
     assert "hub_repo=alice/cli-lora" in shown.stdout and "remote_ref=v2" in shown.stdout
 
     missing = _adapters("pull", "alice/cli-lora@v7", env=env)
-    assert missing.returncode == 1
+    assert missing.returncode == 3  # not found
     assert "Error: Revision 'v7' not found in alice/cli-lora. Tags: v2; branches: main, production." in missing.stderr
     assert hub_server.token not in pushed.stdout + pushed.stderr + pulled.stdout + pulled.stderr

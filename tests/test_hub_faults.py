@@ -106,7 +106,7 @@ def test_missing_repo_revision_and_file_each_say_what_and_what_next(hub, sentime
     assert fresh.versions() == []
 
     out = CliRunner().invoke(cli, ["pull", "alice/nope@v1"], catch_exceptions=False)
-    assert out.exit_code == 1 and "Error: Hub repo 'alice/nope' not found" in out.output
+    assert out.exit_code == 3 and "Error: Hub repo 'alice/nope' not found" in out.output  # not found
     assert "Traceback" not in out.output
     bad = CliRunner().invoke(cli, ["pull", "not-a-repo"], catch_exceptions=False)
     assert bad.exit_code == 1 and "Invalid Hub repo 'not-a-repo': use OWNER/NAME" in bad.output

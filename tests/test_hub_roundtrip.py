@@ -52,7 +52,7 @@ def test_round_trip_keeps_files_hashes_metadata_alias_and_logits(hub, sentiment_
 
     here = sentiment_versions.resolve("sentiment@2")
     other = Registry(tmp_path / "elsewhere")
-    pulled = pull(other, f"{REPO}@production")
+    pulled = pull(other, f"{REPO}@production", aliases=["production"])
     there = pulled.version
     assert pulled.created and there.ref == "sentiment@1"  # local numbers stay gapless
     for key in _SAME:
@@ -116,7 +116,11 @@ def test_cli_push_all_versions_then_pull_twice_registers_once(hub, sentiment_ver
     second = runner.invoke(cli, ["pull", f"{REPO}@v1"], catch_exceptions=False)
     assert "already registered as sentiment@1" in second.output
     newest = runner.invoke(cli, ["pull", REPO], catch_exceptions=False)  # main = v2
-    assert "as sentiment@2" in newest.output and "Alias sentiment@production -> sentiment@2" in newest.output
+    assert "as sentiment@2" in newest.output and "Alias sentiment@production" not in newest.output
+    assert "Remote branches at this commit: production" in newest.output  # shown, never applied
+    moved = runner.invoke(cli, ["pull", f"{REPO}@production", "--alias", "production"], catch_exceptions=False)
+    assert "already registered as sentiment@2" in moved.output
+    assert "Alias sentiment@production -> sentiment@2" in moved.output
     fresh = Registry(tmp_path / "fresh")
     assert [v.number for v in fresh.versions("sentiment")] == [2, 1]
     assert fresh.resolve("sentiment@2").parent is None  # v2 had no parent recorded
@@ -144,6 +148,8 @@ def test_a_user_domain_travels_with_its_version(hub, registry, make_peft_folder,
     registry.register("legal", make_peft_folder(labels=("contract", "tort", "criminal")), aliases=["staging"])
     push(registry, "legal@staging", "alice/legal-lora")
     fresh = Registry(tmp_path / "fresh")
-    pulled = pull(fresh, "alice/legal-lora@staging").version
+    report = pull(fresh, "alice/legal-lora@staging")
+    pulled = report.version
     assert fresh.domain("legal").labels == ("contract", "tort", "criminal")
-    assert pulled.ref == "legal@1" and "staging" in pulled.aliases
+    assert pulled.ref == "legal@1" and "staging" not in pulled.aliases  # pull never moves a local alias
+    assert report.remote_branches == ["staging"] and pulled.provenance["remote_branches"] == ["staging"]

@@ -44,7 +44,9 @@ def test_identical_files_stored_once(registry: Registry, tmp_path: Path) -> None
     folder = write_adapter(tmp_path / "a")
     a = registry.register("sentiment", folder)
     b = registry.register("sentiment", folder)
-    assert a.sha256 == b.sha256 and a.number != b.number
+    assert b.reused and not a.reused and b.number == a.number == 1  # same content, same version
+    c = registry.register("sentiment", folder, new_version=True)
+    assert a.sha256 == c.sha256 and c.number == 2 and not c.reused
     assert len(list(registry.blobs.all())) == 2
 
 

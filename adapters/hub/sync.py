@@ -28,12 +28,12 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url
 from huggingface_hub.errors import (
     HfHubHTTPError,
     LocalEntryNotFoundError,
@@ -54,7 +54,9 @@ from loradock.registry import (
 )
 from loradock.registry.blobs import sha256_file
 from loradock.registry.errors import InvalidNameError
-from loradock.registry.names import LATEST, check_alias
+from loradock.registry.names import LATEST, check_alias, check_name
+from loradock.registry.peft_files import validate_folder
+from loradock.registry.store import check_relpath
 
 from loradock.adapters.errors import (
     BaseModelError,
@@ -65,9 +67,11 @@ from loradock.adapters.errors import (
     HubIntegrityError,
     HubNetworkError,
     HubRepoNotFoundError,
+    HubRecordError,
     HubRevisionNotFoundError,
 )
 from loradock.adapters.hub.model_card import read_card, render_card
+from loradock.adapters.registration import is_hub_id
 
 try:  # huggingface_hub >= 2 speaks httpx2; older releases httpx
     import httpx2 as _httpx
@@ -116,8 +120,10 @@ class PullReport:
     revision: str
     commit_sha: str
     remote_ref: str | None
-    aliases: list[str]
+    aliases: list[str]  # local aliases moved, only the ones asked for
     inferred: bool
+    remote_branches: list[str] = field(default_factory=list)  # Hub branches at the pulled commit, never applied
+    unverified: bool = False  # no base fingerprint: the server refuses it unless --allow-unverified-base
 
 
 def parse_repo_spec(spec: str) -> tuple[str, str | None]:
@@ -288,8 +294,14 @@ def _check_domain(api: HfApi, repo_id: str, remote: _Remote, domain: str) -> Non
 
 
 def _remote_metadata(api: HfApi, repo_id: str, revision: str) -> dict[str, Any] | None:
-    path = _Downloader(api, repo_id, revision, revision).optional(METADATA_FILE)
-    return json.loads(path.read_text()) if path else None
+    path = _Downloader(api, repo_id, revision, revision).optional(METADATA_FILE, cap=MAX_METADATA_BYTES)
+    if path is None:
+        return None
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        return None
+    return metadata if isinstance(metadata, dict) and isinstance(metadata.get("record", {}), dict) else None
 
 
 def _push_version(registry: Registry, api: HfApi, repo_id: str, version: AdapterVersion, remote: _Remote,
@@ -375,37 +387,55 @@ def _mirror_aliases(registry: Registry, api: HfApi, repo_id: str, domain: str,
 
 
 # -- pull ----------------------------------------------------------------------------
+#
+# A Hub repo is untrusted input. Pull downloads only what it will register (the
+# PEFT files and the plots push sends), checks each file's size against the record
+# before downloading or hashing it, checks everything (names, labels against the
+# head, base, artifact names) before the first write, and never moves a local
+# alias unless asked with `aliases`. Remote branches are shown and recorded.
+
+# Caps on what a pull downloads; a LoRA adapter is a few MB, a plot a few hundred KB.
+MAX_FILE_BYTES = 1 << 30
+MAX_METADATA_BYTES = 4 << 20
+PULLED_ARTIFACT_KINDS = ("plot",)  # what push sends; everything else in a record is ignored
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_FINGERPRINT = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def pull(registry: Registry, spec: str, *, domain: str | None = None, force: bool = False,
-         api: HfApi | None = None) -> PullReport:
-    """Download `OWNER/NAME[@REV]`, verify it, and register it locally (once per content hash)."""
+         aliases: Iterable[str] = (), api: HfApi | None = None) -> PullReport:
+    """Download `OWNER/NAME[@REV]`, verify it, and register it locally (once per content hash).
+
+    Local aliases move only when named in `aliases`; the remote branches at the
+    pulled commit are reported and kept in the version's provenance.
+    """
     api = api or HfApi()
     repo_id, revision = parse_repo_spec(spec)
     revision = revision or "main"
+    wanted = _check_aliases(aliases)
+    if domain is not None:
+        check_name(domain, "domain")
     with _hub_errors(api, repo_id, revision):
         info = _retrying("repo info", lambda: api.model_info(repo_id, revision=revision))
         sha = str(info.sha)
         remote = _retrying("list refs", lambda: _Remote.read(api, repo_id))
         download = _Downloader(api, repo_id, revision, sha)
-        metadata_path = download.optional(METADATA_FILE)
+        metadata_path = download.optional(METADATA_FILE, cap=MAX_METADATA_BYTES)
         if metadata_path is not None:
-            staged = _stage_recorded(download, json.loads(metadata_path.read_text()), spec)
+            staged = _stage_recorded(download, _read_metadata(metadata_path, spec), spec)
         else:
             staged = _stage_inferred(download, repo_id, domain, spec, registry.domain_names())
     version_tags = sorted((t for t, s in remote.tags.items() if s == sha and _VERSION_TAG.match(t)), key=_tag_order)
     remote_ref = version_tags[-1] if version_tags else (revision if revision != sha else None)
-    aliases = sorted(b for b, s in remote.branches.items()
-                     if s == sha and b != "main" and not b.startswith(_STAGING_PREFIX) and _valid_alias(b))
-    return _register(registry, staged, domain, force, repo_id, revision, sha, remote_ref, aliases)
+    branches = sorted(b for b, s in remote.branches.items() if s == sha and b != "main" and not b.startswith(_STAGING_PREFIX))
+    return _register(registry, staged, domain, force, _Origin(repo_id, revision, sha, remote_ref, branches), wanted)
 
 
-def _valid_alias(name: str) -> bool:
-    try:
-        check_alias(name)
-    except InvalidNameError:
-        return False
-    return name != LATEST
+def _check_aliases(aliases: Iterable[str]) -> list[str]:
+    wanted = [check_alias(a) for a in aliases]
+    if LATEST in wanted:
+        raise InvalidNameError("'latest' always names the newest version; it cannot be set.")
+    return wanted
 
 
 class _Downloader:
@@ -414,29 +444,56 @@ class _Downloader:
     def __init__(self, api: HfApi, repo_id: str, revision: str, sha: str) -> None:
         self.api, self.repo_id, self.revision, self.sha = api, repo_id, revision, sha
 
-    def get(self, name: str, force: bool = False) -> Path:
+    def _not_found(self, name: str) -> HubFileNotFoundError:
+        return HubFileNotFoundError(
+            f"{self.repo_id}@{self.revision} has no file {name!r}: it was not pushed with 'adapters push' "
+            f"or PEFT's save_pretrained()/push_to_hub(). Pick another revision, or push the version again."
+        )
+
+    def _remote_size(self, name: str) -> int | None:
+        url = hf_hub_url(self.repo_id, name, revision=self.sha, endpoint=self.api.endpoint)
+        meta = _retrying(f"size of {name}", lambda: get_hf_file_metadata(url, token=self.api.token))
+        return meta.size
+
+    def _check_size(self, name: str, size: int | None, expected: int | None, cap: int, when: str) -> None:
+        if size is None:
+            raise HubIntegrityError(f"{self.repo_id}@{self.revision} does not say how big {name} is; nothing was "
+                                    "registered.")
+        if expected is not None and size != expected:
+            raise HubIntegrityError(
+                f"{name} in {self.repo_id}@{self.revision} is {size} bytes {when} but {METADATA_FILE} records "
+                f"{expected}: the copy on the Hub is corrupt or was changed. Nothing was registered."
+            )
+        if size > cap:
+            raise HubRecordError(
+                f"{name} in {self.repo_id}@{self.revision} is {size} bytes, over the {cap}-byte limit for a pulled "
+                "file; nothing was registered. An adapter this large is not one loradock pushed."
+            )
+
+    def get(self, name: str, *, expected: int | None = None, cap: int = MAX_FILE_BYTES, force: bool = False) -> Path:
+        """Download `name` once its advertised size fits the record and the cap; check the bytes' size too."""
         try:
+            self._check_size(name, self._remote_size(name), expected, cap, "on the Hub")
             # By commit sha: a tag or branch moving mid-pull cannot mix two versions.
-            return Path(_retrying(f"download {name}", lambda: hf_hub_download(
+            path = Path(_retrying(f"download {name}", lambda: hf_hub_download(
                 self.repo_id, name, revision=self.sha, endpoint=self.api.endpoint, token=self.api.token,
                 force_download=force)))
         except RemoteEntryNotFoundError:
-            raise HubFileNotFoundError(
-                f"{self.repo_id}@{self.revision} has no file {name!r}: it was not pushed with 'adapters push' "
-                f"or PEFT's save_pretrained()/push_to_hub(). Pick another revision, or push the version again."
-            ) from None
+            raise self._not_found(name) from None
+        self._check_size(name, path.stat().st_size, expected, cap, "as downloaded")
+        return path
 
-    def optional(self, name: str) -> Path | None:
+    def optional(self, name: str, cap: int = MAX_FILE_BYTES) -> Path | None:
         try:
-            return self.get(name)
+            return self.get(name, cap=cap)
         except HubFileNotFoundError:
             return None
 
     def verified(self, name: str, expected: dict[str, Any], spec: str) -> Path:
-        path = self.get(name)
+        path = self.get(name, expected=expected["size"])
         if sha256_file(path) != expected["sha256"]:
             log.warning("%s from the cache does not match its recorded hash; downloading it again", name)
-            path = self.get(name, force=True)
+            path = self.get(name, expected=expected["size"], force=True)
         got = sha256_file(path)
         if got != expected["sha256"]:
             raise HubIntegrityError(
@@ -460,47 +517,176 @@ class _Staged:
     sha256: str
     origin: dict[str, Any]
     tmp: tempfile.TemporaryDirectory[str]
+    notes: dict[str, Any] = field(default_factory=dict)  # what was ignored or could not be verified
+
+
+@dataclass(frozen=True)
+class _Origin:
+    repo_id: str
+    revision: str
+    sha: str
+    remote_ref: str | None
+    branches: list[str]
+
+
+def _bad_record(spec: str, what: str) -> HubRecordError:
+    return HubRecordError(f"{METADATA_FILE} in {spec} is malformed: {what}. Nothing was registered; "
+                          "ask the repo owner to push the version again with 'adapters push'.")
+
+
+def _read_metadata(path: Path, spec: str) -> dict[str, Any]:
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        raise _bad_record(spec, "not JSON") from None
+    if not isinstance(metadata, dict):
+        raise _bad_record(spec, f"a {type(metadata).__name__}, not an object")
+    return metadata
+
+
+def _file_entries(files: Any, spec: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(files, dict):
+        raise _bad_record(spec, "'files' is not an object")
+    return {n: f for n, f in files.items() if isinstance(f, dict)}
+
+
+def _checked_entry(files: dict[str, dict[str, Any]], name: str, spec: str) -> dict[str, Any]:
+    entry = files.get(name)
+    if entry is None:
+        raise _bad_record(spec, f"it lists no {name!r}")
+    sha, size = entry.get("sha256"), entry.get("size")
+    if not isinstance(sha, str) or not _SHA256.fullmatch(sha):
+        raise _bad_record(spec, f"{name!r} has sha256 {sha!r}")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise _bad_record(spec, f"{name!r} has size {size!r}")
+    return {"sha256": sha, "size": size}
+
+
+_RECORD_TYPES: dict[str, tuple[type, ...]] = {
+    "domain": (str,), "labels": (list,), "base_model": (str,), "base_revision": (str,), "base_fingerprint": (str,),
+    "data": (dict,), "metrics": (dict,), "train_args": (dict,), "description": (str,), "tags": (list,),
+    "extra": (dict,), "sha256": (str,), "ref": (str,), "parent": (str,), "created_at": (str,), "provenance": (dict,),
+}
+
+
+def _checked_record(record: Any, spec: str) -> dict[str, Any]:
+    """The record's fields, each of the type push writes, names and the base id checked."""
+    if not isinstance(record, dict):
+        raise _bad_record(spec, "'record' is not an object")
+    out: dict[str, Any] = {}
+    for key, types in _RECORD_TYPES.items():
+        value = record.get(key)
+        if value is not None and not isinstance(value, types):
+            raise _bad_record(spec, f"record field {key!r} is {value!r}")
+        out[key] = value
+    try:
+        if out["domain"] is not None:
+            check_name(out["domain"], "domain")
+    except InvalidNameError as exc:
+        raise _bad_record(spec, str(exc)) from None
+    if out["labels"] is not None and not all(isinstance(x, str) for x in out["labels"]):
+        raise _bad_record(spec, f"labels {out['labels']!r} are not all strings")
+    if out["tags"] is not None and not all(isinstance(x, str) for x in out["tags"]):
+        raise _bad_record(spec, f"tags {out['tags']!r} are not all strings")
+    if out["base_model"] is not None and not is_hub_id(out["base_model"]):
+        raise _bad_record(spec, f"base_model {out['base_model']!r} is not a Hub model id (a path on the machine "
+                                "that pushed it means nothing here)")
+    if out["base_fingerprint"] and not _FINGERPRINT.fullmatch(out["base_fingerprint"]):
+        raise _bad_record(spec, f"base_fingerprint {out['base_fingerprint']!r} is not sha256:<64 hex digits>")
+    return out
+
+
+def _plot_artifacts(metadata: dict[str, Any], files: dict[str, dict[str, Any]], spec: str,
+                    notes: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plot artifacts of a record, names checked; any other kind is ignored with a warning."""
+    listed = metadata.get("artifacts") or []
+    if not isinstance(listed, list):
+        raise _bad_record(spec, "'artifacts' is not a list")
+    plots, ignored = [], []
+    for artifact in listed:
+        kind = artifact.get("kind") if isinstance(artifact, dict) else None
+        name = artifact.get("name") if isinstance(artifact, dict) else None
+        if kind not in PULLED_ARTIFACT_KINDS:
+            ignored.append(f"{kind}/{name}")
+            continue
+        try:
+            check_name(name, "artifact name")
+            mapping = artifact.get("files")
+            if not isinstance(mapping, dict) or not mapping:
+                raise InvalidNameError(f"artifact {kind}/{name} lists no files")
+            for rel, in_repo in mapping.items():
+                check_relpath(rel)
+                if not isinstance(in_repo, str) or not in_repo.startswith(f"{PLOTS_DIR}/"):
+                    raise InvalidNameError(f"artifact {kind}/{name} points at {in_repo!r}, outside {PLOTS_DIR}/")
+                check_relpath(in_repo)
+        except InvalidNameError as exc:
+            raise _bad_record(spec, str(exc)) from None
+        meta = artifact.get("meta")
+        entries = {in_repo: _checked_entry(files, in_repo, spec) for in_repo in mapping.values()}
+        plots.append({"kind": kind, "name": name, "meta": meta if isinstance(meta, dict) else {}, "files": mapping,
+                      "entries": entries})
+    if ignored:
+        log.warning("%s lists artifacts loradock does not pull (only %s): %s; ignored", spec,
+                    ", ".join(PULLED_ARTIFACT_KINDS), ", ".join(ignored))
+        notes["ignored_artifacts"] = ignored
+    return plots
 
 
 def _stage_recorded(download: _Downloader, metadata: dict[str, Any], spec: str) -> _Staged:
-    record, files = metadata.get("record") or {}, metadata.get("files") or {}
-    missing = [n for n in ADAPTER_FILES if n not in files]
-    if metadata.get("format") != FORMAT or missing:
+    if metadata.get("format") != FORMAT:
         raise HubError(f"{METADATA_FILE} in {spec} is not one this loradock can read (format {metadata.get('format')!r}, "
                        f"expected {FORMAT!r} with both PEFT files listed); upgrade loradock and pull again.")
-    tmp = tempfile.TemporaryDirectory(prefix="loradock-pull-")
-    folder = Path(tmp.name) / "adapter"
-    folder.mkdir()
-    paths = {name: download.verified(name, f, spec) for name, f in sorted(files.items())}
-    for name in ADAPTER_FILES:
-        shutil.copyfile(paths[name], folder / name)
-    adapter_hash = content_hash({n: files[n] for n in ADAPTER_FILES})
+    record = _checked_record(metadata.get("record") or {}, spec)
+    files = _file_entries(metadata.get("files") or {}, spec)
+    adapter = {name: _checked_entry(files, name, spec) for name in ADAPTER_FILES}
+    notes: dict[str, Any] = {}
+    plots = _plot_artifacts(metadata, files, spec, notes)
+    adapter_hash = content_hash(adapter)
     if record.get("sha256") and adapter_hash != record["sha256"]:
         raise HubIntegrityError(f"The adapter files in {spec} hash to {adapter_hash[:12]} but the record says "
                                 f"{record['sha256'][:12]}; nothing was registered.")
-    artifacts = [
-        {**a, "paths": {rel: paths[in_repo] for rel, in_repo in a["files"].items()}}
-        for a in metadata.get("artifacts") or []
-    ]
+    tmp = tempfile.TemporaryDirectory(prefix="loradock-pull-")
+    try:
+        folder = Path(tmp.name) / "adapter"
+        folder.mkdir()
+        for name, entry in adapter.items():  # only what will be registered is downloaded
+            shutil.copyfile(download.verified(name, entry, spec), folder / name)
+        for plot in plots:
+            paths = {in_repo: download.verified(in_repo, entry, spec) for in_repo, entry in plot["entries"].items()}
+            plot["paths"] = {rel: paths[in_repo] for rel, in_repo in plot["files"].items()}
+    except BaseException:
+        tmp.cleanup()
+        raise
     keys = ("base_model", "base_revision", "base_fingerprint", "data", "metrics", "train_args", "description", "tags", "extra")
     origin = {k: record.get(k) for k in ("ref", "sha256", "created_at", "parent", "provenance")}
-    return _Staged(record.get("domain"), record.get("labels"), folder, {k: record.get(k) for k in keys}, artifacts,
-                   False, adapter_hash, origin, tmp)
+    return _Staged(record.get("domain"), record.get("labels"), folder, {k: record.get(k) for k in keys}, plots,
+                   False, adapter_hash, origin, tmp, notes)
 
 
 def _stage_inferred(download: _Downloader, repo_id: str, domain: str | None, spec: str, known: list[str]) -> _Staged:
     tmp = tempfile.TemporaryDirectory(prefix="loradock-pull-")
-    folder = Path(tmp.name) / "adapter"
-    folder.mkdir()
-    for name in ADAPTER_FILES:
-        shutil.copyfile(download.get(name), folder / name)
-    card_path = download.optional(CARD_FILE)
-    card = read_card(card_path.read_text(encoding="utf-8")) if card_path else None
-    config = json.loads((folder / "adapter_config.json").read_text())
+    try:
+        folder = Path(tmp.name) / "adapter"
+        folder.mkdir()
+        for name in ADAPTER_FILES:
+            shutil.copyfile(download.get(name), folder / name)
+        card_path = download.optional(CARD_FILE, cap=MAX_METADATA_BYTES)
+        card = read_card(card_path.read_text(encoding="utf-8", errors="replace")) if card_path else None
+    except BaseException:
+        tmp.cleanup()
+        raise
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text())
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        config = {}  # validation refuses it with a precise message before anything is written
+    config = config if isinstance(config, dict) else {}
     files = {n: {"sha256": sha256_file(folder / n), "size": (folder / n).stat().st_size} for n in ADAPTER_FILES}
+    # A plain repo's config often names a path on the machine that trained it: only a Hub id is used.
+    named = [b for b in (config.get("base_model_name_or_path"), card.base_model if card else None) if is_hub_id(b)]
+    revision = config.get("revision")
     info = {
-        "base_model": config.get("base_model_name_or_path") or (card.base_model if card else None),
-        "base_revision": config.get("revision"),
+        "base_model": named[0] if named else None,
+        "base_revision": revision if named and isinstance(revision, str) else None,
         "base_fingerprint": None,
         "metrics": dict(card.metrics) if card else {},
         "description": (card.description if card else "") or f"Pulled from {repo_id} (a plain PEFT repo).",
@@ -523,49 +709,48 @@ def _domain_from_tags(tags: list[str], spec: str, known: list[str]) -> str:
     )
 
 
-def _register(registry: Registry, staged: _Staged, domain: str | None, force: bool, repo_id: str, revision: str,
-              sha: str, remote_ref: str | None, aliases: list[str]) -> PullReport:
+def _register(registry: Registry, staged: _Staged, domain: str | None, force: bool, origin: _Origin,
+              aliases: list[str]) -> PullReport:
     with staged.tmp:
         name = domain or staged.domain
         if not name:
-            raise HubError(f"{repo_id} does not say which domain it is for; pass --domain DOMAIN.")
+            raise HubError(f"{origin.repo_id} does not say which domain it is for; pass --domain DOMAIN.")
+        where = f"{origin.repo_id}@{origin.revision}"
+        # Every check comes before the first write, so a refused pull leaves the registry as it was.
         dom, new_domain = _target_domain(registry, name, staged)
+        validate_folder(staged.folder, num_labels=len(dom.labels))
         info = dict(staged.info)
-        # Every refusal comes before the first write, so a refused pull leaves the registry as it was.
+        info.update(_base(staged.folder, info, dom, where, force))
+        parent = None if new_domain else _local_parent(registry, name, origin.repo_id, staged.origin.get("parent"))
+        provenance: dict[str, Any] = {"source": "hub", "hub_repo": origin.repo_id, "hub_revision": origin.revision,
+                                      "commit_sha": origin.sha, "remote_ref": origin.remote_ref,
+                                      "remote_branches": origin.branches}
         if staged.inferred:
-            info.update(_local_base(staged.folder, dom, info, force))
-        elif not force:
-            _check_base(info, f"{repo_id}@{revision}")
+            provenance["inferred"] = True
+        if staged.origin:
+            provenance["origin"] = staged.origin
+        if staged.notes:
+            provenance["ignored"] = staged.notes
         if new_domain:
             registry.add_domain(dom)
-        version = registry.find(name, staged.sha256)
-        created = version is None
-        if version is None:
-            provenance: dict[str, Any] = {"source": "hub", "hub_repo": repo_id, "hub_revision": revision,
-                                          "commit_sha": sha, "remote_ref": remote_ref}
-            if staged.inferred:
-                provenance["inferred"] = True
-            if staged.origin:
-                provenance["origin"] = staged.origin
-            version = registry.register(name, staged.folder, VersionInfo(
-                base_model=info.get("base_model"), base_revision=info.get("base_revision"),
-                base_fingerprint=info.get("base_fingerprint"), data=info.get("data") or {},
-                metrics=info.get("metrics") or {}, train_args=info.get("train_args") or {},
-                parent=_local_parent(registry, name, repo_id, staged.origin.get("parent")),
-                description=info.get("description") or "", tags=list(info.get("tags") or []),
-                provenance=provenance, extra=info.get("extra") or {},
-            ), aliases=aliases)
-            log.info("pulled %s@%s as %s", repo_id, revision, version.ref)
+        version = registry.register(name, staged.folder, VersionInfo(
+            base_model=info.get("base_model"), base_revision=info.get("base_revision"),
+            base_fingerprint=info.get("base_fingerprint"), data=info.get("data") or {},
+            metrics=info.get("metrics") or {}, train_args=info.get("train_args") or {},
+            parent=parent, description=info.get("description") or "", tags=list(info.get("tags") or []),
+            provenance=provenance, extra=info.get("extra") or {},
+        ), aliases=aliases)
+        if version.reused:
+            log.info("%s is already registered as %s", where, version.ref)
         else:
-            for alias in aliases:
-                registry.set_alias(name, alias, version.number)
-            log.info("%s@%s is already registered as %s", repo_id, revision, version.ref)
+            log.info("pulled %s as %s", where, version.ref)
         for artifact in staged.artifacts:  # also completes a pull that stopped between version and plots
             if registry.find_artifact(version.ref, artifact["kind"], artifact["name"]) is None:
                 registry.add_artifact(version.ref, artifact["kind"], artifact["name"], artifact["paths"],
-                                      artifact.get("meta"))
-        return PullReport(registry.resolve(version.ref), created, repo_id, revision, sha, remote_ref, aliases,
-                          staged.inferred)
+                                      artifact["meta"])
+        return PullReport(registry.resolve(version.ref), not version.reused, origin.repo_id, origin.revision,
+                          origin.sha, origin.remote_ref, aliases, staged.inferred, origin.branches,
+                          not info.get("base_fingerprint"))
 
 
 def _target_domain(registry: Registry, name: str, staged: _Staged) -> tuple[Domain, bool]:
@@ -586,31 +771,34 @@ def _target_domain(registry: Registry, name: str, staged: _Staged) -> tuple[Doma
     return dom, new
 
 
-def _check_base(info: dict[str, Any], where: str) -> None:
-    from loradock.adapters.base import base_info
+def _base(folder: Path, info: dict[str, Any], dom: Domain, where: str, force: bool) -> dict[str, Any]:
+    """The base the version records: its fingerprint checked (or computed) against the local copy when there is one.
 
-    recorded = info.get("base_fingerprint")
-    if not recorded or not info.get("base_model"):
-        return
-    local = base_info(info["base_model"], info.get("base_revision"))["base_fingerprint"]
-    if local != recorded:
+    No fingerprint and no local base: it stays empty, which marks the version
+    unverified (the server refuses it unless --allow-unverified-base).
+    """
+    from loradock.adapters.registration import check_fits_base, local_fingerprint
+
+    name = info.get("base_model") or dom.base_model
+    revision = info.get("base_revision")
+    recorded = info.get("base_fingerprint") or None
+    found = local_fingerprint(name, revision)
+    if found is None:
+        if recorded:
+            log.info("base %s of %s is not on this machine; its fingerprint is checked when it is loaded", name, where)
+        else:
+            log.warning("base %s of %s is not on this machine and %s records no fingerprint: registered unverified",
+                        name, where, where)
+        return {"base_model": name, "base_revision": revision, "base_fingerprint": recorded}
+    folder_b, local = found
+    if recorded and local != recorded and not force:
         raise BaseModelError(
-            f"{where} was trained on base {info['base_model']!r} with fingerprint {recorded[:19]}, but the local "
+            f"{where} was trained on base {name!r} with fingerprint {recorded[:19]}, but the local "
             f"copy has {local[:19]}; it would give wrong outputs here. Install the matching base, or pass --force."
         )
-
-
-def _local_base(folder: Path, dom: Domain, info: dict[str, Any], force: bool) -> dict[str, Any]:
-    """Base metadata for a plain PEFT adapter: its config's base, fingerprinted from the local copy."""
-    from loradock.adapters.registration import base_metadata_for_folder
-
-    try:
-        return base_metadata_for_folder(folder, dom.base_model)
-    except BaseModelError:
-        if not force:
-            raise
-        return {"base_model": info.get("base_model") or dom.base_model, "base_revision": info.get("base_revision"),
-                "base_fingerprint": None}
+    if not force:
+        check_fits_base(folder, folder_b, name)
+    return {"base_model": name, "base_revision": revision, "base_fingerprint": recorded or local}
 
 
 def _local_parent(registry: Registry, domain: str, repo_id: str, parent: str | None) -> str | None:
