@@ -77,8 +77,9 @@ def merge_cmd(ref: str, out: Path, tolerance: float, overwrite: bool, json_: boo
 
 @click.command(name="export")
 @click.argument("ref")
-@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True,
-              help="Export format.")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "onnx-multi"]), default="onnx", show_default=True,
+              help="Export format; onnx-multi: one graph for several domains (REF is D1,D2,...), "
+                   "run with onnxruntime and numpy (an edge bundle).")
 @click.option("--quantize", type=click.Choice(["int8"]), default=None, help="Quantize weights (dynamic int8).")
 @click.option("--opset", type=int, default=None, help="ONNX opset (default 17).")
 @click.option("--max-accuracy-drop", type=float, default=1.0, show_default=True,
@@ -101,6 +102,9 @@ def export_cmd(ref: str, fmt: str, quantize: str | None, opset: int | None, max_
     from loradock.adapters.export.onnx_export import export_onnx
 
     _quiet()
+    if fmt == "onnx-multi":
+        _export_bundle(ref, quantize, out, overwrite, json_)
+        return
     result = export_onnx(open_registry(), ref, out, quantize=quantize, opset=opset,
                          max_accuracy_drop=max_accuracy_drop, overwrite=overwrite, tolerance=tolerance, fmt=fmt)
     if json_:
@@ -108,6 +112,17 @@ def export_cmd(ref: str, fmt: str, quantize: str | None, opset: int | None, max_
         return
     click.echo(f"Exported {result.ref} as {result.artifact.name} to {result.out} "
                f"({_checked(result.report, result.reused)})")
+
+
+def _export_bundle(refs: str, quantize: str | None, out: Path, overwrite: bool, json_: bool) -> None:
+    from loradock.serving.backends.bundle import export_bundle
+
+    result = export_bundle(open_registry(), [r.strip() for r in refs.split(",") if r.strip()], out,
+                           quantize=quantize, overwrite=overwrite)
+    if json_:
+        emit_json({"refs": result.refs, "out": str(Path(result.out).absolute()), "bundle": result.meta})
+        return
+    click.echo(f"Exported {', '.join(result.refs)} as one onnx-multi bundle to {result.out}")
 
 
 @click.command(name="predict")

@@ -24,9 +24,12 @@ import click
               help="Seconds between registry polls for alias moves.")
 @click.option("--threads", default=None, type=int,
               help="torch threads on CPU (default: all cores but one, which serves HTTP).")
+@click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
+              help="onnx: one onnxruntime graph per base, int8 where each domain passes its gate (CPU); "
+                   "auto: onnx on CPU once that graph exists, else torch.")
 def serve(domains: str | None, host: str, port: int, device: str, max_batch_size: int, max_wait_ms: float,
           max_loaded: int, max_queue: int, api_key_env: str | None, poll_interval: float,
-          threads: int | None) -> None:
+          threads: int | None, backend: str = "auto") -> None:
     """Serve domain adapters over HTTP: mixed-domain batches on one base, hot swap on alias moves.
 
     Example usage:
@@ -45,7 +48,7 @@ def serve(domains: str | None, host: str, port: int, device: str, max_batch_size
     config = ServeConfig(domains=refs, host=host, port=port, device=device, max_batch_size=max_batch_size,
                          max_wait_ms=max_wait_ms, max_loaded=max_loaded, max_queue=max_queue,
                          api_key_env=api_key_env, poll_interval=poll_interval,
-                         threads=threads)
+                         threads=threads, backend=backend)
     run(config, registry, announce=click.echo)
 
 

@@ -46,6 +46,7 @@ class ServeConfig:
     api_key_env: str | None = None
     poll_interval: float = 1.0
     threads: int | None = None  # torch intra-op threads on CPU; None: one core left for HTTP
+    backend: str = "torch"  # torch | onnx | auto (serving/backends/); the CLI defaults to auto
 
     def __post_init__(self) -> None:
         positive = {
@@ -79,6 +80,8 @@ class ServeConfig:
                 f"{len(self.domains)} domains are pinned but --max-loaded is {self.max_loaded}; "
                 f"raise --max-loaded to at least {len(self.domains)}."
             )
+        if self.backend not in ("auto", "torch", "onnx"):
+            raise ServeConfigError(f"backend must be auto, torch or onnx, got {self.backend!r}.")
         if self.threads is not None and self.threads < 1:
             raise ServeConfigError(f"threads must be at least 1, got {self.threads}.")
         if self.max_host < self.max_loaded:

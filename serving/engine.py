@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from loradock.registry import AdapterVersion, Registry, parse_ref
 
+from .backends import bind_metrics, describe_adapter, make_model
 from .batcher import Job, MicroBatcher
 from .cache import AdapterCache, CacheEntry
 from .config import ServeConfig
@@ -53,14 +54,11 @@ class ServingEngine:
 
     def __init__(self, config: ServeConfig, registry: Registry | None = None,
                  model: MultiLoraModel | None = None) -> None:
-        from loradock.adapters.base import pick_device
-
-        from .multilora import MultiLoraModel
-
         self.config = config
         self.registry = registry or Registry()
-        self.model = model or MultiLoraModel(config.base_model, pick_device(config.device), config.max_length)
+        self.model = model or make_model(config, self.registry, config.backend)  # torch or onnx (backends/)
         self.metrics = ServerMetrics()
+        bind_metrics(self.model, self.metrics.registry)
         self.cache = AdapterCache(self._load, self.model.prepare, config.max_loaded, config.max_host)
         self.batcher = MicroBatcher(self._run, config.max_batch_size, config.max_wait_ms, config.max_queue,
                                     fits=self._fits, on_batch=self.metrics.observe_batch)
@@ -207,6 +205,7 @@ class ServingEngine:
                     "sha256": v.sha256, "labels": list(v.labels), "tier": s.current.tier,
                     "pinned": bool(s.current.pinned), "requests": s.requests, "errors": s.errors,
                     "load_ms": round(s.current.load_ms, 2), "last_error": s.last_error,
+                    **describe_adapter(self.model, s.current.device),
                 })
             return rows
 

@@ -174,6 +174,24 @@ def _target_paths(model: Any, suffixes: Sequence[str]) -> dict[str, tuple[int, i
     return found
 
 
+def stack_lora(targets: dict[str, tuple[int, int]],
+               adapters: Sequence[dict[str, tuple[np.ndarray, np.ndarray]]]) -> dict[str, np.ndarray]:
+    """The graph's LoRA inputs for these adapters (slot u = adapters[u]): per target, A [U, r_max, in] and
+    B [U, out, r_max], zero-padded to the largest rank; a module an adapter skips stays zero (no change)."""
+    out = {}
+    for path, (d_in, d_out) in targets.items():
+        r_max = max((pairs[path][0].shape[0] for pairs in adapters if path in pairs), default=1)
+        a = np.zeros((len(adapters), r_max, d_in), dtype=np.float32)
+        b = np.zeros((len(adapters), d_out, r_max), dtype=np.float32)
+        for u, pairs in enumerate(adapters):
+            if path in pairs:
+                la, lb = pairs[path]
+                a[u, :la.shape[0]] = la
+                b[u, :, :lb.shape[1]] = lb
+        out[a_input(path)], out[b_input(path)] = a, b
+    return out
+
+
 def random_stacks(targets: dict[str, tuple[int, int]], adapters: int, rank: int, seed: int = 0,
                   scale: float = 0.05) -> dict[str, np.ndarray]:
     """Random A/B stacks for every target: to trace the graph and to check it."""

@@ -68,3 +68,20 @@ def make_model(config: ServeConfig, registry: Registry, backend: str = "auto") -
 
 def backend_name(model: Any) -> str:
     return str(getattr(model, "backend", "torch"))
+
+
+def bind_metrics(model: Any, registry: Any) -> None:
+    """`loradock_backend_info{backend=...}` for every backend, plus the backend's own counters."""
+    from prometheus_client import Gauge
+
+    Gauge("loradock_backend_info", "The backend running batches (value 1).", ["backend"],
+          registry=registry).labels(str(getattr(model, "name", backend_name(model)))).set(1)
+    own = getattr(model, "bind_metrics", None)
+    if own is not None:
+        own(registry)
+
+
+def describe_adapter(model: Any, prepared: Any) -> dict[str, Any]:
+    """Backend fields for `/v1/domains`: which backend, and for onnx the precision and int8 gate."""
+    view = getattr(model, "describe", None)
+    return view(prepared) if view is not None else {"backend": backend_name(model)}

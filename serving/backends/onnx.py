@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from loradock.adapters.export.onnx_multi import INDEX_INPUT, OUTPUT, GraphInfo, a_input, b_input, ensure_graph
+from loradock.adapters.export.onnx_multi import (
+    INDEX_INPUT, OUTPUT, GraphInfo, a_input, b_input, ensure_graph, stack_lora,
+)
 
 from .errors import GraphMismatchError
 
@@ -61,9 +63,6 @@ class OnnxAdapter:
     head_bias: np.ndarray
     precision: str = "fp32"
     gate: dict[str, Any] = field(default_factory=dict)
-
-    def rank(self, path: str) -> int:
-        return self.a[path].shape[1] if path in self.a else 0
 
     def head(self, pooled: np.ndarray) -> np.ndarray:
         return pooled @ self.head_weight.T + self.head_bias
@@ -274,23 +273,11 @@ class OnnxMultiLoraModel:
     def _stacks(self, unique: Sequence[OnnxAdapter]) -> dict[str, Any]:
         import onnxruntime as ort
 
-        out: dict[str, Any] = {}
-        for path, (d_in, d_out) in self.targets.items():
-            if len(unique) == 1 and path in unique[0].a:  # one adapter: its ready values, no copy
-                out[a_input(path)] = unique[0].values[a_input(path)]
-                out[b_input(path)] = unique[0].values[b_input(path)]
-                continue
-            r_max = max(1, max(a.rank(path) for a in unique))  # an adapter skipping a module keeps zeros
-            a_stack = np.zeros((len(unique), r_max, d_in), dtype=np.float32)
-            b_stack = np.zeros((len(unique), d_out, r_max), dtype=np.float32)
-            for slot, adapter in enumerate(unique):
-                r = adapter.rank(path)
-                if r:
-                    a_stack[slot, :r] = adapter.a[path][0]
-                    b_stack[slot, :, :r] = adapter.b[path][0]
-            out[a_input(path)] = ort.OrtValue.ortvalue_from_numpy(a_stack)
-            out[b_input(path)] = ort.OrtValue.ortvalue_from_numpy(b_stack)
-        return out
+        if len(unique) == 1 and set(unique[0].a) == set(self.targets):  # one adapter: its ready values
+            return {name: value for name, value in unique[0].values.items()}
+        pairs = [{p: (a.a[p][0], a.b[p][0]) for p in a.a} for a in unique]
+        return {name: ort.OrtValue.ortvalue_from_numpy(array)
+                for name, array in stack_lora(self.targets, pairs).items()}
 
     # -- views -----------------------------------------------------------------
 

@@ -1,0 +1,94 @@
+"""int8 multi-adapter graph: only base MatMuls quantized, and a per-domain gate on its own eval split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loradock.registry import Domain, Registry, VersionInfo
+
+from tests.onnx_multi_support import TEXTS, peft_folder, tiny_base
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tiny_base(tmp_path_factory.mktemp("tiny-bert")))
+
+
+def register(registry: Registry, base: str, work: Path, domain: str, eval_split: bool) -> object:
+    from loradock.adapters.base import base_info
+
+    labels = ("neg", "pos")
+    registry.add_domain(Domain(name=domain, labels=labels, base_model=base))
+    version = registry.register(domain, peft_folder(base, work / domain, labels, 4, seed=len(domain)),
+                                VersionInfo(base_model=base, base_fingerprint=base_info(base)["base_fingerprint"]),
+                                aliases=["production"])
+    if eval_split:
+        data = work / f"{domain}-eval" / "eval.jsonl"
+        data.parent.mkdir()
+        data.write_text("".join(json.dumps({"text": t, "label": labels[i % 2]}) + "\n" for i, t in enumerate(TEXTS)))
+        registry.add_artifact(version.ref, "data", "eval", {"eval.jsonl": data})
+    return version
+
+
+def prepared(registry: Registry, base: str, version: object):
+    from loradock.serving.backends.onnx import OnnxMultiLoraModel
+    from loradock.serving.weights import read_adapter
+
+    model = OnnxMultiLoraModel.for_base(registry, base)
+    return model, model.prepare(read_adapter(version, registry.path(version.ref)))  # type: ignore[attr-defined]
+
+
+def test_only_base_matmuls_are_quantized(registry: Registry, tiny: str) -> None:
+    import onnx
+
+    from loradock.adapters.export.onnx_multi import ensure_graph, lora_nodes
+
+    graph = ensure_graph(registry.home, tiny)
+    model = onnx.load(str(graph.int8_path))
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("MatMulInteger") >= 2 * 6  # 2 layers x (q, k, v, out, ffn in, ffn out)
+    kept = lora_nodes(model)
+    assert kept and graph.meta["int8"]["lora_nodes_kept_fp32"] > 0
+    by_name = {n.name: n.op_type for n in model.graph.node}
+    assert {by_name[k] for k in kept} <= {"Gather", "Transpose", "MatMul"}  # the LoRA path stays fp32
+
+
+def test_domain_passing_its_gate_is_served_from_int8(registry: Registry, tiny: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from loradock.serving.backends import onnx as backend
+
+    monkeypatch.setattr(backend, "MAX_INT8_DROP", 100.0)
+    model, adapter = prepared(registry, tiny, register(registry, tiny, tmp_path, "good", eval_split=True))
+    assert adapter.precision == "int8" and adapter.gate["applied"] and adapter.gate["eval_size"] == len(TEXTS)
+    logits = model.run(model.encode(TEXTS[:3]), [adapter] * 3)
+    assert [row.shape for row in logits] == [(2,)] * 3
+
+
+def test_domain_failing_its_gate_is_served_from_fp32_with_the_reason(registry: Registry, tiny: str,
+                                                                      tmp_path: Path, monkeypatch, caplog) -> None:
+    from loradock.serving.backends import onnx as backend
+
+    monkeypatch.setattr(backend, "MAX_INT8_DROP", -1.0)  # any result fails
+    with caplog.at_level("WARNING"):
+        _, adapter = prepared(registry, tiny, register(registry, tiny, tmp_path, "strict", eval_split=True))
+    assert adapter.precision == "fp32" and not adapter.gate["passed"]
+    assert "over the limit, served from fp32" in adapter.gate["reason"]
+    assert "strict@1 served from fp32" in caplog.text
+
+
+def test_domain_without_eval_split_is_served_from_fp32(registry: Registry, tiny: str, tmp_path: Path) -> None:
+    _, adapter = prepared(registry, tiny, register(registry, tiny, tmp_path, "noeval", eval_split=False))
+    assert adapter.precision == "fp32" and "no labelled eval split" in adapter.gate["reason"]
+
+
+def test_gate_result_is_stored_by_adapter_hash_and_reused(registry: Registry, tiny: str, tmp_path: Path) -> None:
+    version = register(registry, tiny, tmp_path, "once", eval_split=True)
+    model, first = prepared(registry, tiny, version)
+    stored = model.graph.folder / "gates" / f"{version.sha256}.json"  # type: ignore[attr-defined]
+    assert json.loads(stored.read_text())["reason"] == first.gate["reason"]
+    stored.write_text(json.dumps({**first.gate, "reason": "from disk"}))
+    _, second = prepared(registry, tiny, version)
+    assert second.gate["reason"] == "from disk"
