@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +177,7 @@ def predict_cmd(args: tuple[str, ...], file_: Path | None, column: str | None, o
 
 
 def _stdin_lines() -> list[str]:
-    return [line for line in click.get_text_stream("stdin").read().splitlines() if line.strip()]
+    return [line for line in sys.stdin.read().splitlines() if line.strip()]
 
 
 COMMANDS = [merge_cmd, export_cmd, predict_cmd]

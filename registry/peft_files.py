@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 CONFIG = "adapter_config.json"
 WEIGHTS = "adapter_model.safetensors"
+LABEL_CONFIG = "config.json"  # optional: the base config with id2label, which AutoConfig.from_pretrained reads
 PICKLED = ("adapter_model.bin", "pytorch_model.bin", "adapter_model.pt")
 _DTYPES = {
     "F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2",
@@ -146,6 +147,28 @@ def _head_labels(tensors: dict[str, np.ndarray]) -> int | None:
     return None
 
 
+def _check_label_config(path: Path, num_labels: int | None) -> None:
+    """An optional config.json must be a JSON object whose id2label (if any) has one name per label."""
+    if not path.is_file():
+        return
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        config = None
+    if not isinstance(config, dict):
+        raise InvalidAdapterError(f"{path} is not a JSON object; remove it or re-save it with config.save_pretrained().")
+    id2label = config.get("id2label")
+    if id2label is None:
+        return
+    if not isinstance(id2label, dict) or not all(isinstance(k, str) and k.isdigit() for k in id2label):
+        raise InvalidAdapterError(f"{path}: id2label {str(id2label)[:80]!r} is not a map of label ids to names.")
+    if num_labels is not None and len(id2label) != num_labels:
+        raise InvalidAdapterError(
+            f"{path} names {len(id2label)} labels but the domain has {num_labels}; "
+            "register it under a domain with matching labels, or remove config.json."
+        )
+
+
 def validate_folder(folder: Path, num_labels: int | None = None) -> AdapterSummary:
     """Raise InvalidAdapterError unless `folder` is a loadable, finite LoRA adapter."""
     import numpy as np
@@ -194,6 +217,7 @@ def validate_folder(folder: Path, num_labels: int | None = None) -> AdapterSumma
             f"{weights}: the classifier head has {head} outputs but the domain has {num_labels} labels; "
             "register it under a domain with matching labels."
         )
+    _check_label_config(folder / LABEL_CONFIG, num_labels)
     return AdapterSummary(
         config=config,
         num_labels=head,

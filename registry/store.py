@@ -34,7 +34,7 @@ from .errors import (
 )
 from .home import default_home
 from .names import LATEST, Ref, check_alias, check_name, parse_ref
-from .peft_files import CONFIG, WEIGHTS, AdapterSummary, validate_folder
+from .peft_files import CONFIG, LABEL_CONFIG, WEIGHTS, AdapterSummary, validate_folder
 from .records import AdapterVersion, Artifact, Event, VersionInfo
 
 if TYPE_CHECKING:
@@ -392,6 +392,8 @@ class Registry:
         if info.parent is not None:  # refused before any byte is stored
             self._version_row(parse_ref(info.parent))
         sources = {name: folder / name for name in ADAPTER_FILES}
+        if (folder / LABEL_CONFIG).is_file():  # label names for plain transformers/PEFT loading (README)
+            sources[LABEL_CONFIG] = folder / LABEL_CONFIG
         if not new_version:
             same = self.find(domain, content_hash({n: {"sha256": sha256_file(p)} for n, p in sources.items()}))
             if same is not None:

@@ -22,7 +22,7 @@ def test_peft_and_onnx_predictions_agree(exported, monkeypatch):
     onnx = runner.invoke(cli, ["predict", "--onnx", str(exported.fp32.out), *TEXTS, "--json"],
                          catch_exceptions=False)
     assert peft.exit_code == 0 and onnx.exit_code == 0, peft.output + onnx.output
-    a, b = json.loads(peft.output), json.loads(onnx.output)
+    a, b = json.loads(peft.stdout), json.loads(onnx.stdout)
     assert [p["text"] for p in a] == TEXTS and [p["label"] for p in a] == [p["label"] for p in b]
     assert all(abs(x["score"] - y["score"]) < 1e-4 for x, y in zip(a, b))
     assert {p["label"] for p in a} <= {"negative", "positive"}

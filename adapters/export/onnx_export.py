@@ -44,6 +44,7 @@ from loradock.adapters.export.merge import (
     write_report,
 )
 from loradock.adapters.outdir import check_output, folder_files, staged_output
+from loradock.adapters.label_config import save_label_config
 from loradock.adapters.predict import LABELS_FILE, ONNX_FILE, OnnxClassifier, torch_logits
 from loradock.adapters.export.probes import EVAL_KIND, EVAL_NAME, Probes, eval_probes
 
@@ -226,7 +227,7 @@ def accuracy_gate(merged: MergedModel, onnx: OnnxClassifier, data: Probes | None
 def write_side_files(merged: MergedModel, folder: Path) -> None:
     """Tokenizer, config and label map beside model.onnx: the folder runs on its own."""
     merged.tokenizer.save_pretrained(str(folder))
-    merged.model.config.save_pretrained(str(folder))
+    save_label_config(merged.model, folder)  # names BertForSequenceClassification, not the base's BertModel
     labels = list(merged.version.labels)
     (folder / LABELS_FILE).write_text(json.dumps(
         {"id2label": {str(i): label for i, label in enumerate(labels)},

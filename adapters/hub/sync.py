@@ -55,7 +55,7 @@ from loradock.registry import (
 from loradock.registry.blobs import sha256_file
 from loradock.registry.errors import InvalidNameError
 from loradock.registry.names import LATEST, check_alias, check_name
-from loradock.registry.peft_files import validate_folder
+from loradock.registry.peft_files import LABEL_CONFIG, validate_folder
 from loradock.registry.store import check_relpath
 
 from loradock.adapters.errors import (
@@ -640,6 +640,8 @@ def _stage_recorded(download: _Downloader, metadata: dict[str, Any], spec: str) 
     files = _file_entries(metadata.get("files") or {}, spec)
     adapter = {name: _checked_entry(files, name, spec) for name in ADAPTER_FILES}
     notes: dict[str, Any] = {}
+    if LABEL_CONFIG in ((metadata.get("record") or {}).get("files") or {}):  # the version's label names travel too
+        adapter[LABEL_CONFIG] = _checked_entry(files, LABEL_CONFIG, spec)
     plots = _plot_artifacts(metadata, files, spec, notes)
     adapter_hash = content_hash(adapter)
     if record.get("sha256") and adapter_hash != record["sha256"]:

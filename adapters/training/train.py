@@ -24,6 +24,7 @@ from loradock.registry.names import check_alias
 
 from loradock.adapters.training import checkpoints, plots
 from loradock.adapters import data as datamod
+from loradock.adapters.label_config import save_label_config
 from loradock.adapters.base import base_info, load_classifier, load_tokenizer, pick_device
 from loradock.adapters.training.batching import collate, length_grouped_batches
 from loradock.adapters.environment import library_versions
@@ -360,6 +361,7 @@ def _register_adapter(registry: Registry, prep: _Prepared, options: TrainOptions
                       folder: Path, metrics: dict[str, Any], extra: dict[str, Any]) -> AdapterVersion:
     adapter = folder / "adapter"
     model.save_pretrained(str(adapter), safe_serialization=True, save_embedding_layers=False)
+    save_label_config(model, adapter)  # label names for plain PEFT/transformers loading (README)
     info = VersionInfo(
         base_model=prep.base["base_model"], base_revision=prep.base["base_revision"],
         base_fingerprint=prep.base["base_fingerprint"], data=prep.data_meta, metrics=metrics,
