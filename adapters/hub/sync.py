@@ -470,8 +470,9 @@ class _Downloader:
                 "file; nothing was registered. An adapter this large is not one loradock pushed."
             )
 
-    def get(self, name: str, *, expected: int | None = None, cap: int = MAX_FILE_BYTES, force: bool = False) -> Path:
+    def get(self, name: str, *, expected: int | None = None, cap: int | None = None, force: bool = False) -> Path:
         """Download `name` once its advertised size fits the record and the cap; check the bytes' size too."""
+        cap = MAX_FILE_BYTES if cap is None else cap
         try:
             self._check_size(name, self._remote_size(name), expected, cap, "on the Hub")
             # By commit sha: a tag or branch moving mid-pull cannot mix two versions.
@@ -483,7 +484,7 @@ class _Downloader:
         self._check_size(name, path.stat().st_size, expected, cap, "as downloaded")
         return path
 
-    def optional(self, name: str, cap: int = MAX_FILE_BYTES) -> Path | None:
+    def optional(self, name: str, cap: int | None = None) -> Path | None:
         try:
             return self.get(name, cap=cap)
         except HubFileNotFoundError:
@@ -639,9 +640,9 @@ def _stage_recorded(download: _Downloader, metadata: dict[str, Any], spec: str) 
     record = _checked_record(metadata.get("record") or {}, spec)
     files = _file_entries(metadata.get("files") or {}, spec)
     adapter = {name: _checked_entry(files, name, spec) for name in ADAPTER_FILES}
-    notes: dict[str, Any] = {}
     if LABEL_CONFIG in ((metadata.get("record") or {}).get("files") or {}):  # the version's label names travel too
         adapter[LABEL_CONFIG] = _checked_entry(files, LABEL_CONFIG, spec)
+    notes: dict[str, Any] = {}
     plots = _plot_artifacts(metadata, files, spec, notes)
     adapter_hash = content_hash(adapter)
     if record.get("sha256") and adapter_hash != record["sha256"]:
