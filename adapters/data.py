@@ -168,6 +168,14 @@ def _label_name(value: Any, label_names: Sequence[str]) -> str | None:
     return None
 
 
+UNKNOWN_LABELS = (
+    "Data source {source!r} has {count} label(s) the domain does not know: {shown}. The domain's labels are: "
+    "{known}. Fix the data's labels, or, while the domain has no versions, widen it: "
+    "adapters domains edit DOMAIN --labels {all}; or train a new domain that takes its labels from the data: "
+    "adapters train NEWDOMAIN --data ..."
+)
+
+
 def to_labelled(
     rows: list[dict[str, Any]], label_names: Sequence[str], source: str,
     text_column: str = "text", label_column: str = "label",
@@ -197,14 +205,39 @@ def to_labelled(
         texts.append(str(text))
         labels.append(index[name])
     if unknown:
-        shown = ", ".join(f"{k!r} ({v}x)" for k, v in unknown.most_common(5))
-        raise DataError(
-            f"Data source {source!r} has labels the domain does not know: {shown}; the domain's labels are "
-            f"{', '.join(label_names)}. Fix the data or train a domain with these labels (adapters domains add)."
-        )
+        raise DataError(UNKNOWN_LABELS.format(
+            source=source, count=len(unknown), shown=", ".join(f"{k!r} ({unknown[k]} rows)" for k in sorted(unknown)),
+            known=", ".join(label_names), all=",".join([*label_names, *sorted(unknown)]),
+        ))
     if not texts:
         raise DataError(f"Data source {source!r} has no non-empty texts in column {text_column!r}.")
     return LabelledData(source, tuple(texts), tuple(labels), tuple(label_names), text_column, label_column)
+
+
+def _sort_key(label: str) -> tuple[int, float, str]:
+    """Numbers in numeric order (2 before 10), then names alphabetically."""
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def infer_labels(source: str, *, text_column: str = "text", label_column: str = "label", split: str = "train") -> tuple[str, ...]:
+    """The sorted distinct labels of a data source's rows that have text, for a domain made from data."""
+    rows = read_rows(source, split)
+    if rows and label_column not in set().union(*(r.keys() for r in rows[:100])):
+        columns = ", ".join(sorted(map(str, set().union(*(r.keys() for r in rows[:100])))))
+        raise DataError(f"Data source {source!r} has no column {label_column!r} (columns: {columns}); "
+                        "name the right one with --label-column.")
+    seen = {str(r.get(label_column)).strip() for r in rows
+            if r.get(label_column) is not None and str(r.get(text_column) or "").strip()}
+    seen.discard("")
+    if len(seen) < 2:
+        raise DataError(
+            f"Data source {source!r} has {len(seen)} distinct label(s) in column {label_column!r} "
+            f"({', '.join(sorted(seen)) or 'none'}); a classifier needs at least 2."
+        )
+    return tuple(sorted(seen, key=_sort_key))
 
 
 def load(

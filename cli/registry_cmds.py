@@ -7,6 +7,8 @@ from typing import Any
 import click
 
 from loradock.registry import DEFAULT_BASE, Domain, LoraRecipe, Registry, VersionInfo
+from loradock.registry.gates import reasons_text as gate_reasons
+from loradock.registry.gates import summary as gate_summary
 
 from .completion import complete_domain, complete_ref
 from .render import artifact_location, emit_json, metric, size, table
@@ -89,6 +91,7 @@ def domains_show(name: str, json_: bool) -> None:
     for key in ("name", "task", "labels", "base_model", "dataset", "description"):
         click.echo(f"{key:12} {row[key]}")
     click.echo("recipe       " + ", ".join(f"{k}={v}" for k, v in row["recipe"].items()))
+    click.echo("gate         " + domain.gate.describe())
 
 
 @click.command(name="register")
@@ -151,10 +154,10 @@ def list_cmd(domain: str | None, limit: int, json_: bool) -> None:
     table(
         [
             (v.ref, ",".join(v.aliases), v.sha256[:12], size(v.size_bytes), metric(v.metrics, "accuracy"),
-             v.created_at[:19].replace("T", " "), v.description[:40])
+             gate_summary(v.gate), v.created_at[:19].replace("T", " "), v.description[:40])
             for v in versions
         ],
-        ["version", "aliases", "sha256", "size", "accuracy", "created", "description"],
+        ["version", "aliases", "sha256", "size", "accuracy", "gate", "created", "description"],
     )
 
 
@@ -185,6 +188,7 @@ def show_cmd(ref: str, json_: bool) -> None:
         ("data", ", ".join(f"{k}={v}" for k, v in version.data.items()) or "-"),
         ("metrics", ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                               for k, v in version.metrics.items() if not isinstance(v, (dict, list))) or "-"),
+        ("gate", gate_summary(version.gate) + (f": {gate_reasons(version.gate)}" if version.failed else "")),
         ("parent", version.parent or "-"), ("created", version.created_at), ("size", size(version.size_bytes)),
         ("description", version.description or "-"),
     ]
@@ -215,9 +219,12 @@ def alias_group() -> None:
 @domain_argument
 @click.argument("alias")
 @click.argument("version")
+@click.option("--force", is_flag=True, help="Point it at a version that failed its quality gate anyway.")
 @write_json_option
-def alias_set(domain: str, alias: str, version: str, json_: bool) -> None:
+def alias_set(domain: str, alias: str, version: str, force: bool, json_: bool) -> None:
     """Point DOMAIN@ALIAS at VERSION (a number or another alias).
+
+    A version that failed its quality gate is refused (exit 6) unless --force.
 
     Example usage:
 
@@ -226,7 +233,7 @@ def alias_set(domain: str, alias: str, version: str, json_: bool) -> None:
         adapters alias set medical production staging
     """
     reg = open_registry()
-    target = reg.set_alias(domain, alias, version)
+    target = reg.set_alias(domain, alias, version, force=force)
     if json_:
         emit_json({"domain": domain, "alias": alias, "ref": target.ref, "number": target.number,
                    "sha256": target.sha256})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import click
@@ -30,8 +31,18 @@ def _passive_threads() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def _summary(result: Any) -> list[str]:
+def _gate_line(result: Any) -> str:
+    gate = result.gate
+    base = gate.get("baseline") or {}
+    floor = f"majority class {base.get('label')!r}: accuracy {base.get('accuracy', 0):.4f}, macro-F1 {base.get('macro_f1', 0):.4f}"
+    if gate.get("passed"):
+        return f"Quality gate: passed ({floor})"
+    return f"Quality gate: FAILED - {'; '.join(gate.get('reasons') or [])}"
+
+
+def _summary(result: Any, alias: str | None) -> list[str]:
     extra = result.extra
+    history = result.history
     lines = [
         (
             f"trained {extra['trainable_params']:,} of {extra['total_params']:,} parameters "
@@ -39,10 +50,17 @@ def _summary(result: Any) -> list[str]:
             f"({extra['samples_per_s']:.1f} samples/s)"
         ),
     ]
+    ran = len(history.get("epochs") or [])
+    lines.append(f"best epoch {history.get('best_epoch')} of {ran} run (by eval macro-F1)"
+                 + (", stopped early" if history.get("stopped_early") else ""))
+    lines.append(_gate_line(result))
     if result.version is not None:
         v = result.version
         aliases = ", ".join(v.aliases) or "-"
-        lines.append(f"Registered {v.ref} ({v.sha256[:12]}, {size(v.size_bytes)}), aliases: {aliases}")
+        state = " FAILED its gate; latest and aliases stay on the previous good version" if v.failed else ""
+        lines.append(f"Registered {v.ref} ({v.sha256[:12]}, {size(v.size_bytes)}), aliases: {aliases}{state}")
+        if alias and v.failed and alias not in v.aliases:
+            lines.append(f"{v.domain}@{alias} did not move; to move it anyway: adapters alias set {v.domain} {alias} {v.number} --force")
         lines.append(f"Plots and report: adapters show {v.ref}")
     elif result.artifact is not None:
         a = result.artifact
@@ -72,15 +90,25 @@ def _summary(result: Any) -> list[str]:
 @click.option("--description", default="", help="What this version is.")
 @click.option("--full", is_flag=True, help="Full fine-tuning instead of LoRA, for comparison; stored as a full-model artifact, not a version.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run (same options) from its last epoch checkpoint.")
+@click.option("--patience", type=int, default=None, help="Stop after this many epochs without a better eval macro-F1; 0 never stops early [default: 2].")
+@click.option("--min-accuracy", type=float, default=None, help="Gate: fail the version below this eval accuracy (overrides the domain's gate).")
+@click.option("--min-macro-f1", type=float, default=None, help="Gate: fail the version below this eval macro-F1 (overrides the domain's gate).")
+@click.option("--force", is_flag=True, help="Move --alias even if the version fails its quality gate.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines.")
 @json_option
 def train_cmd(domain: str, quiet: bool, json_: bool, target_modules: str | None, **kwargs: Any) -> None:
     """Train a LoRA adapter for DOMAIN, evaluate it, and register it as the next version.
 
-    Defaults come from the domain's preset; every option overrides one. The
-    result is registered with its metrics, plots (loss, accuracy,
-    confusion), metrics report and eval split; `latest` moves to it.
+    Defaults come from the domain's preset; every option overrides one. A
+    DOMAIN that does not exist yet is created with the labels found in --data.
+    Every epoch is evaluated; the best one (eval macro-F1) is registered with
+    its metrics, plots (loss, accuracy, confusion), report and eval split.
+
+    The version must beat the majority-class baseline of its eval split (and
+    the domain's gate, see `adapters domains gate`). If it fails it is still
+    registered, marked failed, `latest` and --alias stay where they were, and
+    the command exits with status 6.
 
     Example usage:
 
@@ -94,22 +122,37 @@ def train_cmd(domain: str, quiet: bool, json_: bool, target_modules: str | None,
     from loradock.adapters.training.train import TrainOptions, train
     from loradock.registry import Registry
 
+    from loradock.adapters.errors import QualityGateFailed
+
+    # A bar on a terminal; a piped log gets one line per epoch instead (stderr, so --json stays clean).
+    terminal = sys.stderr.isatty()
     options = TrainOptions(
         target_modules=tuple(target_modules.split(",")) if target_modules else None,
-        progress=not quiet and not json_, **kwargs,
+        progress=not quiet and not json_ and terminal,
+        on_epoch=None if quiet or terminal else (lambda line: click.echo(line, err=True)), **kwargs,
     )
     result = train(Registry(), domain, options)
+    if result.created_domain:
+        click.echo(f"New domain {domain!r} with labels from the data: {', '.join(result.version.labels if result.version else [])}",
+                   err=json_)
     if json_:
         emit_json({
             "ref": result.version.ref if result.version else None,
             "artifact": result.artifact.to_dict() if result.artifact else None,
             "metrics": result.report.to_metrics(), "train_args": result.train_args, "extra": result.extra,
+            "gate": result.gate, "failed": result.failed, "created_domain": result.created_domain,
+            "aliases": list(result.version.aliases) if result.version else [],
+            "best_epoch": result.history.get("best_epoch"), "epochs": result.history.get("epochs"),
         })
-        return
-    click.echo(render(result.report))
-    click.echo()
-    for line in _summary(result):
-        click.echo(line)
+    else:
+        click.echo(render(result.report))
+        click.echo()
+        for line in _summary(result, kwargs.get("alias")):
+            click.echo(line)
+    if result.failed:
+        ref = result.version.ref if result.version else domain
+        raise QualityGateFailed(f"{ref} failed its quality gate: {'; '.join(result.gate.get('reasons') or [])}. "
+                                f"See why: adapters show {ref}")
 
 
 @click.command(name="eval")

@@ -48,7 +48,7 @@ class QualityGate:
     def describe(self) -> str:
         parts = [f"accuracy >= {self.min_accuracy:g}" if self.min_accuracy is not None else "",
                  f"macro-F1 >= {self.min_macro_f1:g}" if self.min_macro_f1 is not None else ""]
-        return ", ".join(p for p in parts if p) or "beat the majority class"
+        return ", ".join(["beat the majority class", *(p for p in parts if p)])
 
 
 def majority_baseline(label_counts: Mapping[str, int]) -> dict[str, Any]:

@@ -73,7 +73,7 @@ def test_unknown_domain(registry: Registry) -> None:
 @pytest.mark.parametrize(
     ("rows", "kwargs", "message"),
     [
-        ([{"text": "a", "label": "positive"}, {"text": "b", "label": "great"}], {}, "labels the domain does not know: 'great'"),
+        ([{"text": "a", "label": "positive"}, {"text": "b", "label": "great"}], {}, r"1 label\(s\) the domain does not know: 'great' \(1 rows\).*domains edit DOMAIN --labels negative,positive,great"),
         ([], {}, "holds no rows"),
         ([{"body": "a", "label": "positive"}], {}, r"no column 'text'.*--text-column"),
         ([{"text": "a", "label": "positive"}], {"label_column": "y"}, r"no column 'y'.*--label-column"),
@@ -111,12 +111,12 @@ def test_cli_reports_bad_inputs_in_one_line(tmp_path: Path) -> None:
 
     runner = CliRunner()
     result = runner.invoke(cli, ["train", "legal"], catch_exceptions=False)
-    assert result.exit_code == 1 and "Unknown domain 'legal'" in result.output
+    assert result.exit_code == 3 and "Unknown domain 'legal'" in result.output
     result = runner.invoke(cli, ["train", "sentiment", "--lr", "-1"], catch_exceptions=False)
-    assert result.exit_code == 1 and "lr must be > 0, got -1.0" in result.output
+    assert result.exit_code == 5 and "lr must be > 0, got -1.0" in result.output
     data = _jsonl(tmp_path / "d.jsonl", [{"text": "a", "label": "happy"}])
     result = runner.invoke(cli, ["train", "sentiment", "--data", data], catch_exceptions=False)
-    assert result.exit_code == 1 and "'happy'" in result.output
+    assert result.exit_code == 5 and "'happy'" in result.output
     assert "Traceback" not in result.output
 
 

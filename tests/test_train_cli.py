@@ -9,34 +9,43 @@ from click.testing import CliRunner
 
 from loradock.cli.main import cli
 from loradock.registry import Registry
-from tests.train_support import one_thread_fixture, tiny_base_fixture  # noqa: F401  (fixtures)
+from tests.train_support import LEARNS, gate_passes_fixture, one_thread_fixture, tiny_base_fixture, write_keyword_csv  # noqa: F401  (fixtures)
+
+LEARNS_ARGS = ["--epochs", str(LEARNS["epochs"]), "--lr", str(LEARNS["lr"]), "--batch-size", str(LEARNS["batch_size"]),
+               "--max-length", str(LEARNS["max_length"])]
 
 
+@pytest.mark.usefixtures("gate_passes")
 def test_train_then_eval_prints_the_same_report(tiny_base: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     runner = CliRunner()
-    result = runner.invoke(cli, ["train", "education", "--base", tiny_base, "--epochs", "1", "--max-length", "32",
+    data = str(write_keyword_csv(tmp_path / "tickets.csv"))
+    result = runner.invoke(cli, ["train", "tickets", "--data", data, "--base", tiny_base, *LEARNS_ARGS,
                                  "--alias", "staging", "--quiet", "--target-modules", "query,value"],
                            catch_exceptions=False)
     assert result.exit_code == 0, result.output
+    assert "New domain 'tickets' with labels from the data: billing, shipping, technical" in result.output
     assert "confusion matrix (rows: true label, columns: predicted label)" in result.output
-    assert "pred history" in result.output and "true science" in result.output
-    assert "Registered education@1" in result.output and "staging" in result.output
+    assert "pred billing" in result.output and "true technical" in result.output
+    assert "Registered tickets@1" in result.output and "staging" in result.output
+    assert "Quality gate: passed" in result.output
 
-    version = Registry().resolve("education@staging")
+    version = Registry().resolve("tickets@staging")
     eval_rows = Registry().artifact_path(Registry().find_artifact(version.ref, "data", "eval")) / "eval.jsonl"
-    result = runner.invoke(cli, ["eval", "education@staging", "--data", str(eval_rows), "--json"], catch_exceptions=False)
+    result = runner.invoke(cli, ["eval", "tickets@staging", "--data", str(eval_rows), "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["accuracy"] == pytest.approx(version.metrics["accuracy"])
     assert report["confusion_matrix"] == version.metrics["confusion_matrix"]
 
-    result = runner.invoke(cli, ["eval", "education@1", "--data", "embedded:sentiment"], catch_exceptions=False)
-    assert result.exit_code == 1 and "labels the domain does not know" in result.output
+    result = runner.invoke(cli, ["eval", "tickets@1", "--data", "embedded:sentiment"], catch_exceptions=False)
+    assert result.exit_code == 5 and "label(s) the domain does not know" in result.output
 
 
-def test_full_from_the_cli(tiny_base: str) -> None:
-    result = CliRunner().invoke(cli, ["train", "sentiment", "--base", tiny_base, "--epochs", "1", "--max-length", "32",
-                                      "--full", "--json"], catch_exceptions=False)
+@pytest.mark.usefixtures("gate_passes")
+def test_full_from_the_cli(tiny_base: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = str(write_keyword_csv(tmp_path / "tickets.csv"))
+    result = CliRunner().invoke(cli, ["train", "tickets", "--data", data, "--base", tiny_base, "--epochs", "1",
+                                      "--max-length", "32", "--full", "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["ref"] is None and out["artifact"]["kind"] == "full-model"

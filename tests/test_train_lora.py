@@ -9,11 +9,12 @@ import pytest
 
 from loradock.adapters.training.train import FULL_MODEL_KIND, TrainOptions, train
 from loradock.registry import Registry
-from tests.train_support import one_thread_fixture, tiny_base_fixture  # noqa: F401  (fixtures)
+from tests.train_support import gate_passes_fixture, one_thread_fixture, tiny_base_fixture  # noqa: F401  (fixtures)
 
 FAST = {"epochs": 1, "max_length": 32, "batch_size": 16, "progress": False}
 
 
+@pytest.mark.usefixtures("gate_passes")
 def test_train_registers_a_version_with_the_full_metadata_contract(registry: Registry, tiny_base: str) -> None:
     result = train(registry, "sentiment", TrainOptions(base=tiny_base, alias="staging", description="first", **FAST))
     v = result.version
@@ -22,7 +23,10 @@ def test_train_registers_a_version_with_the_full_metadata_contract(registry: Reg
     assert v.description == "first"
     assert {"source", "fingerprint", "train_size", "eval_size", "text_column", "label_column"} <= set(v.data)
     assert v.data["source"] == "embedded:sentiment" and v.data["train_size"] == 80 and v.data["eval_size"] == 20
-    assert {"accuracy", "macro_f1", "eval_loss", "per_class", "confusion_matrix", "train_loss"} <= set(v.metrics)
+    assert {"accuracy", "macro_f1", "eval_loss", "per_class", "confusion_matrix", "train_loss", "best_epoch",
+            "train_time_s", "samples_per_s", "epochs_run"} <= set(v.metrics)
+    assert v.metrics["samples_per_s"] > 0 and v.metrics["epochs_run"] == 1 and v.metrics["best_epoch"] == 1
+    assert v.gate["passed"] is True and v.gate["baseline"]["accuracy"] == 0.5
     assert set(v.metrics["per_class"]) == {"negative", "positive"}
     assert set(v.metrics["per_class"]["positive"]) == {"precision", "recall", "f1", "support"}
     assert sum(map(sum, v.metrics["confusion_matrix"])) == 20
@@ -109,6 +113,7 @@ def test_target_modules_the_base_lacks(registry: Registry, tiny_base: str) -> No
     assert registry.versions() == []
 
 
+@pytest.mark.usefixtures("gate_passes")
 def test_failed_registration_leaves_the_alias_where_it_was(registry: Registry, tiny_base: str,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     train(registry, "sentiment", TrainOptions(base=tiny_base, alias="production", **FAST))

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import torch
 
 TRAINABLE = "trainable.safetensors"
+BEST = "best.safetensors"  # the best epoch so far, registered at the end
 OPTIMIZER = "optimizer.pt"
 STATE = "state.json"
 
@@ -54,8 +55,9 @@ def latest(folder: Path) -> Checkpoint | None:
     return Checkpoint(epoch, json.loads((path / STATE).read_text()), path)
 
 
-def save(folder: Path, epoch: int, model: torch.nn.Module, optim_state: dict[str, Any], state: dict[str, Any]) -> Path:
-    """Write epoch `epoch`'s checkpoint atomically and drop older ones."""
+def save(folder: Path, epoch: int, model: torch.nn.Module, optim_state: dict[str, Any], state: dict[str, Any],
+         best: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write epoch `epoch`'s checkpoint (and the best epoch's weights) atomically; drop older ones."""
     import torch
     from safetensors.torch import save_file
 
@@ -63,6 +65,8 @@ def save(folder: Path, epoch: int, model: torch.nn.Module, optim_state: dict[str
     with staged_output(final, overwrite=True) as tmp:
         trainable = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}
         save_file(trainable, str(tmp / TRAINABLE))
+        if best is not None:
+            save_file({n: t.contiguous() for n, t in best.items()}, str(tmp / BEST))
         torch.save(optim_state, tmp / OPTIMIZER)
         (tmp / STATE).write_text(json.dumps(state))
     for old in folder.glob("epoch-*"):
@@ -82,6 +86,14 @@ def restore(checkpoint: Checkpoint, model: torch.nn.Module) -> dict[str, Any]:
         for name, value in weights.items():
             params[name].copy_(value)
     return torch.load(checkpoint.folder / OPTIMIZER, weights_only=True)
+
+
+def restore_best(checkpoint: Checkpoint) -> dict[str, torch.Tensor] | None:
+    """The best epoch's trainable weights saved with a checkpoint, if any."""
+    from safetensors.torch import load_file
+
+    path = checkpoint.folder / BEST
+    return load_file(str(path)) if path.is_file() else None
 
 
 def discard(folder: Path) -> None:

@@ -48,13 +48,19 @@ def loss_curve(step_losses: Sequence[float], steps_per_epoch: int, path: Path,
 
 
 def accuracy_curve(accuracies: Sequence[float], path: Path, macro_f1: Sequence[float] = (),
-                   title: str = "Validation accuracy per epoch") -> Path:
+                   title: str = "Validation accuracy per epoch", best_epoch: int | None = None,
+                   baseline: float | None = None) -> Path:
+    """Accuracy and macro-F1 per epoch; the registered (best) epoch and the majority-class accuracy marked."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     epochs = np.arange(1, len(accuracies) + 1)
     ax.plot(epochs, accuracies, "o-", color="tab:green", label="accuracy")
     if macro_f1:
         ax.plot(epochs, macro_f1, "s--", color="tab:purple", label="macro-F1")
+    if baseline is not None:  # the quality gate's floor: always predicting the majority class
+        ax.axhline(baseline, color="tab:red", linestyle=":", linewidth=1.2, label=f"majority-class accuracy {baseline:.3f}")
+    if best_epoch:
+        ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"registered: epoch {best_epoch}")
     for x, y in zip(epochs, accuracies):
         ax.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
     ax.set_xlabel("epoch")

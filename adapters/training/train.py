@@ -14,17 +14,19 @@ import time
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from loradock.registry import AdapterVersion, Artifact, Domain, LoraRecipe, Registry, VersionInfo
-from loradock.registry.errors import RegistryError
+from loradock.registry.errors import RegistryError, UnknownDomainError
+from loradock.registry.gates import QualityGate
+from loradock.registry.gates import check as check_gate
 from loradock.registry.names import check_alias
 
+from loradock.adapters.label_config import save_label_config
 from loradock.adapters.training import checkpoints, plots
 from loradock.adapters import data as datamod
-from loradock.adapters.label_config import save_label_config
 from loradock.adapters.base import base_info, load_classifier, load_tokenizer, pick_device
 from loradock.adapters.training.batching import collate, length_grouped_batches
 from loradock.adapters.environment import library_versions
@@ -43,6 +45,12 @@ WARMUP_RATIO = 0.1
 WEIGHT_DECAY = 0.01
 GRAD_CLIP = 1.0
 DEFAULT_EVAL_FRACTION = 0.2
+# Best epoch = highest eval macro-F1, ties to the lower eval loss. Macro-F1, not
+# loss: the gate judges predictions, and eval loss can keep falling while every
+# row is still predicted as the majority class (small sets do exactly that).
+BEST_METRIC = "macro_f1"
+# Epochs without a better eval macro-F1 before training stops; 0 never stops early.
+DEFAULT_PATIENCE = 2
 FULL_MODEL_KIND = "full-model"
 
 
@@ -73,6 +81,12 @@ class TrainOptions:
     split: str = "train"
     eval_split: str = "test"
     progress: bool = True
+    patience: int | None = None
+    min_accuracy: float | None = None
+    min_macro_f1: float | None = None
+    force: bool = False  # move --alias even to a version that failed its gate
+    # Called with one line per finished epoch (train/eval metrics); the CLI prints it when piped.
+    on_epoch: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.target_modules, (list, str)):
@@ -97,6 +111,16 @@ class TrainOptions:
             raise TrainingOptionsError(f"Unknown device {self.device!r}: use auto, cpu or cuda[:N].")
         if not self.text_column or not self.label_column:
             raise TrainingOptionsError("--text-column and --label-column must not be empty.")
+        if self.patience is not None and self.patience < 0:
+            raise TrainingOptionsError(f"patience must be >= 0 (0: never stop early), got {self.patience}.")
+        try:
+            self.gate()
+        except RegistryError as exc:
+            raise TrainingOptionsError(f"Bad gate option: {exc}") from None
+
+    def gate(self) -> QualityGate:
+        """This run's gate thresholds (they override the domain's)."""
+        return QualityGate(min_accuracy=self.min_accuracy, min_macro_f1=self.min_macro_f1)
 
     def recipe(self, default: LoraRecipe) -> LoraRecipe:
         """`default` with this run's overrides applied (and validated)."""
@@ -115,6 +139,12 @@ class TrainResult:
     history: dict[str, Any] = field(default_factory=dict)
     train_args: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    gate: dict[str, Any] = field(default_factory=dict)
+    created_domain: bool = False  # the domain was made from the data's labels
+
+    @property
+    def failed(self) -> bool:
+        return self.gate.get("passed") is False
 
 
 @dataclass
@@ -130,6 +160,7 @@ class _Prepared:
     data_meta: dict[str, Any]
     run_folder: Path
     cache: Path
+    new_domain: bool = False  # stored only when the version is registered
 
 
 def _check_max_length(base: dict[str, Any], max_length: int) -> None:
@@ -147,10 +178,17 @@ def _check_max_length(base: dict[str, Any], max_length: int) -> None:
 
 def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> _Prepared:
     """Resolve defaults and check data and base; raises before any training starts."""
-    domain = registry.domain(domain_name)
+    common = {"text_column": options.text_column, "label_column": options.label_column}
+    try:
+        domain, new_domain = registry.domain(domain_name), False
+    except UnknownDomainError:
+        if not options.data:
+            raise
+        labels = datamod.infer_labels(options.data, split=options.split, **common)
+        domain, new_domain = Domain(name=domain_name, labels=labels, description=f"Created from {options.data}"), True
+        log.info("new domain %s with labels from the data: %s", domain_name, ", ".join(labels))
     recipe = options.recipe(domain.recipe)
     source = options.data or domain.dataset or f"embedded:{domain.name}"
-    common = {"text_column": options.text_column, "label_column": options.label_column}
     full_data = datamod.load(source, domain.labels, split=options.split, **common)
     if options.eval_data:
         train_data = full_data
@@ -169,6 +207,7 @@ def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> _Pre
         "eval_data": options.eval_data, "split": options.split, "optimizer": "adamw",
         "weight_decay": WEIGHT_DECAY, "warmup_ratio": WARMUP_RATIO, "scheduler": "linear", "grad_clip": GRAD_CLIP,
         "base": base_name, "padding": "dynamic, length-grouped",
+        "patience": DEFAULT_PATIENCE if options.patience is None else options.patience, "best_metric": BEST_METRIC,
     }
     if options.full:
         for key in ("r", "alpha", "dropout", "target_modules"):
@@ -189,7 +228,8 @@ def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> _Pre
             f"No interrupted run of {domain.name!r} with these settings to resume ({run_folder} holds no checkpoint); "
             "run again without --resume, or with exactly the options of the interrupted run."
         )
-    return _Prepared(domain, recipe, train_data, eval_data, base, args, data_meta, run_folder, registry.home / "cache")
+    return _Prepared(domain, recipe, train_data, eval_data, base, args, data_meta, run_folder, registry.home / "cache",
+                     new_domain)
 
 
 def _build_model(prep: _Prepared, options: TrainOptions) -> torch.nn.Module:
@@ -278,8 +318,8 @@ def _fit(prep: _Prepared, options: TrainOptions, model: torch.nn.Module, tokeniz
     history: dict[str, Any] = {"step_loss": [], "epochs": [], "train_time_s": 0.0, "samples": 0,
                                "steps_per_epoch": steps_per_epoch}
     start_epoch = 0
+    found = checkpoints.latest(prep.run_folder) if options.resume else None
     if options.resume:
-        found = checkpoints.latest(prep.run_folder)
         assert found is not None  # prepare() checked
         state = checkpoints.restore(found, model)
         optimizer.load_state_dict(state["optimizer"])
@@ -291,12 +331,16 @@ def _fit(prep: _Prepared, options: TrainOptions, model: torch.nn.Module, tokeniz
     else:
         checkpoints.discard(prep.run_folder)  # a stale run with the same settings starts over
 
-    report: EvalReport | None = None
+    tracker = _BestEpoch(history, DEFAULT_PATIENCE if options.patience is None else options.patience)
+    if options.resume and found is not None:
+        tracker.best_state = checkpoints.restore_best(found)
     bar = tqdm(total=steps_per_epoch * epochs, initial=start_epoch * steps_per_epoch, unit="step",
                desc=f"{prep.domain.name} epoch {start_epoch + 1}/{epochs}", disable=not options.progress,
                dynamic_ncols=True)
     try:
         for epoch in range(start_epoch, epochs):
+            if tracker.should_stop():
+                break
             bar.set_description(f"{prep.domain.name} epoch {epoch + 1}/{epochs}")
             torch.manual_seed(options.seed * 1_000_003 + epoch)  # dropout: same on resume
             model.train()
@@ -313,15 +357,12 @@ def _fit(prep: _Prepared, options: TrainOptions, model: torch.nn.Module, tokeniz
             history["train_time_s"] += time.perf_counter() - started
             history["step_loss"].extend(epoch_losses)
             report = evaluate_model(model, eval_ids, prep.eval, pad_id, device)
-            history["epochs"].append({
-                "epoch": epoch + 1, "train_loss": float(np.mean(epoch_losses)), "eval_loss": report.eval_loss,
-                "accuracy": report.accuracy, "macro_f1": report.macro_f1,
-            })
-            log.info("epoch %d: train loss %.4f, eval accuracy %.4f", epoch + 1, np.mean(epoch_losses), report.accuracy)
+            entry = tracker.record(epoch + 1, float(np.mean(epoch_losses)), report, model)
+            _announce(options, entry, epochs)
             checkpoints.save(prep.run_folder, epoch + 1, model, {
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else None,
-            }, {"history": history})
+            }, {"history": history}, best=tracker.best_state)
     except KeyboardInterrupt:
         done = checkpoints.latest(prep.run_folder)
         resume = (f"Continue from epoch {done.epoch} with the same options plus --resume."
@@ -329,9 +370,65 @@ def _fit(prep: _Prepared, options: TrainOptions, model: torch.nn.Module, tokeniz
         raise TrainingInterrupted(f"Training of {prep.domain.name!r} interrupted; nothing was registered. {resume}") from None
     finally:
         bar.close()
-    if report is None:  # resumed a run whose last epoch was done: evaluate once more
-        report = evaluate_model(model, eval_ids, prep.eval, pad_id, device)
-    return report, history
+    tracker.restore_best(model)
+    # The registered weights are the best epoch's: evaluate exactly those once more.
+    return evaluate_model(model, eval_ids, prep.eval, pad_id, device), history
+
+
+class _BestEpoch:
+    """Per-epoch metrics into `history`, the best epoch's trainable weights, and early stopping."""
+
+    def __init__(self, history: dict[str, Any], patience: int) -> None:
+        self.history = history
+        self.patience = patience
+        self.best_state: dict[str, Any] | None = None
+
+    @staticmethod
+    def better(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
+        if old is None or new[BEST_METRIC] != old[BEST_METRIC]:
+            return old is None or new[BEST_METRIC] > old[BEST_METRIC]
+        inf = float("inf")
+        return (new["eval_loss"] if new["eval_loss"] is not None else inf) < (old["eval_loss"] if old["eval_loss"] is not None else inf)
+
+    def record(self, epoch: int, train_loss: float, report: EvalReport, model: torch.nn.Module) -> dict[str, Any]:
+        entry = {"epoch": epoch, "train_loss": train_loss, "eval_loss": report.eval_loss,
+                 "accuracy": report.accuracy, "macro_f1": report.macro_f1}
+        self.history["epochs"].append(entry)
+        best = self.history.get("best")
+        if self.better(entry, best):
+            self.history["best"] = entry
+            self.history["best_epoch"] = epoch
+            self.best_state = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+        return entry
+
+    def should_stop(self) -> bool:
+        """True once `patience` epochs in a row brought no better best epoch."""
+        epochs = self.history["epochs"]
+        since = len(epochs) - int(self.history.get("best_epoch") or 0)
+        stop = self.patience > 0 and bool(epochs) and since >= self.patience
+        self.history["stopped_early"] = stop
+        return stop
+
+    def restore_best(self, model: torch.nn.Module) -> None:
+        import torch
+
+        if self.best_state is None:
+            return
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in self.best_state.items():
+                params[name].copy_(value.to(params[name].device))
+        log.info("registering epoch %s (best eval %s)", self.history.get("best_epoch"), BEST_METRIC)
+
+
+def _announce(options: TrainOptions, entry: dict[str, Any], epochs: int) -> None:
+    """One line per epoch for logs and pipes (the progress bar covers a terminal)."""
+    loss = f"{entry['eval_loss']:.4f}" if entry["eval_loss"] is not None else "-"
+    line = (f"epoch {entry['epoch']}/{epochs}: train loss {entry['train_loss']:.4f}, eval loss {loss}, "
+            f"accuracy {entry['accuracy']:.4f}, macro-F1 {entry['macro_f1']:.4f}")
+    log.info("%s", line)
+    if options.on_epoch is not None:
+        options.on_epoch(line)
 
 
 def _write_outputs(folder: Path, prep: _Prepared, report: EvalReport, history: dict[str, Any],
@@ -345,7 +442,9 @@ def _write_outputs(folder: Path, prep: _Prepared, report: EvalReport, history: d
         "loss.png": plots.loss_curve(history["step_loss"], history["steps_per_epoch"], folder / "loss.png",
                                      [e["eval_loss"] for e in epochs], title=f"{name}: training loss"),
         "accuracy.png": plots.accuracy_curve([e["accuracy"] for e in epochs], folder / "accuracy.png",
-                                             [e["macro_f1"] for e in epochs], title=f"{name}: validation accuracy per epoch"),
+                                             [e["macro_f1"] for e in epochs], title=f"{name}: validation accuracy per epoch",
+                                             best_epoch=history.get("best_epoch"),
+                                             baseline=(extra.get("gate") or {}).get("baseline", {}).get("accuracy")),
         "confusion.png": plots.confusion_heatmap(report.confusion_matrix, report.labels, folder / "confusion.png",
                                                  title=f"{name}: confusion matrix ({report.size} eval examples)"),
     }
@@ -357,8 +456,19 @@ def _write_outputs(folder: Path, prep: _Prepared, report: EvalReport, history: d
     return files
 
 
+def _metrics(report: EvalReport, history: dict[str, Any]) -> dict[str, Any]:
+    """The best epoch's eval metrics, plus how the run went (time, speed, epochs)."""
+    best = history.get("best") or (history["epochs"][-1] if history["epochs"] else {})
+    return {
+        **report.to_metrics(), "train_loss": best.get("train_loss"), "best_epoch": history.get("best_epoch"),
+        "best_metric": BEST_METRIC, "epochs_run": len(history["epochs"]),
+        "stopped_early": bool(history.get("stopped_early")), "train_time_s": history["train_time_s"],
+        "samples_per_s": history["samples"] / max(history["train_time_s"], 1e-9),
+    }
+
+
 def _register_adapter(registry: Registry, prep: _Prepared, options: TrainOptions, model: Any, outputs: dict[str, Path],
-                      folder: Path, metrics: dict[str, Any], extra: dict[str, Any]) -> AdapterVersion:
+                      folder: Path, metrics: dict[str, Any], extra: dict[str, Any], gate: dict[str, Any]) -> AdapterVersion:
     adapter = folder / "adapter"
     model.save_pretrained(str(adapter), safe_serialization=True, save_embedding_layers=False)
     save_label_config(model, adapter)  # label names for plain PEFT/transformers loading (README)
@@ -366,10 +476,24 @@ def _register_adapter(registry: Registry, prep: _Prepared, options: TrainOptions
         base_model=prep.base["base_model"], base_revision=prep.base["base_revision"],
         base_fingerprint=prep.base["base_fingerprint"], data=prep.data_meta, metrics=metrics,
         train_args=prep.args, description=options.description, extra=extra,
-        provenance={"source": "adapters train", "run": prep.run_folder.name},
+        provenance={"source": "adapters train", "run": prep.run_folder.name}, gate=gate,
     )
     # The alias moves last: a failure below must leave it on the version it named.
     version = registry.register(prep.domain.name, adapter, info)
+    if getattr(version, "reused", False):  # the same files are already a version, with their artifacts
+        log.info("these weights are already %s; nothing new registered", version.ref)
+    else:
+        _add_artifacts(registry, prep, version, outputs)
+    if options.alias and (not version.failed or options.force):
+        registry.set_alias(version.domain, options.alias, version.number, force=options.force)
+    elif options.alias:
+        log.warning("%s failed its gate; %s@%s stays where it was (pass force to move it anyway)",
+                    version.ref, version.domain, options.alias)
+    return registry.resolve(version.ref)
+
+
+def _add_artifacts(registry: Registry, prep: _Prepared, version: AdapterVersion, outputs: dict[str, Path]) -> None:
+    """Plots, report and eval split; a version left without them is half-done, so it is hidden again."""
     try:
         for plot in ("loss", "accuracy", "confusion"):
             registry.add_artifact(version.ref, "plot", plot, {f"{plot}.png": outputs[f"{plot}.png"]})
@@ -381,9 +505,6 @@ def _register_adapter(registry: Registry, prep: _Prepared, options: TrainOptions
         # A version without its artifacts is half-done: hide it again.
         registry.remove(version.ref, force=True)
         raise
-    if options.alias:
-        registry.set_alias(version.domain, options.alias, version.number)
-    return registry.resolve(version.ref)
 
 
 def _register_full(registry: Registry, prep: _Prepared, model: Any, tokenizer: Any, outputs: dict[str, Path],
@@ -420,22 +541,34 @@ def train(registry: Registry, domain: str, options: TrainOptions | None = None) 
              counts["trainable_params"], counts["total_params"])
     report, history = _fit(prep, options, model, tokenizer, device)
     wall = time.perf_counter() - started
-    metrics = {**report.to_metrics(), "train_loss": history["epochs"][-1]["train_loss"] if history["epochs"] else None}
+    metrics = _metrics(report, history)
+    gate = check_gate(metrics, prep.eval.counts(), prep.domain.gate.merged(options.gate()))
     extra = {
         **counts, "wall_time_s": wall, "train_time_s": history["train_time_s"], "device": device,
-        "samples_per_s": history["samples"] / max(history["train_time_s"], 1e-9),
+        "samples_per_s": metrics["samples_per_s"],
         "libraries": library_versions(), "epochs": history["epochs"], "resumed": options.resume,
     }
+    if gate["passed"]:
+        log.info("%s passed its quality gate", domain)
+    else:
+        log.warning("%s failed its quality gate: %s", domain, "; ".join(gate["reasons"]))
     with tempfile.TemporaryDirectory(prefix="loradock-train-") as tmp:
         folder = Path(tmp)
         model.to("cpu")
-        outputs = _write_outputs(folder, prep, report, history, extra, metrics)
-        if options.full:
-            artifact = _register_full(registry, prep, model, tokenizer, outputs, folder, metrics, extra)
-            result = TrainResult(None, report, artifact, history, prep.args, extra)
-        else:
-            version = _register_adapter(registry, prep, options, model, outputs, folder, metrics, extra)
-            result = TrainResult(version, report, None, history, prep.args, extra)
+        outputs = _write_outputs(folder, prep, report, history, {**extra, "gate": gate}, metrics)
+        if prep.new_domain:
+            registry.add_domain(prep.domain)
+        try:
+            if options.full:
+                artifact = _register_full(registry, prep, model, tokenizer, outputs, folder, metrics, {**extra, "gate": gate})
+                result = TrainResult(None, report, artifact, history, prep.args, extra, gate, prep.new_domain)
+            else:
+                version = _register_adapter(registry, prep, options, model, outputs, folder, metrics, extra, gate)
+                result = TrainResult(version, report, None, history, prep.args, extra, gate, prep.new_domain)
+        except BaseException:
+            if prep.new_domain:  # a domain made for this run goes with it
+                registry.remove_domain(prep.domain.name, force=True)
+            raise
     checkpoints.discard(prep.run_folder)  # registered: the run is complete
     return result
 
