@@ -92,6 +92,9 @@ def open_browser(profile: Path) -> Any:
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
+    # A 1000x700 viewport whatever the window chrome takes, so screenshots are that size.
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 1000, "height": 700, "deviceScaleFactor": 1, "mobile": False})
     return driver
 
 
@@ -116,9 +119,12 @@ def images_loaded(driver: Any, selector: str = "img.plot") -> list[int]:
         "return Array.from(document.querySelectorAll(arguments[0])).map(i => i.complete ? i.naturalWidth : 0);", selector)
 
 
-def screenshot(driver: Any, name: str, fallback: Path) -> Path:
+def screenshot(driver: Any, name: str, fallback: Path, scroll_to: str | None = None) -> Path:
     """A 1000x700 screenshot, palette-quantised to stay small; kept in $LORADOCK_SCREENSHOTS if set."""
     from PIL import Image
+
+    if scroll_to:
+        driver.execute_script("document.getElementById(arguments[0]).scrollIntoView(); window.scrollBy(0, -12);", scroll_to)
 
     folder = Path(os.environ.get(SCREENSHOTS_ENV) or fallback)
     folder.mkdir(parents=True, exist_ok=True)

@@ -90,7 +90,7 @@ def test_compare_shows_the_differences(client) -> None:
     page = client.get("/ui/compare?a=support@1&b=support@3").text
     assert "+0.2000" in page  # macro-F1 up by 0.2
     config = page.split('id="config-diff"')[1]
-    assert re.search(r'<tr class="changed"><th>peft.r</th><td>4</td><td>12</td>', config)
+    assert re.search(r'<tr class="changed"><th>peft.r</th><td class="val">4</td><td class="val">12</td>', config)
     assert re.search(r'<tr class="changed"><th>train_args.lr</th>', config)
     assert 'id="confusion-a"' in page and 'id="confusion-b"' in page
     assert page.count('alt="confusion matrix plot of') == 2

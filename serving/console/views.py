@@ -203,17 +203,29 @@ def _delta(a: Any, b: Any) -> float | None:
     return b - a if numeric else None
 
 
+def _trend(name: str, delta: float | None) -> str:
+    """'better', 'worse' or '' for B against A (lower is better for losses)."""
+    if not delta:
+        return ""
+    lower_is_better = "loss" in name
+    return "better" if (delta < 0) == lower_is_better else "worse"
+
+
 def compare(registry: Registry, ref_a: str, ref_b: str) -> dict[str, Any]:
     """Two versions side by side: config, metrics and per-class differences, both confusion matrices."""
     a, b = registry.resolve(ref_a), registry.resolve(ref_b)
-    metrics = [{**row, "delta": _delta(row["a"], row["b"])} for row in _diff(scalar_metrics(a), scalar_metrics(b))]
+    metrics = []
+    for row in _diff(scalar_metrics(a), scalar_metrics(b)):
+        delta = _delta(row["a"], row["b"])
+        metrics.append({**row, "delta": delta, "trend": _trend(row["key"], delta)})
     pc_a = {r["label"]: r for r in per_class_rows(a)}
     pc_b = {r["label"]: r for r in per_class_rows(b)}
     per_class = []
     for label in list(dict.fromkeys([*pc_a, *pc_b])):
         ra, rb = pc_a.get(label, {}), pc_b.get(label, {})
         per_class.append({"label": label, "stats": [
-            {"name": s, "a": ra.get(s), "b": rb.get(s), "delta": _delta(ra.get(s), rb.get(s))}
+            {"name": s, "a": ra.get(s), "b": rb.get(s), "delta": _delta(ra.get(s), rb.get(s)),
+             "trend": _trend(s, _delta(ra.get(s), rb.get(s))) if s != "support" else ""}
             for s in ("precision", "recall", "f1", "support")]})
     plots = {}
     for side, v in (("a", a), ("b", b)):

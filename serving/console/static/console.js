@@ -70,7 +70,7 @@
     var pad = (hi - lo) * 0.08;
     return [lo - pad, hi + pad];
   }
-  function fmt(v) { return Math.abs(v) >= 100 ? v.toFixed(0) : (Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(3)); }
+  function fmt(v) { if (Number.isInteger(v)) { return String(v); } return Math.abs(v) >= 100 ? v.toFixed(0) : (Math.abs(v) >= 1 ? v.toFixed(2) : v.toFixed(3)); }
 
   /* Line chart: data = {x_label, series: {name: [[x, y], ...]}}. */
   function lineChart(canvas, data) {
