@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -15,14 +16,64 @@ from loradock.adapters.errors import ExportError
 log = logging.getLogger(__name__)
 
 
+# Written into every folder staged_output() makes: the list of files it wrote.
+# --overwrite replaces only such a folder, and only while it holds nothing else.
+MARKER = ".loradock-output.json"
+
+
 def check_output(out: Path, overwrite: bool) -> Path:
-    """Refuse an existing `out` unless `overwrite`; refuse a file in its place always."""
+    """Refuse an existing `out` unless `overwrite` and it is a previous output of ours; refuse a file always."""
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise ExportError(f"Output {str(out)!r} is a file, not a folder; pass another --out.")
+    _check_not_home(out)
     if out.exists() and not overwrite:
         raise ExportError(f"Output folder {str(out)!r} already exists; pass --overwrite to replace it, or another --out.")
+    if out.exists():
+        _check_replaceable(out)
     return out
+
+
+def _check_not_home(out: Path) -> None:
+    from loradock.registry.home import default_home
+
+    home = default_home().expanduser().absolute().resolve()
+    target = out.absolute().resolve()
+    if target == home or target in home.parents:
+        raise ExportError(
+            f"Output {str(out)!r} is or holds the registry home {str(home)!r}; writing there could destroy the "
+            "registry. Pass another --out."
+        )
+
+
+def _check_replaceable(out: Path) -> None:
+    """--overwrite replaces an empty folder, or one we wrote that holds only what we wrote."""
+    present = {p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir()} - {MARKER}
+    if not present and not any(out.iterdir()):
+        return
+    try:
+        written = set(json.loads((out / MARKER).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ExportError(
+            f"Output folder {str(out)!r} was not written by loradock (no {MARKER}); --overwrite only replaces "
+            "a previous output. Remove it yourself, or pass another --out."
+        ) from None
+    foreign = sorted(present - written)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise ExportError(
+            f"Output folder {str(out)!r} holds files loradock did not write ({shown}); --overwrite would delete "
+            "them. Move them away, or pass another --out."
+        )
+
+
+def _mark(folder: Path) -> None:
+    """Record what we wrote, and give the folder the permissions a plain mkdir would (mkdtemp makes 0700)."""
+    files = sorted(folder_files(folder))
+    (folder / MARKER).write_text(json.dumps({"tool": "loradock", "files": files}, indent=1) + "\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
 
 
 def copy_folder(src: Path, dest: Path) -> None:
@@ -35,8 +86,8 @@ def copy_folder(src: Path, dest: Path) -> None:
 
 
 def folder_files(folder: Path) -> dict[str, Path]:
-    """Every file under `folder` by its relative POSIX name: what an artifact stores."""
-    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file under `folder` by its relative POSIX name: what an artifact stores (not our marker)."""
+    return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MARKER}
 
 
 @contextmanager
@@ -52,6 +103,7 @@ def staged_output(out: Path, overwrite: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".incomplete"))
     try:
         yield tmp
+        _mark(tmp)
         _replace(tmp, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
