@@ -130,12 +130,10 @@ def register_cmd(domain: str, path: str, aliases: tuple[str, ...], description: 
         base_fingerprint=base.get("base_fingerprint"), parent=parent, description=description,
         provenance={"source": "register", "path": str(Path(path).resolve())},
     )
-    # Pass the flag only when set, so this works on a registry without contract 3 too.
-    version = reg.register(domain, Path(path), info, aliases=aliases, **({"new_version": True} if new_version else {}))
-    reused = bool(getattr(version, "reused", False))
+    version = reg.register(domain, Path(path), info, aliases=aliases, new_version=new_version)
     if json_:
-        emit_json({**version.to_dict(), "reused": reused})
-    elif reused:
+        emit_json(version.to_dict())
+    elif version.reused:
         click.echo(f"Same files as {version.ref}; not registered again (--new-version registers a copy)")
     else:
         click.echo(f"Registered {version.ref} ({version.sha256[:12]}, {size(version.size_bytes)})")
