@@ -60,6 +60,7 @@ def build_registry(home: Path, versions: int = 3) -> Registry:
         version = registry.register("support", folder, VersionInfo(
             base_model="tiny-bert", metrics=metrics, train_args={"lr": 1e-3 * (i + 1), "epochs": 3 + i},
             parent=f"support@{i}" if i else None, provenance=provenance, description=f"round {i + 1}",
+            gate={"passed": True, "reasons": [], "min_accuracy": 0.5},
         ))
         for name, path in _plots(home.parent / f"plots-{i}", i, metrics).items():
             registry.add_artifact(version.ref, "plot", name, {path.name: path})

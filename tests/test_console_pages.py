@@ -202,3 +202,24 @@ def test_ui_command_help_and_bad_key_env(monkeypatch) -> None:
     monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
     bad = runner.invoke(cli, ["ui", "--api-key-env", "NO_SUCH_KEY_VAR"], catch_exceptions=False)
     assert bad.exit_code == 5 and "NO_SUCH_KEY_VAR" in bad.output
+
+
+def test_a_failed_gate_is_shown_and_the_console_cannot_alias_it(reg, keyed, tmp_path) -> None:
+    from loradock.registry import VersionInfo
+
+    from .synthetic_adapters import write_adapter
+
+    assert 'class="gate gate-ok"' in keyed.get("/ui/", headers={"Authorization": f"Bearer {KEY}"}).text
+    failed = reg.register("support", write_adapter(tmp_path / "bad", labels=3, seed=9), VersionInfo(
+        metrics={"accuracy": 0.3}, gate={"passed": False, "reasons": ["accuracy 0.3000 < 0.5"]}))
+    try:
+        csrf = _login(keyed)
+        page = keyed.get(f"/ui/versions/support/{failed.number}").text
+        assert 'class="gate gate-bad"' in page and "accuracy 0.3000 &lt; 0.5" in page
+        assert "failed its quality gate" in keyed.get(f"/ui/alias/support?alias=production&to={failed.number}").text
+        r = keyed.post("/ui/alias/support", data={"alias": "production", "to": str(failed.number), "confirm": "yes",
+                                                   "csrf": csrf})
+        assert r.status_code == 409 and "quality gate" in r.text
+        assert reg.resolve("support@production").number == 2
+    finally:
+        reg.remove(failed.ref, force=True)

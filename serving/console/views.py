@@ -46,6 +46,9 @@ def gate_of(version: AdapterVersion) -> dict[str, Any] | None:
         status = raw.get("status")
         if status is None and "passed" in raw:
             status = "passed" if raw["passed"] else "failed"
+        reasons = raw.get("reasons")
+        if isinstance(reasons, list) and reasons:
+            return {"status": str(status or "recorded"), "detail": "; ".join(map(str, reasons))}
         detail = raw.get("reason") or raw.get("message") or ", ".join(
             f"{k} {v}" for k, v in raw.items() if k not in ("status", "passed") and not isinstance(v, (dict, list))
         )
