@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 16 * 1024
+STALE_FORM = "The form's CSRF token is missing or stale; reload the page and try again."
 LIVE_REFRESH_S = 2
 
 
@@ -126,9 +127,12 @@ class Console:
 
     # -- guards ----------------------------------------------------------------
 
-    def guard(self, request: Request) -> None:
+    def check_host(self, request: Request) -> None:
         if not self.policy.check_host(request):
             raise ConsoleAuthError("This console answers only to localhost names; open it at http://127.0.0.1.")
+
+    def guard(self, request: Request) -> None:
+        self.check_host(request)
         if not self.policy.authenticated(request):
             raise LoginRequired("Sign in with the server's bearer token.")
 
@@ -163,10 +167,7 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
     @router.get("/", response_class=HTMLResponse)
     def domains(request: Request) -> Response:
         console.guard(request)
-        try:
-            return console.render(request, "domains.html", rows=views.overview(registry))
-        except RegistryError as exc:
-            return console.error(request, _status_for(exc), str(exc))
+        return page(request, "domains.html", rows=views.overview(registry))
 
     @router.get("/domains/{name}", response_class=HTMLResponse)
     def domain(request: Request, name: str) -> Response:
@@ -279,7 +280,7 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
             return refused
         form = await console.form(request)
         if not csrf_ok(request, form.get("csrf", "")):
-            return console.error(request, 403, "The form's CSRF token is missing or stale; reload the page and try again.")
+            return console.error(request, 403, STALE_FORM)
         if form.get("confirm") != "yes":
             return console.error(request, 400, "Alias moves need the confirmation step; use the Review button first.")
         alias, to = form.get("alias", ""), form.get("to", "")
@@ -301,20 +302,18 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
 
     @router.get("/login", response_class=HTMLResponse)
     def login_form(request: Request, next: str = "") -> Response:
-        if not console.policy.check_host(request):
-            raise ConsoleAuthError("This console answers only to localhost names; open it at http://127.0.0.1.")
+        console.check_host(request)
         return console.render(request, "login.html", next=next, failed=False)
 
     @router.post("/login")
     async def login(request: Request) -> Response:
-        if not console.policy.check_host(request):
-            raise ConsoleAuthError("This console answers only to localhost names; open it at http://127.0.0.1.")
+        console.check_host(request)
         form = await console.form(request)
         nxt = form.get("next", "")
         if not nxt.startswith(console.prefix + "/") or nxt.startswith("//"):
             nxt = console.url("")
         if not csrf_ok(request, form.get("csrf", "")):
-            return console.error(request, 403, "The form's CSRF token is missing or stale; reload the page and try again.")
+            return console.error(request, 403, STALE_FORM)
         if not console.policy.token_ok(form.get("token", "")):
             return console.render(request, "login.html", status=401, next=nxt, failed=True)
         response = RedirectResponse(nxt, status_code=303)
@@ -326,7 +325,7 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
     async def logout(request: Request) -> Response:
         form = await console.form(request)
         if not csrf_ok(request, form.get("csrf", "")):
-            return console.error(request, 403, "The form's CSRF token is missing or stale; reload the page and try again.")
+            return console.error(request, 403, STALE_FORM)
         response = RedirectResponse(console.url("login"), status_code=303)
         response.delete_cookie(SESSION_COOKIE, path=console.prefix or "/")
         return console.finish(request, response)
