@@ -204,7 +204,16 @@ def show_cmd(ref: str, json_: bool) -> None:
 @click.command(name="path")
 @ref_argument
 def path_cmd(ref: str) -> None:
-    """Print a local folder holding DOMAIN@REF that PeftModel.from_pretrained loads."""
+    """Print a local folder holding DOMAIN@REF that PeftModel.from_pretrained loads.
+
+    Versions trained by loradock also hold config.json (base config with the
+    label names); the README's "Plain PEFT" snippet loads them with names.
+
+    Example usage:
+
+    \b
+        python -c "from peft import PeftConfig; print(PeftConfig.from_pretrained('$(adapters path medical@production)'))"
+    """
     click.echo(str(open_registry().path(ref)))
 
 

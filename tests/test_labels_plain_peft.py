@@ -16,6 +16,8 @@ from loradock.registry import Domain, VersionInfo
 
 pytest_plugins = ["tests.hub_server"]  # the fake Hub and its fixtures
 
+from .export_support import exported  # noqa: E402,F401  (a fixture)
+
 LABELS = ("billing", "bug", "praise")
 
 SNIPPET = """
@@ -107,3 +109,11 @@ def test_a_config_whose_labels_disagree_is_refused(tickets, registry, tmp_path) 
     (bad / "config.json").write_text(json.dumps(config))
     with pytest.raises(InvalidAdapterError, match="names 2 labels but the domain has 3"):
         registry.register("tickets", bad)
+
+
+@pytest.mark.slow
+def test_onnx_export_config_names_the_classifier_and_labels(exported) -> None:  # noqa: F811
+    for export in (exported.fp32, exported.int8):
+        config = json.loads((export.out / "config.json").read_text())
+        assert config["architectures"] == ["BertForSequenceClassification"]
+        assert list(config["id2label"].values()) == list(exported.version.labels)
