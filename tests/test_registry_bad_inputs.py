@@ -69,7 +69,7 @@ def test_bad_adapter_folder_refused_and_nothing_changes(seeded: Registry, tmp_pa
     (base / "model.safetensors").write_bytes(b"weights")
     before = snapshot(seeded.home)
     result = CliRunner().invoke(cli, ["register", "sentiment", str(folder), "--base", str(base)])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 5, result.output  # invalid input
     message = result.output.strip()
     assert message.startswith("Error: ") and len(message.splitlines()) == 1
     for part in EXPECTED[case]:
