@@ -83,7 +83,9 @@ class Domain:
         if len(set(self.labels)) != len(self.labels):
             raise InvalidNameError(f"Domain {self.name!r} has duplicate labels: {list(self.labels)}.")
         for label in self.labels:
-            if not label.strip() or "," in label:
+            # Labels travel in pulled records: no control characters, so none can pass for another.
+            if not isinstance(label, str) or not label.strip() or "," in label or len(label) > 200 \
+                    or any(ord(c) < 32 or ord(c) == 127 for c in label):
                 raise InvalidNameError(f"Invalid label {label!r} in domain {self.name!r}.")
 
     def to_row(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from .errors import (
     VersionInUseError,
 )
 from .home import default_home
-from .names import LATEST, Ref, check_alias, check_name, parse_ref
+from .names import LATEST, MAX_NUMBER, Ref, check_alias, check_name, parse_ref
 from .peft_files import CONFIG, LABEL_CONFIG, WEIGHTS, AdapterSummary, validate_folder
 from .records import AdapterVersion, Artifact, Event, VersionInfo
 
@@ -324,7 +324,7 @@ class Registry:
         sql += " order by id desc" if domain is None else " order by number desc"
         if limit is not None:
             sql += " limit ?"
-            params.append(limit)
+            params.append(min(limit, MAX_NUMBER))  # SQLite integers stop at 2**63 - 1
         rows = self._rows(sql, params)
         alias_maps = {d: self._aliases_of(d) for d in {r["domain"] for r in rows}}
         return [AdapterVersion.from_row(r, alias_maps[r["domain"]].get(r["number"], ())) for r in rows]

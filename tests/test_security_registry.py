@@ -198,3 +198,17 @@ def test_gc_cleans_stale_materialized_copies_and_partial_writes_verify_reports_t
     assert live.is_dir() and young.is_dir()  # in use / maybe still being written
     assert registry.verify().leftovers == []
     assert registry.path("sentiment@2") == live
+
+
+def test_list_with_a_huge_limit_is_not_a_traceback(registry, tmp_path):
+    registry.register("sentiment", write_adapter(tmp_path / "a"))
+    result = CliRunner().invoke(cli, ["list", "--limit", "99999999999999999999"], catch_exceptions=False)
+    assert result.exit_code == 0 and "sentiment@1" in result.output
+
+
+@pytest.mark.parametrize("label", ["positive\n", "neg\x00", "a\x7f"])
+def test_labels_with_control_characters_are_refused(label):
+    from loradock.registry import Domain
+
+    with pytest.raises(InvalidNameError, match="Invalid label"):
+        Domain(name="legal", labels=("negative", label))
