@@ -241,3 +241,19 @@ def test_push_and_pull_speak_json(hub, sentiment_versions, tmp_path, monkeypatch
     data = json.loads(pulled.stdout)
     assert data["created"] and data["version"]["ref"] == "sentiment@1" and data["remote_branches"] == ["production"]
     assert Path(tmp_path / "fresh" / "registry.db").is_file()
+
+
+def test_hostile_branch_names_and_text_never_reach_the_terminal(hub, hostile, tmp_path, monkeypatch):
+    from huggingface_hub import HfApi
+
+    repo = hostile("alice/escapes", lambda m, f: m["record"].update(description="ok\x1b[2J\x1b]0;pwned\x07 text",
+                                                                     tags=["demo\x1b[31m"]))
+    for branch in ("evil\x1b[31m", "line\nbreak", "staging"):
+        HfApi().create_branch(repo, branch=branch, revision="main")
+    monkeypatch.setenv("ADAPTERS_HOME", str(tmp_path / "fresh"))
+    result = CliRunner().invoke(cli, ["pull", repo], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "Remote branches at this commit: staging " in result.output
+    version = Registry(tmp_path / "fresh").resolve("sentiment@1")
+    assert version.provenance["remote_branches"] == ["staging"]
+    assert version.description == "ok[2J]0;pwned text" and version.tags == ["demo[31m"]

@@ -399,6 +399,14 @@ MAX_FILE_BYTES = 1 << 30
 MAX_METADATA_BYTES = 4 << 20
 PULLED_ARTIFACT_KINDS = ("plot",)  # what push sends; everything else in a record is ignored
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# Remote branch names are shown and recorded; ones outside this alphabet (escape codes, newlines) are dropped.
+_SAFE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """Remote text without control characters (terminal escape codes), newlines and tabs kept."""
+    return _CONTROL.sub("", text)
 _FINGERPRINT = re.compile(r"sha256:[0-9a-f]{64}")
 
 
@@ -427,7 +435,8 @@ def pull(registry: Registry, spec: str, *, domain: str | None = None, force: boo
             staged = _stage_inferred(download, repo_id, domain, spec, registry.domain_names())
     version_tags = sorted((t for t, s in remote.tags.items() if s == sha and _VERSION_TAG.match(t)), key=_tag_order)
     remote_ref = version_tags[-1] if version_tags else (revision if revision != sha else None)
-    branches = sorted(b for b, s in remote.branches.items() if s == sha and b != "main" and not b.startswith(_STAGING_PREFIX))
+    branches = sorted(b for b, s in remote.branches.items()
+                      if s == sha and b != "main" and not b.startswith(_STAGING_PREFIX) and _SAFE_REF.fullmatch(b))
     return _register(registry, staged, domain, force, _Origin(repo_id, revision, sha, remote_ref, branches), wanted)
 
 
@@ -661,9 +670,12 @@ def _stage_recorded(download: _Downloader, metadata: dict[str, Any], spec: str) 
         tmp.cleanup()
         raise
     keys = ("base_model", "base_revision", "base_fingerprint", "data", "metrics", "train_args", "description", "tags", "extra")
+    info = {k: record.get(k) for k in keys}
+    info["description"] = _printable(info["description"] or "")
+    info["tags"] = [_printable(t) for t in info["tags"] or []]
     origin = {k: record.get(k) for k in ("ref", "sha256", "created_at", "parent", "provenance")}
-    return _Staged(record.get("domain"), record.get("labels"), folder, {k: record.get(k) for k in keys}, plots,
-                   False, adapter_hash, origin, tmp, notes)
+    return _Staged(record.get("domain"), record.get("labels"), folder, info, plots, False, adapter_hash, origin, tmp,
+                   notes)
 
 
 def _stage_inferred(download: _Downloader, repo_id: str, domain: str | None, spec: str, known: list[str]) -> _Staged:
@@ -692,8 +704,8 @@ def _stage_inferred(download: _Downloader, repo_id: str, domain: str | None, spe
         "base_revision": revision if named and isinstance(revision, str) else None,
         "base_fingerprint": None,
         "metrics": dict(card.metrics) if card else {},
-        "description": (card.description if card else "") or f"Pulled from {repo_id} (a plain PEFT repo).",
-        "tags": [t for t in (card.tags if card else [])],
+        "description": _printable(card.description if card else "") or f"Pulled from {repo_id} (a plain PEFT repo).",
+        "tags": [_printable(str(t)) for t in (card.tags if card else [])],
         "extra": {"license": card.license} if card and card.license else {},
     }
     inferred_domain = domain or _domain_from_tags(card.tags if card else [], spec, known)
