@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from loradock.registry import Artifact
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ONNX_FILE = "model.onnx"
 LABELS_FILE = "labels.json"
@@ -78,8 +79,8 @@ def version_max_length(registry: Registry, version: AdapterVersion) -> int:
         return DEFAULT_MAX_LENGTH
 
 
-def batches(texts: list[str], batch_size: int) -> list[list[str]]:
-    return [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
+def batches(items: list[T], batch_size: int) -> list[list[T]]:
+    return [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
 
 
 def torch_logits(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, texts: list[str],
@@ -235,10 +236,10 @@ def onnx_artifact(registry: Registry, version: AdapterVersion) -> Artifact | Non
     return usable[0] if usable else None
 
 
-def by_length(texts: list[str], batch_size: int, logits_of: Any) -> np.ndarray:
+def by_length(texts: list[str], batch_size: int, logits_of: Callable[[list[str]], np.ndarray]) -> np.ndarray:
     """Logits in input order, computed on batches of similar length (less padding)."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    parts = [logits_of([texts[i] for i in chunk]) for chunk in batches(order, batch_size)]  # type: ignore[arg-type]
+    parts = [logits_of([texts[i] for i in chunk]) for chunk in batches(order, batch_size)]
     logits = np.concatenate(parts)
     out = np.empty_like(logits)
     out[order] = logits
@@ -266,7 +267,8 @@ def predict_version(registry: Registry, ref: str, texts: list[str], *, backend: 
         model = OnnxClassifier(registry.artifact_path(artifact))
         logits = by_length(texts, batch_size, lambda chunk: model.logits(chunk, max_length, batch_size))
         log.info("predicted %d texts with %s through onnxruntime", len(texts), artifact.name)
-        return PredictRun(version.ref, "onnxruntime", f"{ONNX_KIND}/{artifact.name}", to_predictions(texts, logits, model.labels))
+        predictions = to_predictions(texts, logits, model.labels)
+        return PredictRun(version.ref, "onnxruntime", f"{ONNX_KIND}/{artifact.name}", predictions)
     if before_torch is not None:
         before_torch()
     from loradock.adapters.loading import load_version
