@@ -88,7 +88,6 @@ def test_live_page_numbers_move_while_requests_arrive(live) -> None:
     assert canvas_ink(driver, "batch-chart") > ink_before  # bars appeared in the batch-size histogram
     assert int(driver.find_element(By.ID, "cache-device").text) >= 2
     assert console_errors(driver) == []
-    screenshot(driver, "live", live["shots"])
 
 
 def test_alias_move_from_the_console_swaps_the_running_server(live) -> None:
@@ -116,3 +115,4 @@ def test_alias_move_from_the_console_swaps_the_running_server(live) -> None:
     recent = driver.find_element(By.ID, "live-recent").text
     assert "medical: medical@1 → medical@2" in recent
     assert console_errors(driver) == []
+    screenshot(driver, "live", live["shots"])

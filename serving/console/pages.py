@@ -47,6 +47,7 @@ def _environment() -> Environment:
                       autoescape=select_autoescape(default=True, default_for_string=True))
     env.filters["num"] = _num
     env.filters["when"] = _when
+    env.filters["clock"] = lambda t: _when(t)[11:] if isinstance(t, (int, float)) else "—"
     env.filters["size"] = _size
     env.filters["js"] = lambda v: json.dumps(v, indent=2, sort_keys=True, default=str) if isinstance(v, (dict, list)) else v
     return env
@@ -96,7 +97,8 @@ class Console:
         self.policy = policy
         self.prefix = prefix.rstrip("/")
         self.env = _environment()
-        self.sampler = LiveSampler(engine, registry) if engine is not None else None
+        # The live page needs the engine's snapshot() (contract 6); an engine without one gets none.
+        self.sampler = LiveSampler(engine, registry) if hasattr(engine, "snapshot") else None
 
     # -- rendering -------------------------------------------------------------
 
@@ -107,7 +109,7 @@ class Console:
 
     def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = self.env.get_template(template).render(
-            request=request, prefix=self.prefix, url=self.url, live=self.engine is not None,
+            request=request, prefix=self.prefix, url=self.url, live=self.sampler is not None,
             writable=self.policy.writable, protected=self.policy.key is not None,
             csrf=csrf_token(request), refresh_s=LIVE_REFRESH_S, **context,
         )
@@ -236,7 +238,7 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
             return console.error(request, _status_for(exc), str(exc))
         return page(request, "compare.html", refs=refs, sel_a=a, sel_b=b, cmp=data)
 
-    if console.engine is not None:
+    if console.sampler is not None:
         @router.get("/live", response_class=HTMLResponse)
         def live(request: Request) -> Response:
             console.guard(request)

@@ -139,14 +139,14 @@
 
   /* -- the live page ------------------------------------------------------ */
   function num(v, digits) { return (v === null || v === undefined) ? "—" : Number(v).toFixed(digits); }
-  function when(t) { return t ? new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC" : "—"; }
+  function when(t) { return t ? new Date(t * 1000).toISOString().slice(11, 19) + " UTC" : "—"; }
 
   function renderLive(data) {
     var body = $("#live-domains tbody");
     body.textContent = "";
     data.domains.forEach(function (d) {
       var tr = el("tr"); tr.setAttribute("data-domain", d.domain);
-      [[d.domain], [d.follows], [d.version, "serving"], [d.tier], [num(d.rps, 2), "num rps"],
+      [[d.domain], [d.follows], [d.version, "serving"], [d.backend ? d.tier + " · " + d.backend : d.tier], [num(d.rps, 2), "num rps"],
        [num(d.p50_ms, 1), "num"], [num(d.p99_ms, 1), "num"], [d.requests, "num requests"], [d.errors, "num"],
        [when(d.swapped_at)]].forEach(function (c) { tr.appendChild(el("td", c[0], c[1])); });
       body.appendChild(tr);
