@@ -266,8 +266,8 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
         if refused:
             return refused
         try:
-            target = registry.resolve(f"{domain}@{int(to)}" if to.isdigit() else f"{domain}@{to or 'x'}")
-            parse_ref(f"{domain}@{alias}")
+            target = registry.resolve(f"{domain}@{to}")
+            parse_ref(f"{domain}@{alias}")  # a malformed alias name is refused before the confirmation
             current = next((a["number"] for a in registry.aliases(domain) if a["name"] == alias), None)
         except RegistryError as exc:
             return console.error(request, _status_for(exc), str(exc))
@@ -305,6 +305,8 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
     @router.get("/login", response_class=HTMLResponse)
     def login_form(request: Request, next: str = "") -> Response:
         console.check_host(request)
+        if console.policy.key is None:  # nothing to sign in to: the console is open and read-only
+            return console.finish(request, RedirectResponse(console.url(""), status_code=303))
         return console.render(request, "login.html", next=next, failed=False)
 
     @router.post("/login")
