@@ -1,6 +1,6 @@
 """Label names next to the weights: plain PEFT loading of `adapters path` and of a pushed repo names the labels.
 
-SNIPPET is the README's text, run exactly as written (only `path` is set first).
+SNIPPET is the README's text, run exactly as written (only the value of `path` is replaced).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ SNIPPET = """
 from peft import PeftConfig, PeftModel
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
+path = "tickets-folder"  # the output of `adapters path tickets@2`, or a pushed repo id: "me/tickets-lora"
 base_id = PeftConfig.from_pretrained(path).base_model_name_or_path
 base = AutoModelForSequenceClassification.from_pretrained(base_id, config=AutoConfig.from_pretrained(path))
 model = PeftModel.from_pretrained(base, path)
@@ -59,8 +60,8 @@ def tickets(registry, tmp_path: Path):
 
 
 def run_snippet(path: str):
-    scope: dict = {"path": path}
-    exec(SNIPPET, scope)  # noqa: S102  (the README's text, verbatim)
+    scope: dict = {}
+    exec(SNIPPET.replace('"tickets-folder"', repr(path), 1), scope)  # noqa: S102  (the README's text)
     return scope["model"]
 
 
