@@ -8,7 +8,7 @@ adapters present (padded to their largest rank) and a per-row index.
 
 int8: the base MatMuls may run quantized, the LoRA path always fp32. A domain
 is served from the int8 graph only after its own eval split (training's
-`data/eval` artifact, up to `GATE_MAX_TEXTS` texts) loses at most
+`data/eval` artifact, its first `GATE_MAX_TEXTS` texts) loses at most
 `MAX_INT8_DROP` accuracy points against the fp32 graph, which matches torch
 within 1e-4 (tests/test_onnx_multi_parity.py). A domain that fails, or has no
 eval split, is served from the fp32 graph; the reason is in `/v1/domains`
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_INT8_DROP = 0.5  # accuracy points on the domain's own eval split
-GATE_MAX_TEXTS = 1000
+GATE_MAX_TEXTS = 500
 GATES_DIR = "gates"
 
 
@@ -87,7 +87,7 @@ class OnnxMultiLoraModel:
     backend = "onnx"
 
     def __init__(self, graph: GraphInfo, registry: Registry | None = None, threads: int = 1,
-                 int8: bool = True, max_length: int | None = None) -> None:
+                 int8: bool = True, max_length: int | None = None, require_gate: bool = True) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -109,16 +109,18 @@ class OnnxMultiLoraModel:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_length)
         self.pad_id = int(graph.meta.get("pad_token_id", 0))
+        # False only for throughput benches: int8 for every adapter, marked as ungated in /v1/domains.
+        self.require_gate = require_gate
         self._gates: dict[str, dict[str, Any]] = {}
         self._gate_lock = threading.Lock()
         self._rows = None
 
     @classmethod
     def for_base(cls, registry: Registry, base_model: str, max_length: int = 128, threads: int = 1,
-                 int8: bool = True) -> OnnxMultiLoraModel:
+                 int8: bool = True, require_gate: bool = True) -> OnnxMultiLoraModel:
         """The model over the base's graph under the registry home, exporting it once if missing."""
         return cls(ensure_graph(registry.home, base_model, max_length=max_length), registry, threads, int8,
-                   max_length)
+                   max_length, require_gate)
 
     @property
     def name(self) -> str:
@@ -134,7 +136,15 @@ class OnnxMultiLoraModel:
     # -- adapters ------------------------------------------------------------
 
     def check_modules(self, weights: AdapterWeights) -> None:
-        """Refuse an adapter the graph has no LoRA input for, or whose shapes do not fit."""
+        """Refuse an adapter the graph has no LoRA input for, or whose shapes do not fit; then gate it.
+
+        The engine calls this when an adapter is read from the registry, outside the cache's lock, so
+        the int8 gate (seconds, once per adapter hash) never holds up batches of other adapters.
+        """
+        self._check_shapes(weights)
+        self.int8_gate(self._as_adapter(weights))
+
+    def _check_shapes(self, weights: AdapterWeights) -> None:
         for path, (a, b) in weights.lora.items():
             dims = self.targets.get(path)
             if dims is None:
@@ -149,29 +159,33 @@ class OnnxMultiLoraModel:
                                      f"the base gives {self.graph.hidden}.")
 
     def prepare(self, weights: AdapterWeights) -> OnnxAdapter:
-        """The adapter as ready onnxruntime values, gated for int8 (once per adapter hash)."""
+        """The adapter as ready onnxruntime values, at the precision its int8 gate allows."""
+        self._check_shapes(weights)
+        adapter = self._as_adapter(weights)
+        adapter.gate = self.int8_gate(adapter)  # already decided in check_modules when the engine loaded it
+        adapter.precision = "int8" if adapter.gate.get("passed") else "fp32"
+        return adapter
+
+    def _as_adapter(self, weights: AdapterWeights) -> OnnxAdapter:
         import onnxruntime as ort
 
-        self.check_modules(weights)
         a = {p: np.ascontiguousarray(t.detach().float().numpy()[None]) for p, (t, _) in weights.lora.items()}
         b = {p: np.ascontiguousarray(t.detach().float().numpy()[None]) for p, (_, t) in weights.lora.items()}
         values = {}
         for path in a:
             values[a_input(path)] = ort.OrtValue.ortvalue_from_numpy(a[path])
             values[b_input(path)] = ort.OrtValue.ortvalue_from_numpy(b[path])
-        adapter = OnnxAdapter(weights.sha256, weights.ref, list(weights.labels), a, b, values,
-                              weights.head_weight.detach().float().numpy(),
-                              weights.head_bias.detach().float().numpy())
-        adapter.gate = self.int8_gate(adapter)
-        adapter.precision = "int8" if adapter.gate.get("passed") else "fp32"
-        return adapter
+        return OnnxAdapter(weights.sha256, weights.ref, list(weights.labels), a, b, values,
+                           weights.head_weight.detach().float().numpy(), weights.head_bias.detach().float().numpy())
 
     # -- int8 gate -------------------------------------------------------------
 
     def int8_gate(self, adapter: OnnxAdapter) -> dict[str, Any]:
         """Whether this adapter may be served from the int8 graph, and why (cached by adapter hash)."""
         if not self.int8:
-            return {"passed": False, "reason": "int8 graph off (fp32 serving asked for)"}
+            return {"passed": False, "applied": False, "reason": "int8 graph off (fp32 serving asked for)"}
+        if not self.require_gate:
+            return {"passed": True, "applied": False, "reason": "int8 without its gate (benchmark setting)"}
         with self._gate_lock:
             if adapter.sha256 in self._gates:
                 return self._gates[adapter.sha256]
