@@ -242,9 +242,14 @@ def _build_model(prep: _Prepared, options: TrainOptions) -> torch.nn.Module:
         return model
     from peft import LoraConfig, TaskType, get_peft_model
 
+    from loradock.adapters.architectures import head_modules, lora_targets
+
+    # "query,value" is a role: each architecture names (or fuses) its projections differently,
+    # and heads with layers the base lacks (RoBERTa, DistilBERT, DeBERTa, ModernBERT) must be saved whole.
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS, r=prep.recipe.r, lora_alpha=prep.recipe.alpha,
-        lora_dropout=prep.recipe.dropout, target_modules=list(prep.recipe.target_modules),
+        lora_dropout=prep.recipe.dropout, target_modules=lora_targets(model.config, prep.recipe.target_modules),
+        modules_to_save=head_modules(model.config),
     )
     try:
         with warnings.catch_warnings():
