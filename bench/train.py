@@ -5,6 +5,9 @@ Modes (each arm runs in its own subprocess so its peak RSS is its own):
   python bench/train.py              usual recipe vs `adapters train`, side by side
   python bench/train.py --quality    LoRA vs full fine-tuning, both through `adapters train`
   python bench/train.py --lr-sweep   LoRA test accuracy per learning rate (--epochs, default 1)
+  python bench/train.py --loops      loradock's own loop vs the transformers.Trainer loop, interleaved rounds
+  python bench/train.py --recipes    old fixed recipe vs the recipe from the data vs the majority class,
+                                     on Rotten Tomatoes, 20 Newsgroups (4 topics) and Reuters R8 (--sizes)
 
 Arm (a), the usual recipe: transformers Trainer, padding="max_length",
 max_length=256, batch 16, lr 5e-5, LoRA r=8 alpha=32 dropout 0.1 on
@@ -34,7 +37,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.data import rotten_tomatoes, split, write_jsonl
+from bench.data import newsgroups, reuters_r8, rotten_tomatoes, split, write_jsonl
 
 LABELS = ("negative", "positive")
 
@@ -85,7 +88,7 @@ def arm_usual(work: Path, epochs: int, lr: float) -> dict[str, Any]:
     }
 
 
-def arm_adapters(work: Path, epochs: int, lr: float | None, full: bool = False) -> dict[str, Any]:
+def arm_adapters(work: Path, epochs: int, lr: float | None, full: bool = False, loop: str = "own") -> dict[str, Any]:
     """adapters.train.train() on the same rows, registered in a throwaway home."""
     from loradock.adapters.training.train import TrainOptions, train
     from loradock.registry import Registry
@@ -93,13 +96,14 @@ def arm_adapters(work: Path, epochs: int, lr: float | None, full: bool = False) 
     with Registry(work / f"home-{os.getpid()}") as reg:
         result = train(reg, "sentiment", TrainOptions(
             data=str(work / "train.jsonl"), eval_data=str(work / "test.jsonl"), epochs=epochs, lr=lr,
-            batch_size=16, max_length=256, full=full, progress=False,
+            batch_size=16, max_length=256, full=full, progress=False, loop=loop, patience=0,
         ))
     return {
         "samples_per_s": result.extra["samples_per_s"], "train_time_s": result.extra["train_time_s"],
         "accuracy": result.report.accuracy, "train_loss": result.history["epochs"][-1]["train_loss"],
         "trainable_pct": result.extra["trainable_pct"], "lr": result.train_args["lr"],
         "per_epoch_accuracy": [e["accuracy"] for e in result.history["epochs"]],
+        "wall_time_s": result.extra["wall_time_s"],
     }
 
 
@@ -111,7 +115,7 @@ def child(arm: str, work: Path, epochs: int, lr: float | None, threads: int | No
     if arm == "usual":
         result = arm_usual(work, epochs, lr or 5e-5)
     else:
-        result = arm_adapters(work, epochs, lr, full=arm == "full")
+        result = arm_adapters(work, epochs, lr, full=arm == "full", loop="trainer" if arm == "trainer" else "own")
     result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -146,9 +150,101 @@ def prepare(work: Path, train_size: int, test_size: int) -> tuple[int, int]:
     return len(train_rows), len(test_rows)
 
 
+def loops(work: Path, args: argparse.Namespace, threads: int) -> None:
+    """The Trainer decision: same rows, recipe and epochs through both loops, alternated so load drift hits both."""
+    n_train, n_test = prepare(work, args.train_size or 640, args.test_size or 500)
+    print(f"# own loop vs transformers.Trainer: {n_train} train rows, {n_test} eval rows, {args.epochs} epoch(s), "
+          f"{threads} torch threads, CPU, {args.rounds} interleaved rounds", flush=True)
+    print("| round | loop | samples/s (training only) | train time s | wall s (with eval, checkpoints) | eval accuracy |")
+    print("|---|---|---|---|---|---|")
+    speeds: dict[str, list[float]] = {"own": [], "trainer": []}
+    for i in range(args.rounds):
+        for arm in (("own", "trainer") if i % 2 == 0 else ("trainer", "own")):
+            r = run_arm("lora" if arm == "own" else "trainer", work, args.epochs, args.lr)
+            speeds[arm].append(r["samples_per_s"])
+            print(f"| {i + 1} | {arm} | {r['samples_per_s']:.1f} | {r['train_time_s']:.1f} | {r['wall_time_s']:.1f} | "
+                  f"{r['accuracy']:.4f} |", flush=True)
+    ratio = sum(speeds["trainer"]) / sum(speeds["own"])
+    print(f"\nTrainer / own throughput: {ratio:.2f}x (keep the own loop only below 0.90x)")
+
+
+OLD_RECIPE = {"lr": 1e-3, "epochs": 3}  # before issue 11: every user domain, whatever its data
+
+
+def _dataset(name: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    if name == "rt":
+        return split(rotten_tomatoes())
+    if name == "ng4":
+        return newsgroups()
+    if name == "r8":
+        return reuters_r8()
+    raise SystemExit(f"unknown dataset {name!r}: rt, ng4, r8")
+
+
+def _recipe_arm(work: Path, tag: str, data: Path, test: Path, max_length: int, labels: tuple[str, ...],
+                **recipe: Any) -> dict[str, Any]:
+    """`adapters train` on `data` (its own 20% held out for best epoch and gate), scored on the test rows."""
+    from loradock.adapters.training.evaluate import evaluate_version
+    from loradock.adapters.training.train import TrainOptions, train
+    from loradock.registry import Domain, Registry
+
+    with Registry(work / f"home-{tag}") as reg:
+        reg.add_domain(Domain("bench", labels))  # every label of the full set: a small sample may miss a rare one
+        started = time.perf_counter()
+        result = train(reg, "bench", TrainOptions(data=str(data), max_length=max_length, progress=False, **recipe))
+        assert result.version is not None
+        report = evaluate_version(reg, result.version.ref, str(test), device="cpu", max_length=max_length)
+        return {"accuracy": report.accuracy, "macro_f1": report.macro_f1, "epochs_run": len(result.history["epochs"]),
+                "lr": result.train_args["lr"], "epochs": result.train_args["epochs"], "gate": result.gate["passed"],
+                "best_epoch": result.history.get("best_epoch"), "wall_s": time.perf_counter() - started}
+
+
+def recipes(work: Path, args: argparse.Namespace, threads: int) -> None:
+    """Old recipe vs recipe from the data vs majority class: accuracy and macro-F1 on held-out test rows."""
+    import random
+
+    from loradock.adapters.training.recipe import choose
+    from loradock.registry.gates import majority_baseline
+
+    print(f"# recipe from the data: {args.test_size or 300} test rows per data set, max_length {args.max_length}, "
+          f"{threads} torch threads, CPU (shared machine)", flush=True)
+    print("| data set | rows | classes | majority acc / macro-F1 | old recipe (lr 1e-3 x 3) acc / macro-F1 | "
+          "new recipe | new acc / macro-F1 | epochs run (best) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in args.datasets.split(","):
+        train_rows, test_rows = _dataset(name)
+        test_rows = random.Random(1).sample(test_rows, min(len(test_rows), args.test_size or 300))
+        test = write_jsonl(test_rows, work / f"{name}-test.jsonl")
+        counts: dict[str, int] = {}
+        for r in test_rows:
+            counts[r["label"]] = counts.get(r["label"], 0) + 1
+        base = majority_baseline(counts)
+        labels = tuple(sorted({r["label"] for r in train_rows}))
+        classes = len(labels)
+        for size in (int(x) for x in args.sizes.split(",")):
+            rows = random.Random(0).sample(train_rows, min(size, len(train_rows)))
+            data = write_jsonl(rows, work / f"{name}-{size}.jsonl")
+            new = choose(round(len(rows) * 0.8), classes, 16)
+            old = _recipe_arm(work, f"{name}-{size}-old", data, test, args.max_length, labels, **OLD_RECIPE, patience=0)
+            if (new.lr, new.epochs) == (OLD_RECIPE["lr"], OLD_RECIPE["epochs"]):
+                fresh = old  # the rule picks the old recipe here: one run serves both columns
+            else:
+                fresh = _recipe_arm(work, f"{name}-{size}-new", data, test, args.max_length, labels)
+            print(f"| {name} | {len(rows)} | {classes} | {base['accuracy']:.3f} / {base['macro_f1']:.3f} | "
+                  f"{old['accuracy']:.3f} / {old['macro_f1']:.3f} | lr {fresh['lr']:g} x {fresh['epochs']} | "
+                  f"{fresh['accuracy']:.3f} / {fresh['macro_f1']:.3f} | {fresh['epochs_run']} ({fresh['best_epoch']}) |",
+                  flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quality", action="store_true", help="LoRA vs full fine-tuning accuracy.")
+    parser.add_argument("--loops", action="store_true", help="Own loop vs transformers.Trainer loop, side by side.")
+    parser.add_argument("--rounds", type=int, default=2, help="Interleaved rounds for --loops.")
+    parser.add_argument("--recipes", action="store_true", help="Old recipe vs recipe from the data vs majority class.")
+    parser.add_argument("--datasets", default="rt,ng4,r8", help="For --recipes: rt, ng4, r8.")
+    parser.add_argument("--sizes", default="100,1000", help="For --recipes: rows drawn from each training set.")
+    parser.add_argument("--max-length", type=int, default=128, help="For --recipes: truncation (both arms).")
     parser.add_argument("--lr-sweep", default=None, help="Comma-separated LoRA learning rates, one epoch each.")
     parser.add_argument("--train-size", type=int, default=None, help="Training rows (subset of the 10,246).")
     parser.add_argument("--test-size", type=int, default=None, help="Test rows (subset of the 2,562).")
@@ -190,6 +286,12 @@ def main() -> None:
                   f"({100 * lora['accuracy'] / full['accuracy']:.1f}% of full) with {lora['trainable_pct']:.3f}% "
                   "of the parameters trainable")
             print("per-epoch test accuracy: LoRA", lora["per_epoch_accuracy"], "full", full["per_epoch_accuracy"])
+            return
+        if args.recipes:
+            recipes(work, args, threads)
+            return
+        if args.loops:
+            loops(work, args, threads)
             return
         if args.lr_sweep:
             n_train, n_test = prepare(work, args.train_size or 2000, args.test_size or 1000)

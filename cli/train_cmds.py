@@ -94,6 +94,9 @@ def _summary(result: Any, alias: str | None) -> list[str]:
 @click.option("--min-accuracy", type=float, default=None, help="Gate: fail the version below this eval accuracy (overrides the domain's gate).")
 @click.option("--min-macro-f1", type=float, default=None, help="Gate: fail the version below this eval macro-F1 (overrides the domain's gate).")
 @click.option("--force", is_flag=True, help="Move --alias even if the version fails its quality gate.")
+@click.option("--loop", type=click.Choice(["own", "trainer"]), default="own", show_default=True,
+              help="Training loop: loradock's own, or transformers.Trainer (BENCHMARKS.md compares them).")
+@click.option("--report-to", default=None, help="With --loop trainer: comma-separated tensorboard, mlflow, wandb (if installed); the logs are stored as the version's `logs` artifact.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines.")
 @json_option

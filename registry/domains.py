@@ -21,13 +21,12 @@ class LoraRecipe:
     alpha: int = 32
     dropout: float = 0.1
     target_modules: tuple[str, ...] = ("query", "value")
-    # 5e-5 is the full fine-tuning rate; LoRA learns nothing with it in one
-    # epoch on real reviews. 1e-3 is within a point of the best rate (5e-4)
-    # over 3 epochs of 4,000 reviews and, unlike it, also learns in one short
-    # epoch; 3e-3 overshoots on long runs (BENCHMARKS.md).
-    lr: float = 1e-3
+    # None: chosen from the data's rows and classes at training time
+    # (adapters/training/recipe.py, measured in BENCHMARKS.md); a value here
+    # is the domain's own choice and wins.
+    lr: float | None = None
     batch_size: int = 16
-    epochs: int = 3
+    epochs: int | None = None
     max_length: int = 256
 
     def __post_init__(self) -> None:
@@ -36,9 +35,9 @@ class LoraRecipe:
             (self.alpha > 0, f"alpha must be > 0, got {self.alpha}"),
             (0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}"),
             (len(self.target_modules) > 0, "target_modules must name at least one module"),
-            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.epochs is None or self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (8 <= self.max_length <= 8192, f"max_length must be in [8, 8192], got {self.max_length}"),
         ]
         for ok, message in checks:
@@ -123,10 +122,6 @@ class Domain:
         )
 
 
-# The embedded samples hold 100-225 rows, 5-12 steps per epoch: a higher
-# rate and more epochs than real data needs (measured in BENCHMARKS.md).
-_SAMPLE_RECIPE = LoraRecipe(lr=3e-3, epochs=6)
-
 PRESETS: dict[str, Domain] = {
     d.name: d
     for d in (
@@ -135,7 +130,6 @@ PRESETS: dict[str, Domain] = {
             labels=("cardiology", "dermatology", "gastroenterology", "neurology", "respiratory"),
             dataset="embedded:medical",
             description="Route a patient's message to the clinical specialty it concerns.",
-            recipe=_SAMPLE_RECIPE,
             preset=True,
         ),
         Domain(
@@ -143,7 +137,6 @@ PRESETS: dict[str, Domain] = {
             labels=("history", "language", "math", "science"),
             dataset="embedded:education",
             description="Tag a student's question with its school subject.",
-            recipe=_SAMPLE_RECIPE,
             preset=True,
         ),
         Domain(
@@ -151,7 +144,6 @@ PRESETS: dict[str, Domain] = {
             labels=("negative", "positive"),
             dataset="embedded:sentiment",
             description="Polarity of a review or comment.",
-            recipe=_SAMPLE_RECIPE,
             preset=True,
         ),
     )

@@ -76,3 +76,38 @@ def test_patience_must_not_be_negative() -> None:
 
     with pytest.raises(TrainingOptionsError, match="patience must be >= 0.*got -1"):
         TrainOptions(patience=-1)
+
+
+@pytest.mark.slow  # the Trainer checkpoints every epoch: slow on a shared CPU
+@pytest.mark.usefixtures("gate_passes")
+def test_the_trainer_loop_also_registers_the_best_epoch(registry: Registry, tiny_base: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from loradock.adapters.training import hf_loop
+
+    scores = iter([0.6, 0.9, 0.7, 0.0])  # three epochs, then the final predict
+    real_report, real_callback = hf_loop.compute_report, hf_loop._callback
+    seen: list[dict[str, Any]] = []
+
+    def scripted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        score = next(scores)
+        return dataclasses.replace(real_report(*args, **kwargs), macro_f1=score, accuracy=score)
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        recorder = real_callback(*args, **kwargs)
+        on_evaluate = recorder.on_evaluate
+
+        def snapshot(a, state, control, **kw):  # type: ignore[no-untyped-def]
+            seen.append({n: p.detach().clone() for n, p in kw["model"].named_parameters() if p.requires_grad})
+            return on_evaluate(a, state, control, **kw)
+
+        recorder.on_evaluate = snapshot
+        return recorder
+
+    monkeypatch.setattr(hf_loop, "compute_report", scripted)
+    monkeypatch.setattr(hf_loop, "_callback", recording)
+    result = train(registry, "sentiment", TrainOptions(base=tiny_base, epochs=3, patience=0, loop="trainer", **FAST))
+    assert result.version is not None and result.version.metrics["best_epoch"] == 2
+    saved = _saved(registry.path(result.version.ref))
+    for name, value in seen[1].items():
+        assert saved[_plain(name)].equal(value), f"{name} is not epoch 2's"
+    assert any(not saved[_plain(n)].equal(t) for n, t in seen[2].items())

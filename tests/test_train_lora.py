@@ -32,7 +32,9 @@ def test_train_registers_a_version_with_the_full_metadata_contract(registry: Reg
     assert sum(map(sum, v.metrics["confusion_matrix"])) == 20
     for key in ("r", "alpha", "dropout", "target_modules", "lr", "batch_size", "epochs", "max_length", "seed"):
         assert key in v.train_args
-    assert v.train_args["max_length"] == 32 and v.train_args["lr"] == registry.domain("sentiment").recipe.lr
+    # 80 training rows, 2 classes: the recipe from the data (adapters/training/recipe.py) picks 3e-3.
+    assert v.train_args["max_length"] == 32 and v.train_args["lr"] == 3e-3 and v.train_args["epochs"] == 1
+    assert v.train_args["recipe_rule"]["rows"] == 80
     assert {"trainable_params", "total_params", "trainable_pct", "wall_time_s", "device", "samples_per_s", "libraries"} <= set(v.extra)
     assert 0 < v.extra["trainable_pct"] < 100 and v.extra["device"] == "cpu"
     assert {"torch", "transformers", "peft"} <= set(v.extra["libraries"])

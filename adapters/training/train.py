@@ -8,6 +8,7 @@ its metrics, plots, report and eval split. Ctrl-C registers nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 import time
@@ -32,6 +33,8 @@ from loradock.adapters.training.batching import collate, length_grouped_batches
 from loradock.adapters.environment import library_versions
 from loradock.adapters.errors import NoCheckpointError, TrainingInterrupted, TrainingOptionsError
 from loradock.adapters.training.evaluate import EvalReport, autocast_for, evaluate_model
+from loradock.adapters.training.hf_loop import REPORT_TO, logs_folder
+from loradock.adapters.training.recipe import choose as choose_recipe
 from loradock.adapters.training.tokenized import tokenize
 
 if TYPE_CHECKING:
@@ -41,7 +44,6 @@ log = logging.getLogger(__name__)
 
 # Full fine-tuning moves every weight; LoRA's rate would wreck the base.
 FULL_FINETUNE_LR = 5e-5
-WARMUP_RATIO = 0.1
 WEIGHT_DECAY = 0.01
 GRAD_CLIP = 1.0
 DEFAULT_EVAL_FRACTION = 0.2
@@ -51,6 +53,7 @@ DEFAULT_EVAL_FRACTION = 0.2
 BEST_METRIC = "macro_f1"
 # Epochs without a better eval macro-F1 before training stops; 0 never stops early.
 DEFAULT_PATIENCE = 2
+LOOPS = ("own", "trainer")
 FULL_MODEL_KIND = "full-model"
 
 
@@ -85,6 +88,9 @@ class TrainOptions:
     min_accuracy: float | None = None
     min_macro_f1: float | None = None
     force: bool = False  # move --alias even to a version that failed its gate
+    # "trainer": transformers.Trainer (hf_loop.py); "own": the hand-written loop below (BENCHMARKS.md compares them).
+    loop: str = "own"
+    report_to: tuple[str, ...] = ()  # Trainer integrations: tensorboard, mlflow, wandb
     # Called with one line per finished epoch (train/eval metrics); the CLI prints it when piped.
     on_epoch: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
@@ -111,6 +117,17 @@ class TrainOptions:
             raise TrainingOptionsError(f"Unknown device {self.device!r}: use auto, cpu or cuda[:N].")
         if not self.text_column or not self.label_column:
             raise TrainingOptionsError("--text-column and --label-column must not be empty.")
+        if self.report_to is None:
+            object.__setattr__(self, "report_to", ())
+        if isinstance(self.report_to, str):
+            object.__setattr__(self, "report_to", tuple(x.strip() for x in self.report_to.split(",") if x.strip()))
+        if self.loop not in LOOPS:
+            raise TrainingOptionsError(f"Unknown training loop {self.loop!r}: use one of {', '.join(LOOPS)}.")
+        unknown = [r for r in self.report_to if r not in REPORT_TO]
+        if unknown:
+            raise TrainingOptionsError(f"Unknown --report-to {', '.join(unknown)}: use any of {', '.join(REPORT_TO)}.")
+        if self.report_to and self.loop != "trainer":
+            raise TrainingOptionsError("--report-to goes through transformers.Trainer: pass it with --loop trainer.")
         if self.patience is not None and self.patience < 0:
             raise TrainingOptionsError(f"patience must be >= 0 (0: never stop early), got {self.patience}.")
         try:
@@ -197,6 +214,9 @@ def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> _Pre
         fraction = options.eval_fraction if options.eval_fraction is not None else DEFAULT_EVAL_FRACTION
         train_data, eval_data = datamod.split_eval(full_data, fraction, options.seed)
     datamod.check_trainable(train_data)
+    # Epochs, rate and warm-up from the data's shape where neither the run nor the domain set them.
+    chosen = choose_recipe(len(train_data), len(domain.labels), recipe.batch_size)
+    recipe = dataclasses.replace(recipe, epochs=recipe.epochs or chosen.epochs, lr=recipe.lr or chosen.lr)
     base_name = options.base or domain.base_model
     base = base_info(base_name, domain.base_revision if options.base is None else None)
     _check_max_length(base, recipe.max_length)
@@ -205,9 +225,11 @@ def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> _Pre
         **recipe.to_dict(), "lr": lr, "seed": options.seed, "full": options.full,
         "eval_fraction": None if options.eval_data else (options.eval_fraction or DEFAULT_EVAL_FRACTION),
         "eval_data": options.eval_data, "split": options.split, "optimizer": "adamw",
-        "weight_decay": WEIGHT_DECAY, "warmup_ratio": WARMUP_RATIO, "scheduler": "linear", "grad_clip": GRAD_CLIP,
+        "weight_decay": WEIGHT_DECAY, "warmup_ratio": chosen.warmup_ratio, "scheduler": "linear", "grad_clip": GRAD_CLIP,
+        "recipe_rule": chosen.to_dict(),
         "base": base_name, "padding": "dynamic, length-grouped",
         "patience": DEFAULT_PATIENCE if options.patience is None else options.patience, "best_metric": BEST_METRIC,
+        "loop": options.loop,
     }
     if options.full:
         for key in ("r", "alpha", "dropout", "target_modules"):
@@ -223,7 +245,8 @@ def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> _Pre
         "base": base["base_fingerprint"], "labels": list(domain.labels),
     })
     run_folder = checkpoints.run_dir(registry.home, domain.name, key)
-    if options.resume and checkpoints.latest(run_folder) is None:
+    found = any(run_folder.glob("checkpoint-*")) if options.loop == "trainer" else checkpoints.latest(run_folder)
+    if options.resume and not found:
         raise NoCheckpointError(
             f"No interrupted run of {domain.name!r} with these settings to resume ({run_folder} holds no checkpoint); "
             "run again without --resume, or with exactly the options of the interrupted run."
@@ -307,6 +330,8 @@ def _fit(prep: _Prepared, options: TrainOptions, model: torch.nn.Module, tokeniz
     max_length, batch_size, epochs = prep.recipe.max_length, prep.recipe.batch_size, prep.recipe.epochs
     train_ids = tokenize(tokenizer, prep.train.texts, prep.train.fingerprint, max_length, prep.cache)
     eval_ids = tokenize(tokenizer, prep.eval.texts, prep.eval.fingerprint, max_length, prep.cache)
+    if options.loop == "trainer":
+        return _fit_trainer(prep, options, model, tokenizer, device, train_ids, eval_ids)
     lengths = np.array([len(r) for r in train_ids])
     targets = torch.tensor(prep.train.labels, dtype=torch.long)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -316,7 +341,7 @@ def _fit(prep: _Prepared, options: TrainOptions, model: torch.nn.Module, tokeniz
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=prep.args["lr"], weight_decay=WEIGHT_DECAY)
     scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(WARMUP_RATIO * steps_per_epoch * epochs), steps_per_epoch * epochs
+        optimizer, int(prep.args["warmup_ratio"] * steps_per_epoch * epochs), steps_per_epoch * epochs
     )
     use_scaler = device.startswith("cuda") and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
@@ -378,6 +403,28 @@ def _fit(prep: _Prepared, options: TrainOptions, model: torch.nn.Module, tokeniz
     tracker.restore_best(model)
     # The registered weights are the best epoch's: evaluate exactly those once more.
     return evaluate_model(model, eval_ids, prep.eval, pad_id, device), history
+
+
+def _fit_trainer(prep: _Prepared, options: TrainOptions, model: torch.nn.Module, tokenizer: Any, device: str,
+                 train_ids: list[np.ndarray], eval_ids: list[np.ndarray]) -> tuple[EvalReport, dict[str, Any]]:
+    from loradock.adapters.training import hf_loop
+
+    if not options.resume:
+        checkpoints.discard(prep.run_folder)
+    try:
+        return hf_loop.fit(
+            model, tokenizer, train_ids, prep.train.labels, eval_ids, prep.eval.labels, prep.domain.labels,
+            output_dir=prep.run_folder, lr=prep.args["lr"], epochs=prep.recipe.epochs, batch_size=prep.recipe.batch_size,
+            seed=options.seed, patience=prep.args["patience"], device=device, warmup_ratio=prep.args["warmup_ratio"],
+            weight_decay=WEIGHT_DECAY, grad_clip=GRAD_CLIP, report_to=options.report_to, progress=options.progress,
+            resume=options.resume, on_epoch=lambda entry, epochs: _announce(options, entry, epochs),
+            eval_source=prep.eval.source,
+        )
+    except KeyboardInterrupt:
+        done = any(prep.run_folder.glob("checkpoint-*"))
+        resume = ("Continue from the last finished epoch with the same options plus --resume."
+                  if done else "No epoch finished, so there is no checkpoint; run it again.")
+        raise TrainingInterrupted(f"Training of {prep.domain.name!r} interrupted; nothing was registered. {resume}") from None
 
 
 class _BestEpoch:
@@ -503,6 +550,9 @@ def _add_artifacts(registry: Registry, prep: _Prepared, version: AdapterVersion,
         for plot in ("loss", "accuracy", "confusion"):
             registry.add_artifact(version.ref, "plot", plot, {f"{plot}.png": outputs[f"{plot}.png"]})
         registry.add_artifact(version.ref, "report", "metrics", {"metrics.json": outputs["metrics.json"]})
+        logs = {name[len("logs/"):]: path for name, path in outputs.items() if name.startswith("logs/")}
+        if logs:
+            registry.add_artifact(version.ref, "logs", "train", logs)
         registry.add_artifact(version.ref, "data", "eval", {"eval.jsonl": outputs["eval.jsonl"]},
                               meta={"size": len(prep.eval), "fingerprint": prep.eval.fingerprint,
                                     "source": prep.eval.source})
@@ -561,6 +611,9 @@ def train(registry: Registry, domain: str, options: TrainOptions | None = None) 
         folder = Path(tmp)
         model.to("cpu")
         outputs = _write_outputs(folder, prep, report, history, {**extra, "gate": gate}, metrics)
+        logs = logs_folder(prep.run_folder)  # report_to event files: kept with the version
+        if logs is not None:
+            outputs.update({f"logs/{p.relative_to(logs).as_posix()}": p for p in sorted(logs.rglob("*")) if p.is_file()})
         if prep.new_domain:
             registry.add_domain(prep.domain)
         try:
