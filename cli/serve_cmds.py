@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
 
@@ -27,9 +29,23 @@ import click
 @click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
               help="onnx: one onnxruntime graph per base, int8 where each domain passes its gate (CPU); "
                    "auto: onnx on CPU once that graph exists, else torch.")
+@click.option("--base", default=None, metavar="MODEL",
+              help="Base model to run (default: the one the served versions were trained on).")
+@click.option("--max-body-bytes", default=4 * 1024 * 1024, show_default=True, type=int,
+              help="Refuse request bodies over this size (413), before reading them.")
+@click.option("--public-metrics", is_flag=True, help="With --api-key-env: leave /metrics open (no token).")
+@click.option("--public-docs", is_flag=True,
+              help="With --api-key-env: leave /docs, /redoc and /openapi.json open (no token).")
+@click.option("--allow-unverified-base", is_flag=True,
+              help="Serve versions that record no base fingerprint (refused by default).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per line (swaps, loads, evictions, refusals carry domain and sha256).")
+@click.option("--access-log", is_flag=True, help="Log every request (uvicorn's access log; off by default, it costs CPU).")
 def serve(domains: str | None, host: str, port: int, device: str, max_batch_size: int, max_wait_ms: float,
           max_loaded: int, max_queue: int, api_key_env: str | None, poll_interval: float,
-          threads: int | None, backend: str = "auto") -> None:
+          threads: int | None, backend: str = "auto", base: str | None = None,
+          max_body_bytes: int = 4 * 1024 * 1024, public_metrics: bool = False, public_docs: bool = False,
+          allow_unverified_base: bool = False, log_format: str = "text", access_log: bool = False) -> None:
     """Serve domain adapters over HTTP: mixed-domain batches on one base, hot swap on alias moves.
 
     Example usage:
@@ -38,9 +54,15 @@ def serve(domains: str | None, host: str, port: int, device: str, max_batch_size
 
         curl -s localhost:8000/v1/classify -H 'content-type: application/json' \\
             -d '{"domain": "medical", "inputs": ["chest pain"]}'
+
+        ADAPTERS_KEY=... adapters serve --api-key-env ADAPTERS_KEY --public-metrics
+
+    With --api-key-env every route but /health needs the token (/health then names no
+    domains); --public-metrics and --public-docs open those on purpose.
+    The base comes from the served versions; domains on two bases need two servers.
     """
     from loradock.registry import Registry
-    from loradock.serving.config import ServeConfig, default_domains, parse_domains
+    from loradock.serving.config import ServeConfig, base_for, default_domains, parse_domains
     from loradock.serving.server import run
 
     registry = Registry()
@@ -48,8 +70,18 @@ def serve(domains: str | None, host: str, port: int, device: str, max_batch_size
     config = ServeConfig(domains=refs, host=host, port=port, device=device, max_batch_size=max_batch_size,
                          max_wait_ms=max_wait_ms, max_loaded=max_loaded, max_queue=max_queue,
                          api_key_env=api_key_env, poll_interval=poll_interval,
-                         threads=threads, backend=backend)
+                         threads=threads, backend=backend,
+                         max_body_bytes=max_body_bytes, public_metrics=public_metrics, public_docs=public_docs,
+                         allow_unverified_base=allow_unverified_base, log_format=log_format,
+                         log_level=_root_log_level(), access_log=access_log)
+    config = dataclasses.replace(config, base_model=base_for(registry, refs, base))  # flags checked first
     run(config, registry, announce=click.echo)
+
+
+def _root_log_level() -> str:
+    """The root `--log-level` / ADAPTERS_LOG_LEVEL when given; a server logs at info otherwise."""
+    ctx = click.get_current_context().find_root()
+    return str(ctx.params.get("log_level") or "info")
 
 
 COMMANDS = [serve]

@@ -6,3 +6,17 @@ and `loradock.cli`, so site-packages gains only this one name.
 """
 
 __version__ = "0.2.0"
+
+# The SDK, imported on first use so `import loradock` stays light (no httpx, no torch).
+_LAZY = {
+    "Client": "loradock.client",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loradock' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -1,26 +1,33 @@
-"""The HTTP API: FastAPI routes over the serving engine (OpenAPI at /docs)."""
+"""The HTTP API: FastAPI routes over the serving engine (OpenAPI at /docs).
+
+Every error, FastAPI's own 404/405/422 included, answers one envelope:
+`{"error": "...", "field"?: ..., "detail"?: [...], "served"?: [...]}`.
+The token and the body size are checked by `RequestGuard` before any body byte is read.
+"""
 
 from __future__ import annotations
 
-import hmac
+import json
 import logging
 import math
 import os
 import time
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, AsyncIterator, Literal, Union
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Body, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from loradock.registry import Registry
+from loradock.registry import Registry, parse_ref
 from loradock.registry.errors import RegistryError
 
 from .config import ServeConfig
 from .errors import OverloadedError, RequestTooLargeError, ServeConfigError, ServingError
+from .guard import RequestGuard, bearer_ok
 from .watcher import RegistryWatcher
 
 if TYPE_CHECKING:
@@ -29,15 +36,41 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Inputs = Union[str, list[str]]
+# Union tags pydantic puts in error locations; dropped when naming the field.
+_OURS, _VLLM = "loradock-body", "vllm-body"
 
+
+# -- request bodies ---------------------------------------------------------------
 
 class ClassifyRequest(BaseModel):
+    """loradock's own body."""
+
     model_config = ConfigDict(extra="forbid")
 
     domain: str = Field(description="A served domain, e.g. medical.")
     inputs: Inputs = Field(description="One text or a list of texts.")
     top_k: int | None = Field(None, ge=1, description="Labels per input (default: all, best first).")
     version: str | None = Field(None, description="A version number or alias of the domain; default: the served one.")
+
+
+class ModelClassifyRequest(BaseModel):
+    """The body vLLM and SGLang accept: `model` is DOMAIN, DOMAIN@N or DOMAIN@ALIAS."""
+
+    model_config = ConfigDict(extra="ignore")  # their clients send fields we have no use for (user, priority)
+
+    model: str = Field(description="DOMAIN (the served version), DOMAIN@N or DOMAIN@ALIAS.")
+    input: Inputs = Field(description="One text or a list of texts.")
+    top_k: int | None = Field(None, ge=1, description="Labels per input (default: all, best first).")
+
+
+def _which_body(value: Any) -> str:
+    return _VLLM if isinstance(value, dict) and ("model" in value or "input" in value) else _OURS
+
+
+AnyClassifyRequest = Annotated[
+    Union[Annotated[ClassifyRequest, Tag(_OURS)], Annotated[ModelClassifyRequest, Tag(_VLLM)]],
+    Discriminator(_which_body),
+]
 
 
 class HFParameters(BaseModel):
@@ -49,6 +82,132 @@ class HFRequest(BaseModel):
     inputs: Inputs
     parameters: HFParameters | None = None
 
+
+# -- response bodies --------------------------------------------------------------
+
+class FieldError(BaseModel):
+    field: str
+    msg: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """The one error envelope."""
+
+    error: str = Field(description="What went wrong and what to do next.")
+    field: str | None = Field(None, description="The request field at fault (422).")
+    detail: list[FieldError] | None = Field(None, description="Every invalid field (422).")
+    served: list[str] | None = Field(None, description="The domains served here (404 for a domain).")
+
+
+class LabelScore(BaseModel):
+    label: str
+    score: float
+
+
+class ClassData(BaseModel):
+    """vLLM's classification item: the top label and every label's probability in label order."""
+
+    index: int
+    label: str
+    probs: list[float]
+    num_classes: int
+
+
+class ClassifyResponse(BaseModel):
+    domain: str
+    version: str = Field(description="The exact version that answered, e.g. medical@3.")
+    sha256: str = Field(description="Content hash of that version's files.")
+    results: list[list[LabelScore]] = Field(description="Per input, labels best first.")
+    object: Literal["list"] = "list"
+    model: str = Field(description="The domain (vLLM-style clients read `model` and `data`).")
+    data: list[ClassData]
+
+
+class ServedDomainInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")  # backends add their own fields (backend, precision)
+
+    domain: str
+    follows: str
+    version: str
+    number: int
+    sha256: str
+    labels: list[str]
+    tier: str
+    pinned: bool
+    requests: int
+    errors: int
+    load_ms: float
+    last_error: str | None = None
+
+
+class DomainsResponse(BaseModel):
+    base_model: str
+    base_fingerprint: str
+    device: str
+    domains: list[ServedDomainInfo]
+
+
+class ModelCard(BaseModel):
+    """One served domain in OpenAI's model-list shape, with its lineage."""
+
+    id: str = Field(description="The domain: pass it as `model`.")
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "loradock"
+    root: str = Field(description="The version serving it, e.g. medical@3.")
+    parent: str = Field(description="The base model it runs on (vLLM's LoRA convention).")
+    version: str
+    sha256: str
+    base_model: str
+    base_fingerprint: str | None
+    parent_version: str | None = Field(description="The version it was trained from, when recorded.")
+    follows: str = Field(description="The ref this server follows, e.g. medical@production.")
+    labels: list[str]
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class Swap(BaseModel):
+    domain: str
+    old: str | None = None
+    new: str | None = None
+    sha256: str | None = None
+    error: str | None = None
+
+
+class ReloadResponse(BaseModel):
+    swaps: list[Swap]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+    queue_depth: int
+    domains: list[str] | None = Field(None, description="Served domains; only to token holders under --api-key-env.")
+
+
+_ERROR_TEXT = {401: "Missing or wrong bearer token", 404: "Unknown domain or version", 409: "Version cannot be served",
+               413: "Body, inputs or texts over the limits", 422: "Invalid request", 503: "Busy: retry after Retry-After"}
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def _errors(*codes: int, plain_route: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error codes a route answers, all in the one envelope (always JSON).
+
+    `model` registers ErrorResponse in the components; a text/plain route leaves it out, or FastAPI
+    would also list its errors as text/plain.
+    """
+    typed: dict[str, Any] = {} if plain_route else {"model": ErrorResponse}
+    return {code: {**typed, "description": _ERROR_TEXT[code],
+                   "content": {"application/json": {"schema": _ERROR_REF}}} for code in codes}
+
+
+_PREDICT_ERRORS = _errors(401, 404, 409, 413, 422, 503)
+
+
+# -- helpers ------------------------------------------------------------------------
 
 def _scores(logits: Any, function: str | None) -> list[float]:
     values = [float(x) for x in logits]
@@ -67,47 +226,120 @@ def _ranked(p: Prediction, top_k: int | None, function: str | None = None) -> li
     return [{"label": label, "score": score} for label, score in pairs[: top_k or len(pairs)]]
 
 
+def _class_data(i: int, p: Prediction) -> dict[str, Any]:
+    probs = _scores(p.logits, None)
+    best = max(range(len(probs)), key=probs.__getitem__)
+    return {"index": i, "label": p.version.labels[best], "probs": probs, "num_classes": len(probs)}
+
+
+_FASTAPI_PARSE_ERROR = "There was an error parsing the body"
+_SKIPPED = {"body", _OURS, _VLLM, "str", "int", "float", "bool"}
+
+
 def _field_name(loc: Any) -> str:
-    """`('body', 'inputs', 'list[str]', 0)` -> `inputs[0]`: union branch tags dropped."""
+    """`('body', 'loradock-body', 'inputs', 'list[str]', 0)` -> `inputs[0]`: union tags dropped."""
     name = ""
     for part in loc:
-        if part == "body" or (isinstance(part, str) and (part in ("str", "int", "float", "bool") or "[" in part)):
+        if isinstance(part, str) and (part in _SKIPPED or "[" in part):
             continue
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else part)
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
     return name or "body"
 
 
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    headers = {"Retry-After": str(extra.pop("retry_after"))} if "retry_after" in extra else None
-    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+class ErrorJSONResponse(JSONResponse):
+    """ASCII-escaped JSON: an error may quote client text holding a lone surrogate, which UTF-8 cannot encode."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
-def _auth_dependency(config: ServeConfig):  # type: ignore[no-untyped-def]
+def error_response(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    """The one error envelope; `retry_after=N` becomes the Retry-After header."""
+    headers = dict(headers or {})
+    if "retry_after" in extra:
+        headers["Retry-After"] = str(extra.pop("retry_after"))
+    body = {"error": message, **{k: v for k, v in extra.items() if v is not None}}
+    return ErrorJSONResponse(body, status_code=status, headers=headers or None)
+
+
+def _registry_error(domain: str, version: str, exc: RegistryError) -> JSONResponse:
+    """A registry refusal, told without the alias names the registry lists (clients did not ask for them)."""
+    if isinstance(exc, ValueError):
+        return error_response(422, f"Invalid request: field 'version': {exc}", field="version")
+    if isinstance(exc, LookupError):
+        return error_response(404, f"No version {domain}@{version}: no such version number or alias of "
+                                   f"{domain!r} (or every candidate failed its quality gate).")
+    return error_response(409, f"{domain}@{version} cannot be served: {exc}")
+
+
+def _bad_text(texts: list[str]) -> str | None:
+    for i, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"Invalid request: field 'inputs[{i}]': not valid Unicode text (a lone surrogate such as \\ud800); send UTF-8 text."
+    return None
+
+
+def _api_key(config: ServeConfig) -> str | None:
     if not config.api_key_env:
-        return lambda: None
+        return None
     key = os.environ.get(config.api_key_env, "")
     if not key:
         raise ServeConfigError(f"--api-key-env {config.api_key_env} names an unset or empty environment variable; "
                                f"export {config.api_key_env}=... first.")
-
-    def check(request: Request) -> None:
-        given = request.headers.get("authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
-            raise _Unauthorized()
-
-    return check
+    return key
 
 
-class _Unauthorized(Exception):
-    pass
+def _public_paths(config: ServeConfig) -> tuple[set[str], tuple[str, ...]]:
+    """Exact paths and prefixes that need no token: /health always, metrics and docs when opened on purpose."""
+    exact = {"/health"}
+    if config.public_metrics:
+        exact.add("/metrics")
+    if config.public_docs:
+        exact |= {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+    return exact, ("/ui",)  # the console has its own login (token once, then a session cookie)
 
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        if first.get("type") == "json_invalid":
+            reason = str(first.get("ctx", {}).get("error", "decode error"))
+            return error_response(422, f"Invalid request: body is not valid JSON ({reason}).", field="body")
+        field = _field_name(first.get("loc", ()))
+        return error_response(422, f"Invalid request: field {field!r}: {first.get('msg', 'invalid')}.", field=field,
+                              detail=[{"field": _field_name(e.get("loc", ())), "msg": e.get("msg")} for e in errors])
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            message = f"No route {request.method} {request.url.path}; the API is described at /openapi.json."
+        elif exc.status_code == 405:
+            allowed = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("allow", "")
+            message = f"{request.method} is not allowed on {request.url.path} (allowed: {allowed or 'none'})."
+        elif exc.status_code == 400 and exc.detail == _FASTAPI_PARSE_ERROR:  # not UTF-8, nested too deep, huge ints
+            return error_response(422, "Invalid request: body is not valid JSON (not UTF-8, nested too deeply, or a "
+                                       "number too long to read); send a JSON object.", field="body")
+        else:
+            message = str(exc.detail)
+        return error_response(exc.status_code, message, headers=dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return error_response(500, f"Internal error ({type(exc).__name__}); see the server log.")
+
+
+# -- the app ------------------------------------------------------------------------
 
 def create_app(config: ServeConfig, registry: Registry | None = None, engine: ServingEngine | None = None) -> FastAPI:
     """A FastAPI app serving `config.domains`; the model loads now, the worker threads start now."""
     from .engine import ServingEngine
 
-    auth = _auth_dependency(config)
+    key = _api_key(config)
     engine = engine or ServingEngine(config, registry)
     watcher = RegistryWatcher(engine, config.poll_interval)
     engine.start()
@@ -124,23 +356,13 @@ def create_app(config: ServeConfig, registry: Registry | None = None, engine: Se
     app.state.engine = engine
     app.state.watcher = watcher
     app.state.config = config
+    exact, prefixes = _public_paths(config)
+    app.add_middleware(RequestGuard, key=key, public=exact, public_prefixes=prefixes,
+                       max_body_bytes=config.max_body_bytes, error=error_response)
+    _install_error_handlers(app)
     metrics = engine.metrics
-
-    @app.exception_handler(_Unauthorized)
-    async def unauthorized(request: Request, exc: _Unauthorized) -> JSONResponse:
-        return JSONResponse({"error": "Missing or wrong bearer token; send 'Authorization: Bearer <key>'."},
-                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        first = errors[0] if errors else {}
-        if first.get("type") == "json_invalid":
-            return _error(422, f"Invalid request: body is not valid JSON ({first.get('ctx', {}).get('error', 'decode error')}).",
-                          field="body")
-        field = _field_name(first.get("loc", ()))
-        return _error(422, f"Invalid request: field {field!r}: {first.get('msg', 'invalid')}.",
-                      field=field, detail=[{"field": _field_name(e.get("loc", ())), "msg": e.get("msg")} for e in errors])
+    metrics.watch_served(lambda: [(s.domain, s.current.version.ref, s.current.sha256)
+                                  for s in list(engine.served.values())])
 
     def check_limits(texts: list[str]) -> None:
         if len(texts) > config.max_inputs:
@@ -151,84 +373,126 @@ def create_app(config: ServeConfig, registry: Registry | None = None, engine: Se
                 raise RequestTooLargeError(f"inputs[{i}] has {len(text)} characters; the limit is "
                                            f"{config.max_chars}. Shorten it.")
 
-    async def serve(domain: str, inputs: Inputs, version: str | None) -> tuple[list[Prediction], list[str]] | JSONResponse:
+    async def serve(domain: str, inputs: Inputs, version: str | None) -> list[Prediction] | JSONResponse:
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
         if not texts:
-            return _error(422, "Invalid request: field 'inputs': give at least one text.", field="inputs")
+            return error_response(422, "Invalid request: field 'inputs': give at least one text.", field="inputs")
         started = time.perf_counter()
         status = 200
         try:
+            bad = _bad_text(texts)
+            if bad:
+                status = 422
+                return error_response(422, bad, field="inputs")
             check_limits(texts)
             if version is None:
                 entry = engine.route(domain)
             else:
                 entry = await run_in_threadpool(engine.route_version, domain, version)
             try:
-                predictions = await engine.predict(entry, texts)
+                return await engine.predict(entry, texts)
             finally:
                 engine.cache.release(entry)
-            return predictions, texts
         except ServingError as exc:
             status = exc.status
             extra: dict[str, Any] = {"retry_after": exc.retry_after} if isinstance(exc, OverloadedError) else {}
             if status == 404:
                 extra["served"] = engine.served_names()
-            return _error(status, str(exc), **extra)
-        except RegistryError as exc:  # unknown version or alias named in the request
-            status = 404
-            return _error(404, str(exc))
+            return error_response(status, str(exc), **extra)
+        except RegistryError as exc:  # a version or alias named in the request
+            response = _registry_error(domain, str(version), exc)
+            status = response.status_code
+            return response
         except Exception as exc:  # the server answers 500 and keeps serving
             status = 500
             log.exception("request for %s failed", domain)
-            return _error(500, f"Internal error ({type(exc).__name__}); see the server log.")
+            return error_response(500, f"Internal error ({type(exc).__name__}); see the server log.")
         finally:
             label = domain if domain in engine.served else "_unknown"
             metrics.observe_request(label, status, time.perf_counter() - started)
             if status >= 400:
                 engine.count_error(domain)
 
-    @app.post("/v1/classify", dependencies=[Depends(auth)])
-    async def classify(body: ClassifyRequest) -> Any:
-        """Labels and scores per input, and the exact version (and content hash) that served them."""
-        out = await serve(body.domain, body.inputs, body.version)
+    def version_headers(response: Response, predictions: list[Prediction]) -> None:
+        v = predictions[0].version
+        response.headers["X-Adapter-Version"] = v.ref
+        response.headers["X-Adapter-Sha256"] = v.sha256
+
+    @app.post("/v1/classify", response_model=ClassifyResponse, responses=_PREDICT_ERRORS)
+    async def classify(body: Annotated[AnyClassifyRequest, Body()], response: Response) -> Any:
+        """Labels and scores per input, and the exact version (and content hash) that served them.
+
+        Takes loradock's body `{"domain", "inputs", "version"?}` or vLLM/SGLang's `{"model", "input"}`
+        (`model`: DOMAIN, DOMAIN@N or DOMAIN@ALIAS); both get the same answer.
+        """
+        if isinstance(body, ModelClassifyRequest):
+            try:
+                ref = parse_ref(body.model)
+            except (RegistryError, ValueError) as exc:
+                return error_response(422, f"Invalid request: field 'model': {exc}", field="model")
+            domain, inputs = ref.domain, body.input
+            version = None if "@" not in body.model else str(ref.number or ref.alias)
+        else:
+            domain, inputs, version = body.domain, body.inputs, body.version
+        out = await serve(domain, inputs, version)
         if isinstance(out, JSONResponse):
             return out
-        predictions, _ = out
-        v = predictions[0].version
-        return JSONResponse({"domain": body.domain, "version": v.ref, "sha256": v.sha256,
-                             "results": [_ranked(p, body.top_k) for p in predictions]},
-                            headers={"X-Adapter-Version": v.ref, "X-Adapter-Sha256": v.sha256})
+        version_headers(response, out)
+        v = out[0].version
+        return {"domain": domain, "version": v.ref, "sha256": v.sha256, "model": domain,
+                "results": [_ranked(p, body.top_k) for p in out],
+                "data": [_class_data(i, p) for i, p in enumerate(out)]}
 
-    @app.post("/models/{domain}", dependencies=[Depends(auth)])
-    async def hf_inference(domain: str, body: HFRequest) -> Any:
+    @app.post("/models/{domain}", response_model=list[list[LabelScore]], responses=_PREDICT_ERRORS)
+    async def hf_inference(domain: str, body: HFRequest, response: Response) -> Any:
         """Hugging Face inference convention: {"inputs": "..."} in, [[{"label", "score"}]] out."""
         out = await serve(domain, body.inputs, None)
         if isinstance(out, JSONResponse):
             return out
-        predictions, _ = out
         top_k = body.parameters.top_k if body.parameters else None
         function = body.parameters.function_to_apply if body.parameters else None
-        v = predictions[0].version
-        return JSONResponse([_ranked(p, top_k, function) for p in predictions],
-                            headers={"X-Adapter-Version": v.ref, "X-Adapter-Sha256": v.sha256})
+        version_headers(response, out)
+        return [_ranked(p, top_k, function) for p in out]
 
-    @app.get("/v1/domains", dependencies=[Depends(auth)])
+    @app.get("/v1/models", response_model=ModelList, responses=_errors(401))
+    async def models() -> Any:
+        """OpenAI's model list: one entry per served domain, with version, content hash, base and lineage."""
+        cards = []
+        for name in engine.served_names():
+            s = engine.served[name]
+            v = s.current.version
+            cards.append({"id": name, "created": int(s.swapped_at), "root": v.ref, "parent": engine.model.base_model,
+                          "version": v.ref, "sha256": v.sha256, "base_model": engine.model.base_model,
+                          "base_fingerprint": v.base_fingerprint, "parent_version": v.parent, "follows": s.spec,
+                          "labels": list(v.labels)})
+        return {"data": cards}
+
+    @app.get("/v1/domains", response_model=DomainsResponse, responses=_errors(401))
     async def domains() -> Any:
         """What is served: version, alias followed, content hash, cache tier, request counts."""
         return {"base_model": engine.model.base_model, "base_fingerprint": engine.model.fingerprint,
-                "device": engine.model.device, "domains": engine.describe()}
+                "device": str(engine.model.device), "domains": engine.describe()}
 
-    @app.post("/v1/admin/reload", dependencies=[Depends(auth)])
+    @app.post("/v1/admin/reload", response_model=ReloadResponse, response_model_exclude_none=True,
+              responses=_errors(401))
     async def reload() -> Any:
         """Re-resolve every served alias now and hot-swap what moved."""
         return {"swaps": await run_in_threadpool(watcher.reload)}
 
-    @app.get("/health")
-    async def health() -> Any:
-        return {"status": "ok", "domains": engine.served_names(), "queue_depth": engine.batcher.depth}
+    @app.get("/health", response_model=HealthResponse, response_model_exclude_none=True)
+    async def health(request: Request) -> Any:
+        """Liveness; never needs the token. Under --api-key-env the domains are told to token holders only."""
+        body: dict[str, Any] = {"queue_depth": engine.batcher.depth}
+        if key is None or bearer_ok(request.headers.get("authorization"), key):
+            body["domains"] = engine.served_names()
+        return body
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse,
+             responses={200: {"description": "Prometheus text format",
+                              "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        **_errors(401, plain_route=True)})
     async def prometheus() -> Response:
+        """Prometheus metrics; needs the token under --api-key-env unless --public-metrics."""
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -28,6 +28,12 @@ Preparer = Callable[[AdapterWeights], AdapterWeights]
 RemoveHook = Callable[[str, str], None]  # (sha256, tier)
 
 
+def _log_fields(version: AdapterVersion, event: str) -> dict[str, str]:
+    """Structured fields for `--log-format json`: what happened, to which domain, version and content hash."""
+    return {"event": event, "domain": version.ref.partition("@")[0], "version": version.ref,
+            "sha256": version.sha256}
+
+
 @dataclass(eq=False)  # identity: entries go in sets and dicts
 class CacheEntry:
     version: AdapterVersion
@@ -86,7 +92,8 @@ class AdapterCache:
             self._device.pop(entry.sha256, None)
         else:
             self._entries.pop(entry.sha256, None)
-        log.info("evicted %s (%s) from %s", entry.version.ref, entry.sha256[:12], tier)
+        log.info("evicted %s (%s) from %s", entry.version.ref, entry.sha256[:12], tier,
+                 extra={**_log_fields(entry.version, "evict"), "tier": tier})
         for hook in self._hooks:
             hook(entry.sha256, tier)
 
@@ -138,9 +145,11 @@ class AdapterCache:
             started = time.perf_counter()
             try:
                 weights = self._loader(version)
-            except BaseException:
+            except BaseException as exc:
                 with self._lock:  # a failed load leaves no lock behind for this hash
                     self._load_locks.pop(sha, None)
+                log.warning("refused to load %s (%s): %s", version.ref, sha[:12], exc,
+                            extra=_log_fields(version, "refused"))
                 raise
             entry = CacheEntry(version, weights, load_ms=(time.perf_counter() - started) * 1000)
             with self._lock:
@@ -148,7 +157,8 @@ class AdapterCache:
                 self.stats.loads += 1
                 self._load_locks.pop(sha, None)
                 self._shrink_host()
-            log.info("loaded %s (%s) in %.1f ms", version.ref, sha[:12], entry.load_ms)
+            log.info("loaded %s (%s) in %.1f ms", version.ref, sha[:12], entry.load_ms,
+                     extra=_log_fields(version, "load"))
             return entry
 
     def _shrink_host(self) -> None:

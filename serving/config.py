@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from loradock.registry import DEFAULT_BASE, parse_ref
 
-from .errors import ServeConfigError
+from .errors import MixedBasesError, ServeConfigError
 
 if TYPE_CHECKING:
     from loradock.registry import Registry
@@ -47,12 +47,19 @@ class ServeConfig:
     poll_interval: float = 1.0
     threads: int | None = None  # torch intra-op threads on CPU; None: one core left for HTTP
     backend: str = "torch"  # torch | onnx | auto (serving/backends/); the CLI defaults to auto
+    max_body_bytes: int = 4 * 1024 * 1024  # 64 inputs x 4000 chars of escaped JSON fit with room to spare
+    public_metrics: bool = False  # under --api-key-env, /metrics needs the token unless this is set
+    public_docs: bool = False  # likewise /docs, /redoc and /openapi.json
+    allow_unverified_base: bool = False  # serve versions with no base fingerprint (contract 2)
+    log_level: str = "info"  # the root --log-level when given; a server says what it swaps and loads by default
+    log_format: str = "text"  # text | json
+    access_log: bool = False  # uvicorn's per-request log costs CPU; off unless asked for
 
     def __post_init__(self) -> None:
         positive = {
             "max_batch_size": self.max_batch_size, "max_loaded": self.max_loaded,
             "max_host": self.max_host, "max_queue": self.max_queue, "max_inputs": self.max_inputs,
-            "max_chars": self.max_chars, "max_length": self.max_length,
+            "max_chars": self.max_chars, "max_length": self.max_length, "max_body_bytes": self.max_body_bytes,
         }
         for name, value in positive.items():
             if value < 1:
@@ -82,6 +89,10 @@ class ServeConfig:
             )
         if self.backend not in ("auto", "torch", "onnx"):
             raise ServeConfigError(f"backend must be auto, torch or onnx, got {self.backend!r}.")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
+            raise ServeConfigError(f"log_level must be debug, info, warning or error, got {self.log_level!r}.")
+        if self.log_format not in ("text", "json"):
+            raise ServeConfigError(f"log_format must be text or json, got {self.log_format!r}.")
         if self.threads is not None and self.threads < 1:
             raise ServeConfigError(f"threads must be at least 1, got {self.threads}.")
         if self.max_host < self.max_loaded:
@@ -105,3 +116,19 @@ def default_domains(registry: "Registry") -> tuple[str, ...]:
         raise ServeConfigError("Nothing to serve: the registry holds no adapters. "
                                "Train one with 'adapters train medical' first.")
     return tuple(refs)
+
+
+def base_for(registry: "Registry", refs: tuple[str, ...], base: str | None = None) -> str:
+    """The one base the versions in `refs` were trained on, or `base` when given (`--base`).
+
+    One server runs one base: versions on two bases raise MixedBasesError naming the split.
+    """
+    if base:
+        return base
+    groups: dict[str, list[str]] = {}
+    for ref in refs:
+        version = registry.resolve(ref)
+        groups.setdefault(version.base_model or DEFAULT_BASE, []).append(ref)
+    if len(groups) > 1:
+        raise MixedBasesError(groups)
+    return next(iter(groups), DEFAULT_BASE)

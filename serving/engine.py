@@ -16,7 +16,7 @@ from .backends import bind_metrics, describe_adapter, make_model
 from .batcher import Job, MicroBatcher
 from .cache import AdapterCache, CacheEntry
 from .config import ServeConfig
-from .errors import AdapterLoadError, UnknownServedDomainError
+from .errors import AdapterLoadError, UnknownServedDomainError, UnverifiedBaseError
 from .metrics import ServerMetrics
 from .weights import AdapterWeights, read_adapter
 
@@ -76,6 +76,12 @@ class ServingEngine:
 
     def _load(self, version: AdapterVersion) -> AdapterWeights:
         """Registry -> tensors, refusing an adapter trained on another base."""
+        if not version.base_fingerprint and not self.config.allow_unverified_base:
+            raise UnverifiedBaseError(
+                f"{version.ref} records no base fingerprint (unverified base {version.base_model!r}), so nothing "
+                f"shows it was trained on {self.model.base_model}; re-register it with its base at hand, or start "
+                "the server with --allow-unverified-base to serve it anyway."
+            )
         if version.base_fingerprint and version.base_fingerprint != self.model.fingerprint:
             raise AdapterLoadError(
                 f"{version.ref} was trained on base {version.base_model} ({version.base_fingerprint[:19]}), "
@@ -182,7 +188,8 @@ class ServingEngine:
             self.metrics.swaps.labels(name).inc()
             self.recent.append({"event": "swap", "at": time.time(), "domain": name, "old": old.version.ref,
                                 "new": version.ref})
-            log.info("swapped %s: %s -> %s", served.spec, old.version.ref, version.ref)
+            log.info("swapped %s: %s -> %s (%s)", served.spec, old.version.ref, version.ref, version.sha256[:12],
+                     extra={"domain": name, "version": version.ref, "sha256": version.sha256, "event": "swap"})
             changes.append({"domain": name, "old": old.version.ref, "new": version.ref, "sha256": version.sha256})
         return changes
 

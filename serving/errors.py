@@ -17,10 +17,26 @@ class ServeConfigError(ServingError, ValueError):
     status = 500
 
 
+class MixedBasesError(ServeConfigError):
+    """Domains asked for together were trained on different bases; one server runs one base."""
+
+    def __init__(self, groups: dict[str, list[str]]) -> None:
+        self.groups = groups
+        split = "; ".join(f"{', '.join(refs)} on {base}" for base, refs in groups.items())
+        commands = " and ".join(f"'adapters serve --domains {','.join(refs)} --port {8000 + i}'"
+                                for i, refs in enumerate(groups.values()))
+        super().__init__(f"These versions are on {len(groups)} different bases ({split}); one server serves one "
+                         f"base: run one server per base, e.g. {commands}.")
+
+
 class AdapterLoadError(ServingError):
     """An adapter that cannot be served on this base (wrong base, unsupported PEFT feature)."""
 
     status = 409
+
+
+class UnverifiedBaseError(AdapterLoadError):
+    """A version with no base fingerprint: nothing proves it was trained on this server's base."""
 
 
 class UnknownServedDomainError(ServingError, KeyError):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 if TYPE_CHECKING:
     from .cache import AdapterCache
+
+# `*_created` series double the scrape for timestamps nobody graphs (process-wide switch;
+# needs prometheus-client >= 0.17).
+disable_created_metrics()
+
+ServedRows = Callable[[], "list[tuple[str, str, str]]"]  # (domain, version ref, sha256)
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -40,6 +46,20 @@ class _CacheCollector:
         yield resident
 
 
+class _ServedCollector:
+    """`loradock_served_version_info{domain,version,sha256} 1` for what serves each domain right now."""
+
+    def __init__(self, rows: ServedRows) -> None:
+        self.rows = rows
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        info = GaugeMetricFamily("loradock_served_version_info", "The version serving each domain (value 1).",
+                                 labels=["domain", "version", "sha256"])
+        for domain, version, sha256 in self.rows():
+            info.add_metric([domain, version, sha256], 1)
+        yield info
+
+
 class ServerMetrics:
     """Requests, errors and latency per domain; batch sizes; queue depth; adapter cache counters."""
 
@@ -62,6 +82,9 @@ class ServerMetrics:
     def watch(self, cache: AdapterCache, depth: callable) -> None:  # type: ignore[valid-type]
         self.registry.register(_CacheCollector(cache))  # type: ignore[arg-type]
         self.queue_depth.set_function(depth)
+
+    def watch_served(self, rows: ServedRows) -> None:
+        self.registry.register(_ServedCollector(rows))  # type: ignore[arg-type]
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -13,6 +14,40 @@ from .config import ServeConfig
 from .errors import ServingError
 
 log = logging.getLogger(__name__)
+
+
+# Fields our logging calls pass in `extra=` (domain, version, content hash, what happened).
+_EXTRA_FIELDS = ("event", "domain", "version", "sha256", "tier")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the structured fields given in `extra`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+                               "level": record.levelname.lower(), "logger": record.name,
+                               "message": record.getMessage()}
+        out.update({k: getattr(record, k) for k in _EXTRA_FIELDS if hasattr(record, k)})
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str | int, log_format: str = "text") -> None:
+    """The root logger at `level`, in text or JSON lines; uvicorn's loggers go through it too."""
+    formatter: logging.Formatter = (JsonFormatter() if log_format == "json"
+                                    else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level if isinstance(level, int) else getattr(logging, level.upper()))
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
 
 
 def set_process_threads(config: ServeConfig) -> None:
@@ -29,12 +64,14 @@ def run(config: ServeConfig, registry: Registry | None = None, announce: Any = N
 
     from .app import create_app
 
+    configure_logging(config.log_level, config.log_format)
     set_process_threads(config)
     app = create_app(config, registry)
     if announce is not None:
         served = ", ".join(row["version"] for row in app.state.engine.describe())
         announce(f"Serving {served} on {config.host}:{config.port or 'any free port'} (docs at /docs)")
-    uvicorn.run(app, host=config.host, port=config.port, log_level="info")
+    # log_config=None: uvicorn keeps the root logger set up by configure_logging (level and format).
+    uvicorn.run(app, host=config.host, port=config.port, log_config=None, access_log=config.access_log)
 
 
 class BackgroundServer:
@@ -47,7 +84,8 @@ class BackgroundServer:
 
         self.app = app or create_app(config, registry)
         self._server = uvicorn.Server(uvicorn.Config(self.app, host=config.host, port=config.port,
-                                                     log_level="warning", lifespan="on"))
+                                                     log_level="warning", lifespan="on",
+                                                     access_log=config.access_log))
         self._thread = threading.Thread(target=self._server.run, name="loradock-uvicorn", daemon=True)
         self.host = config.host
         self.port = config.port

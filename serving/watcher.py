@@ -45,7 +45,22 @@ class RegistryWatcher:
                 return []
             self.since_id = events[-1].id
             touched = sorted({e.domain for e in events if e.action in _RELEVANT and e.domain in self.engine.served})
+            for event in events:
+                if event.action == "version.add" and event.domain in self.engine.served:
+                    self._log_gate_refusal(event.domain, event.name)
             return self.engine.refresh(touched) if touched else []
+
+    def _log_gate_refusal(self, domain: str, number: str | None) -> None:
+        """A new version that failed its quality gate is never moved to; say so, with its hash."""
+        try:
+            version = self.engine.registry.resolve(f"{domain}@{number}")
+        except Exception:  # removed again since: nothing to report
+            return
+        if version.failed:
+            log.warning("not serving %s (%s): it failed its quality gate; %s stays on what it serves",
+                        version.ref, version.sha256[:12], self.engine.served[domain].spec,
+                        extra={"domain": domain, "version": version.ref, "sha256": version.sha256,
+                               "event": "gate_refused"})
 
     def reload(self) -> list[dict]:
         """`POST /v1/admin/reload`: catch up on events, then re-resolve every served domain."""

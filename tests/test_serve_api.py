@@ -69,14 +69,16 @@ def test_explicit_version_and_unknown_version(client) -> None:
     assert missing.status_code == 404 and "medical@9" in missing.json()["error"]
 
 
-def test_auth_required_except_health_and_metrics(server) -> None:
+def test_auth_required_except_health(server) -> None:
     payload = {"domain": "medical", "inputs": ["x"]}
     assert httpx.post(f"{server.url}/v1/classify", json=payload).status_code == 401
     wrong = httpx.post(f"{server.url}/v1/classify", json=payload, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401 and "Bearer" in wrong.json()["error"]
     assert httpx.post(f"{server.url}/models/medical", json={"inputs": "x"}).status_code == 401
     assert httpx.get(f"{server.url}/v1/domains").status_code == 401
-    assert httpx.get(f"{server.url}/health").status_code == 200
+    assert httpx.get(f"{server.url}/metrics").status_code == 401  # open only with --public-metrics
+    health = httpx.get(f"{server.url}/health")
+    assert health.status_code == 200 and "domains" not in health.json()
 
 
 def test_unknown_domain_is_404_listing_served(client) -> None:
@@ -120,7 +122,7 @@ def test_domains_and_metrics_report_what_is_served(server, client) -> None:
     rows = {row["domain"]: row for row in listing["domains"]}
     assert rows["medical"]["follows"] == "medical@production" and rows["medical"]["tier"] == "device"
     assert rows["sentiment"]["sha256"] == server.versions["sentiment"].sha256 and rows["sentiment"]["requests"] >= 1
-    text = httpx.get(f"{server.url}/metrics").text
+    text = client.get("/metrics").text
     for needle in ('loradock_requests_total{domain="sentiment",status="200"}', "loradock_batch_size_bucket",
                    "loradock_queue_depth", "loradock_adapter_cache_hits_total", "loradock_adapter_cache_loads_total 3.0",
                    'loradock_request_seconds_count{domain="medical"}', 'loradock_errors_total{domain="medical",status="413"}'):
@@ -132,4 +134,4 @@ def test_server_survives_garbage(server, client) -> None:
         r = client.post("/v1/classify", content=body, headers={"content-type": "application/json"})
         assert r.status_code in (200, 422), (body, r.status_code)
     assert client.post("/v1/classify", json={"domain": "medical", "inputs": [""]}).status_code == 200
-    assert httpx.get(f"{server.url}/health").json()["status"] == "ok"
+    assert client.get("/health").json()["status"] == "ok"

@@ -1,0 +1,115 @@
+"""`loradock.Client` against a running server (tiny base): the README snippet as written, answers, typed errors."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from .api_support import DOMAINS, KEY, KEY_ENV, TEXTS, api_config, tiny_registry
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+# The README's Client example (the lead pastes it under "Python"); run exactly as written.
+# Until README.md holds a ```python block using loradock.Client, this copy is what runs.
+SNIPPET = '''\
+import os
+
+import loradock
+
+client = loradock.Client(os.environ.get("LORADOCK_URL", "http://127.0.0.1:8000"),
+                         token=os.environ.get("LORADOCK_TOKEN"))
+for model in client.models():
+    print(model.id, model.version, model.sha256[:12])
+
+answer = client.classify("tickets", "I was charged twice this month.")
+print(answer.label, round(answer.score, 3), answer.version)
+
+for answer in client.classify("tickets@staging", ["The app crashes.", "Reset my password."]):
+    print(answer.label, answer.scores)
+'''
+
+
+def readme_snippet() -> str:
+    text = README.read_text(encoding="utf-8") if README.is_file() else ""
+    for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
+        if "loradock.Client(" in block:
+            return block
+    return SNIPPET
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from loradock.serving.server import BackgroundServer
+
+    from .serve_support import offline
+
+    with pytest.MonkeyPatch.context() as mp:
+        offline(mp)
+        mp.setenv(KEY_ENV, KEY)
+        work = tmp_path_factory.mktemp("client")
+        registry, base = tiny_registry(work / "home", work)
+        with BackgroundServer(api_config(base), registry) as running:
+            running.registry = registry
+            yield running
+    registry.close()
+
+
+def test_readme_snippet_runs_as_written(server, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("LORADOCK_URL", server.url)
+    monkeypatch.setenv("LORADOCK_TOKEN", KEY)
+    exec(compile(readme_snippet(), "README.md:Client", "exec"), {"__name__": "__readme__"})
+    out = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("tickets tickets@1 ") for line in out), out
+    assert any(line.endswith(" tickets@1") and line.split()[0] in DOMAINS["tickets"] for line in out), out
+    assert sum(1 for line in out if line.split()[0] in DOMAINS["tickets"]) >= 3, out
+
+
+def test_one_text_or_many(server) -> None:
+    import loradock
+
+    with loradock.Client(server.url, token=KEY) as client:
+        one = client.classify("tickets", TEXTS[0])
+        many = client.classify("tickets@2", TEXTS)
+        top = client.classify("reviews", TEXTS[:2], top_k=1)
+        models = client.models()
+        domains = client.domains()
+    version = server.registry.resolve("tickets@1")
+    assert one.version == "tickets@1" and one.sha256 == version.sha256 and one.domain == "tickets"
+    assert set(one.scores) == set(DOMAINS["tickets"]) and one.label == max(one.scores, key=one.scores.get)
+    assert [c.version for c in many] == ["tickets@2"] * len(TEXTS)
+    assert all(len(c.scores) == 1 for c in top)
+    assert {m.id for m in models} == set(DOMAINS) and all(m.base_model for m in models)
+    assert {row["domain"] for row in domains["domains"]} == set(DOMAINS)
+
+
+def test_errors_are_typed(server) -> None:
+    import loradock
+    from loradock.client import AuthError, InvalidRequestError, NotFoundError, TooLargeError, UnreachableError
+
+    with pytest.raises(AuthError) as denied:
+        loradock.Client(server.url, token="wrong").models()
+    assert isinstance(denied.value, PermissionError) and denied.value.status == 401
+    client = loradock.Client(server.url, token=KEY)
+    with pytest.raises(NotFoundError, match="legal") as missing:
+        client.classify("legal", "x")
+    assert missing.value.body["served"] == sorted(DOMAINS)
+    with pytest.raises(NotFoundError, match="tickets@9"):
+        client.classify("tickets@9", "x")
+    with pytest.raises(InvalidRequestError) as bad:
+        client.classify("tickets@@", "x")
+    assert bad.value.field == "model" and isinstance(bad.value, ValueError)
+    with pytest.raises(TooLargeError, match="limit is 8"):
+        client.classify("tickets", ["x"] * 9)
+    with pytest.raises(UnreachableError, match="adapters serve"):
+        loradock.Client("http://127.0.0.1:9", timeout=2).health()
+
+
+def test_import_loradock_stays_light() -> None:
+    import subprocess
+
+    code = "import sys, loradock; print('httpx' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
