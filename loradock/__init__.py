@@ -10,6 +10,8 @@ __version__ = "0.2.0"
 # The SDK, imported on first use so `import loradock` stays light (no httpx, no torch).
 _LAZY = {
     "Client": "loradock.client",
+    "load": "loradock.sdk",
+    "Classifier": "loradock.sdk",
 }
 
 
