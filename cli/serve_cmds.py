@@ -41,11 +41,20 @@ import click
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per line (swaps, loads, evictions, refusals carry domain and sha256).")
 @click.option("--access-log", is_flag=True, help="Log every request (uvicorn's access log; off by default, it costs CPU).")
+@click.option("--ray", "ray_", is_flag=True,
+              help="Run as a Ray Serve application: one ingress over --replicas model replicas "
+                   "(pip install 'loradock[ray]').")
+@click.option("--replicas", default=2, show_default=True, type=int, help="With --ray: model replicas.")
+@click.option("--address", default=None, metavar="ADDR",
+              help="With --ray: the Ray cluster to join ('auto': the one running here); default: a local Ray.")
+@click.option("--autoscaling", default=None, metavar="JSON",
+              help="With --ray: Ray's autoscaling_config, e.g. '{\"min_replicas\": 1, \"max_replicas\": 4}'.")
 def serve(domains: str | None, host: str, port: int, device: str, max_batch_size: int, max_wait_ms: float,
           max_loaded: int, max_queue: int, api_key_env: str | None, poll_interval: float,
           threads: int | None, backend: str = "auto", base: str | None = None,
           max_body_bytes: int = 4 * 1024 * 1024, public_metrics: bool = False, public_docs: bool = False,
-          allow_unverified_base: bool = False, log_format: str = "text", access_log: bool = False) -> None:
+          allow_unverified_base: bool = False, log_format: str = "text", access_log: bool = False,
+          ray_: bool = False, replicas: int = 2, address: str | None = None, autoscaling: str | None = None) -> None:
     """Serve domain adapters over HTTP: mixed-domain batches on one base, hot swap on alias moves.
 
     Example usage:
@@ -75,7 +84,24 @@ def serve(domains: str | None, host: str, port: int, device: str, max_batch_size
                          allow_unverified_base=allow_unverified_base, log_format=log_format,
                          log_level=_root_log_level(), access_log=access_log)
     config = dataclasses.replace(config, base_model=base_for(registry, refs, base))  # flags checked first
+    if ray_:
+        _serve_on_ray(config, str(registry.home), replicas, address, autoscaling)
+        return
     run(config, registry, announce=click.echo)
+
+
+def _serve_on_ray(config: object, home: str, replicas: int, address: str | None, autoscaling: str | None) -> None:
+    """`--ray`: the same app as a Ray Serve application (loradock.serving.ray)."""
+    import json
+
+    from loradock.serving.ray.app import RayOptions, run as run_ray
+
+    try:
+        scaling = json.loads(autoscaling) if autoscaling else None
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"{autoscaling!r} is not JSON ({exc}).", param_hint="--autoscaling") from None
+    run_ray(config, RayOptions(replicas=replicas, address=address, autoscaling=scaling), home,  # type: ignore[arg-type]
+            announce=click.echo)
 
 
 def _root_log_level() -> str:
