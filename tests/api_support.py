@@ -51,19 +51,29 @@ def api_config(base: str, **overrides: Any) -> Any:
 
 
 @contextmanager
-def tiny_api(tmp_path_factory: pytest.TempPathFactory, **overrides: Any) -> Iterator[Any]:
-    """A TestClient (token sent by default) over a fresh app; `.app`, `.registry`, `.engine` attached."""
-    from fastapi.testclient import TestClient
-
-    from loradock.serving.app import create_app
-
+def tiny_home(tmp_path_factory: pytest.TempPathFactory, name: str = "api") -> Iterator[tuple[Registry, str]]:
+    """Offline, the API key set, and a fresh tiny registry: `(registry, base)`."""
     from .serve_support import offline
 
     with pytest.MonkeyPatch.context() as mp:
         offline(mp)  # module fixtures run before the autouse per-test isolation
         mp.setenv(KEY_ENV, KEY)
-        work = tmp_path_factory.mktemp("api")
+        work = tmp_path_factory.mktemp(name)
         registry, base = tiny_registry(work / "home", work)
+        try:
+            yield registry, base
+        finally:
+            registry.close()
+
+
+@contextmanager
+def tiny_api(tmp_path_factory: pytest.TempPathFactory, **overrides: Any) -> Iterator[Any]:
+    """A TestClient (token sent by default) over a fresh app; `.app_`, `.registry`, `.engine`, `.base` attached."""
+    from fastapi.testclient import TestClient
+
+    from loradock.serving.app import create_app
+
+    with tiny_home(tmp_path_factory) as (registry, base):
         app = create_app(api_config(base, **overrides), registry)
         with TestClient(app, headers={"Authorization": f"Bearer {KEY}"}, raise_server_exceptions=False) as client:
             client.app_ = app
@@ -71,7 +81,6 @@ def tiny_api(tmp_path_factory: pytest.TempPathFactory, **overrides: Any) -> Iter
             client.engine = app.state.engine
             client.base = base
             yield client
-    registry.close()
 
 
 def assert_envelope(response: Any, status: int) -> dict:

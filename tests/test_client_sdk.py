@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .api_support import DOMAINS, KEY, KEY_ENV, TEXTS, api_config, tiny_registry
+from .api_support import DOMAINS, KEY, TEXTS, api_config, tiny_home
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -44,17 +44,10 @@ def readme_snippet() -> str:
 def server(tmp_path_factory):
     from loradock.serving.server import BackgroundServer
 
-    from .serve_support import offline
-
-    with pytest.MonkeyPatch.context() as mp:
-        offline(mp)
-        mp.setenv(KEY_ENV, KEY)
-        work = tmp_path_factory.mktemp("client")
-        registry, base = tiny_registry(work / "home", work)
+    with tiny_home(tmp_path_factory, "client") as (registry, base):
         with BackgroundServer(api_config(base), registry) as running:
             running.registry = registry
             yield running
-    registry.close()
 
 
 def test_readme_snippet_runs_as_written(server, monkeypatch, capsys) -> None:

@@ -135,3 +135,20 @@ def test_server_survives_garbage(server, client) -> None:
         assert r.status_code in (200, 422), (body, r.status_code)
     assert client.post("/v1/classify", json={"domain": "medical", "inputs": [""]}).status_code == 200
     assert client.get("/health").json()["status"] == "ok"
+
+
+def _headers_only(server, extra: str) -> str:
+    """Send the headers of a 200 MB POST and no body; what comes back must not wait for the body."""
+    import socket
+
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall((f"POST /v1/classify HTTP/1.1\r\nHost: {server.host}\r\nContent-Type: application/json\r\n"
+                      f"Content-Length: {200 * 1024 * 1024}\r\n{extra}\r\n").encode())
+        return sock.recv(4096).decode("latin-1")
+
+
+def test_big_bodies_are_answered_before_they_are_sent(server, client) -> None:
+    assert _headers_only(server, "").startswith("HTTP/1.1 401")
+    too_large = _headers_only(server, f"Authorization: Bearer {KEY}\r\n")
+    assert too_large.startswith("HTTP/1.1 413") and '"error"' in too_large
+    assert client.post("/v1/classify", json={"domain": "medical", "inputs": ["x"]}).status_code == 200
