@@ -76,6 +76,20 @@ def compute_report(
     )
 
 
+def better_epoch(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    """Best epoch = higher eval macro-F1, ties to the lower eval loss (both training loops use this).
+
+    Macro-F1, not loss: the quality gate judges predictions, and eval loss can
+    keep falling while every row is still predicted as the majority class.
+    """
+    if old is None:
+        return True
+    if new["macro_f1"] != old["macro_f1"]:
+        return bool(new["macro_f1"] > old["macro_f1"])
+    inf = float("inf")
+    return (new["eval_loss"] if new["eval_loss"] is not None else inf) < (old["eval_loss"] if old["eval_loss"] is not None else inf)
+
+
 def autocast_for(device: str) -> Any:
     """fp16/bf16 autocast on CUDA; full precision on CPU, where autocast buys little."""
     import torch

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from loradock.adapters.training.evaluate import EvalReport, compute_report
+from loradock.adapters.training.evaluate import EvalReport, better_epoch, compute_report
 
 if TYPE_CHECKING:
     import torch
@@ -65,10 +65,7 @@ def _callback(history: dict[str, Any], on_epoch: Any, epochs: int) -> Any:
                      "eval_loss": metrics.get("eval_loss"), "accuracy": metrics.get("eval_accuracy", 0.0),
                      "macro_f1": metrics.get("eval_macro_f1", 0.0)}
             history["epochs"].append(entry)
-            best = history.get("best")
-            if best is None or entry["macro_f1"] > best["macro_f1"] or (
-                entry["macro_f1"] == best["macro_f1"] and (entry["eval_loss"] or 0) < (best["eval_loss"] or 0)
-            ):
+            if better_epoch(entry, history.get("best")):
                 history["best"], history["best_epoch"] = entry, epoch
             if on_epoch is not None:
                 on_epoch(entry, epochs)

@@ -32,7 +32,7 @@ from loradock.adapters.base import base_info, load_classifier, load_tokenizer, p
 from loradock.adapters.training.batching import collate, length_grouped_batches
 from loradock.adapters.environment import library_versions
 from loradock.adapters.errors import NoCheckpointError, TrainingInterrupted, TrainingOptionsError
-from loradock.adapters.training.evaluate import EvalReport, autocast_for, evaluate_model
+from loradock.adapters.training.evaluate import EvalReport, autocast_for, better_epoch, evaluate_model
 from loradock.adapters.training.hf_loop import REPORT_TO, logs_folder
 from loradock.adapters.training.recipe import choose as choose_recipe
 from loradock.adapters.training.tokenized import tokenize
@@ -435,19 +435,12 @@ class _BestEpoch:
         self.patience = patience
         self.best_state: dict[str, Any] | None = None
 
-    @staticmethod
-    def better(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
-        if old is None or new[BEST_METRIC] != old[BEST_METRIC]:
-            return old is None or new[BEST_METRIC] > old[BEST_METRIC]
-        inf = float("inf")
-        return (new["eval_loss"] if new["eval_loss"] is not None else inf) < (old["eval_loss"] if old["eval_loss"] is not None else inf)
-
     def record(self, epoch: int, train_loss: float, report: EvalReport, model: torch.nn.Module) -> dict[str, Any]:
         entry = {"epoch": epoch, "train_loss": train_loss, "eval_loss": report.eval_loss,
                  "accuracy": report.accuracy, "macro_f1": report.macro_f1}
         self.history["epochs"].append(entry)
         best = self.history.get("best")
-        if self.better(entry, best):
+        if better_epoch(entry, best):
             self.history["best"] = entry
             self.history["best_epoch"] = epoch
             self.best_state = {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
