@@ -145,3 +145,11 @@ def describe_targets(config: Any, role: str | list[str] | tuple[str, ...] = DEFA
     if not is_role(role):
         return ", ".join(names)
     return f"{role_text} (role) -> {', '.join(names)} on {model_type(config)}"
+
+
+def recorded_targets(role: Any, modules: Any) -> str:
+    """`adapters show`: the role training was asked for and the module names it became on the base."""
+    names = ", ".join(sorted(modules)) if isinstance(modules, (list, tuple, set)) else str(modules or "-")
+    if role and is_role(role):
+        return f"{','.join(_split(role))} (role) -> {names}"
+    return names

@@ -171,6 +171,8 @@ def show_cmd(ref: str, json_: bool) -> None:
         adapters show medical@staging
         adapters artifacts get medical@staging plots --out ./plots
     """
+    from loradock.adapters.architectures import recorded_targets
+
     reg = open_registry()
     version = reg.resolve(ref)
     artifacts = reg.artifacts(version.ref)
@@ -183,6 +185,7 @@ def show_cmd(ref: str, json_: bool) -> None:
         ("kind", version.kind), ("task", version.task), ("labels", ", ".join(version.labels)),
         ("base", f"{version.base_model} ({(version.base_fingerprint or '-')[:19]})"),
         ("lora", ", ".join(f"{k}={v}" for k, v in version.peft_config.items() if v is not None)),
+        ("targets", recorded_targets(version.train_args.get("target_modules"), version.peft_config.get("target_modules"))),
         ("data", ", ".join(f"{k}={v}" for k, v in version.data.items()) or "-"),
         ("metrics", ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                               for k, v in version.metrics.items() if not isinstance(v, (dict, list))) or "-"),
