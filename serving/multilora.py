@@ -6,13 +6,22 @@ rows and columns add nothing), and each row gathers its own A and B, so rows
 for different domains share one forward pass of the encoder. PEFT's
 `adapter_names` does the same by looping over adapters per module; the bench
 compares the two (bench/serve.py).
+
+Heads differ by architecture (BERT: one Linear on the pooler output; RoBERTa
+and ELECTRA: dense + out_proj on the first token; DistilBERT: pre_classifier +
+classifier; DeBERTa: pooler + classifier; ModernBERT: pooling + head +
+classifier) and by domain (label count). After the shared encoder pass, each
+domain's rows go through the classifier's own head code with that domain's
+head tensors (`torch.func.functional_call`), the encoder replaced for that call
+by its already computed outputs. BERT keeps a direct matmul on the pooler output.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import nn
@@ -41,6 +50,11 @@ class _BatchState:
         self.stacks: dict[str, _Stack] = {}
 
 
+class _SharedInput(Exception):
+    """A targeted Linear saw an input shared by all rows (DeBERTa-v3 projects its relative position
+    embeddings through query_proj/key_proj once per batch), so per-row adapters cannot apply there."""
+
+
 class BatchedLoraLinear(nn.Module):
     """A base Linear plus, for each row, that row's adapter's LoRA update (read from the batch state)."""
 
@@ -57,9 +71,28 @@ class BatchedLoraLinear(nn.Module):
             return out
         if stack.index is None:  # one adapter for the whole batch: plain matmuls
             return out + (x @ stack.a[0].T) @ stack.b[0].T
+        if x.dim() != 3 or x.shape[0] != stack.index.shape[0]:
+            raise _SharedInput(self.path)
         a = stack.a.index_select(0, stack.index)  # [batch, r, in]
         b = stack.b.index_select(0, stack.index)  # [batch, out, r]
         return out + torch.bmm(torch.bmm(x, a.transpose(1, 2)), b.transpose(1, 2))
+
+
+class _Replay(nn.Module):
+    """Stands in for the encoder inside the classifier: returns its outputs, already computed, for some rows."""
+
+    def __init__(self, outputs: Any, rows: torch.Tensor) -> None:
+        super().__init__()
+        self._outputs = outputs
+        self._rows = rows
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        def pick(value: Any) -> Any:
+            return value.index_select(0, self._rows) if isinstance(value, torch.Tensor) else value
+
+        if isinstance(self._outputs, tuple):
+            return tuple(pick(v) for v in self._outputs)
+        return type(self._outputs)(**{k: pick(v) for k, v in self._outputs.items()})
 
 
 class MultiLoraModel:
@@ -81,9 +114,15 @@ class MultiLoraModel:
         full.to(device=device, dtype=self.dtype).eval()  # type: ignore[call-arg]
         self._full = full
         self.encoder = full.base_model  # e.g. BertModel, with its pooler
+        self.model_type: str = full.config.model_type
+        # DistilBERT and ModernBERT take no token_type_ids.
+        self._inputs = {"input_ids", "attention_mask", "token_type_ids"} & set(
+            inspect.signature(self.encoder.forward).parameters)
         self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(base_model)
         self._state = _BatchState()
         self._wrapped: set[str] = set()
+        # Set once a mixed batch met a shared input: then rows run one forward per adapter.
+        self.per_adapter_forward = False
 
     # -- adapters ------------------------------------------------------------
 
@@ -98,10 +137,30 @@ class MultiLoraModel:
             linear = module.base if path in self._wrapped else module
             if not isinstance(linear, nn.Linear) or linear.in_features != a.shape[1] or linear.out_features != b.shape[0]:
                 raise AdapterLoadError(f"{weights.ref}: LoRA shapes for {path} do not fit this base.")
-        hidden = self._full.config.hidden_size
-        if weights.head_weight.shape[1] != hidden:
-            raise AdapterLoadError(f"{weights.ref}: head expects {weights.head_weight.shape[1]} features, "
-                                   f"the base gives {hidden}.")
+        self._check_head(weights)
+
+    def _check_head(self, weights: AdapterWeights) -> None:
+        """Every head tensor must exist in this base's classifier with its shape (label rows aside)."""
+        from loradock.adapters.architectures import head_modules
+
+        from .weights import FINAL_LINEAR
+
+        params = dict(self._full.named_parameters())
+        for name, tensor in weights.head.items():
+            have = params.get(name)
+            if have is None:
+                raise AdapterLoadError(f"{weights.ref}: head tensor {name} does not exist in this base's "
+                                       f"{self.model_type} classifier; serve it on the base it was trained on.")
+            label_rows = name.rsplit(".", 1)[0] in FINAL_LINEAR  # sized by the domain's labels
+            if (tuple(have.shape[1:]) if label_rows else tuple(have.shape)) != \
+                    (tuple(tensor.shape[1:]) if label_rows else tuple(tensor.shape)):
+                raise AdapterLoadError(f"{weights.ref}: head tensor {name} has shape {tuple(tensor.shape)}, "
+                                       f"this base expects {tuple(have.shape)}.")
+        saved = {name.split(".")[0] for name in weights.head}
+        missing = [m for m in head_modules(self._full.config) if m not in saved]
+        if missing:  # those layers would be the placeholder's random ones: wrong answers, not an error
+            raise AdapterLoadError(f"{weights.ref} does not carry its {', '.join(missing)} head layers (a "
+                                   f"{self.model_type} head needs them); retrain it with this version of loradock.")
 
     def _wrap(self, path: str) -> None:
         if path in self._wrapped:
@@ -130,8 +189,9 @@ class MultiLoraModel:
         for i, row in enumerate(rows):
             ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
             mask[i, : len(row)] = 1
-        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device),
-                "token_type_ids": torch.zeros_like(ids).to(self.device)}
+        batch = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device),
+                 "token_type_ids": torch.zeros_like(ids).to(self.device)}
+        return {k: v for k, v in batch.items() if k in self._inputs}
 
     def _stacks(self, unique: list[AdapterWeights], index: torch.Tensor | None) -> dict[str, _Stack]:
         paths = sorted({p for w in unique for p in w.lora})
@@ -166,17 +226,49 @@ class MultiLoraModel:
         index = None
         if len(unique) > 1:
             index = torch.tensor([slots[w.sha256] for w in adapters], device=self.device)
+        groups = [[i for i, a in enumerate(adapters) if slots[a.sha256] == slot] for slot in range(len(unique))]
+        if index is not None and self.per_adapter_forward:
+            return self._run_per_adapter(rows, adapters, groups)
         batch = self._collate(rows)
+        out: list[torch.Tensor | None] = [None] * len(rows)
         with torch.inference_mode():
             self._state.stacks = self._stacks(unique, index)
             try:
-                pooled = self.encoder(**batch).pooler_output
+                outputs = self.encoder(**batch)
+            except _SharedInput as shared:
+                log.info("%s feeds %s one input for all rows; mixed batches run one forward per adapter",
+                         self.model_type, shared)
+                self.per_adapter_forward = True
+                return self._run_per_adapter(rows, adapters, groups)
             finally:
                 self._state.stacks = {}
-            out: list[torch.Tensor | None] = [None] * len(rows)
-            for slot, w in enumerate(unique):
-                members = [i for i, a in enumerate(adapters) if slots[a.sha256] == slot]
-                logits = (pooled[members] @ w.head_weight.T + w.head_bias).float().cpu()
+            for members, w in zip(groups, unique):
+                logits = self._head(outputs, batch, members, w).float().cpu()
                 for j, i in enumerate(members):
                     out[i] = logits[j]
         return out  # type: ignore[return-value]
+
+    def _run_per_adapter(self, rows: Sequence[Sequence[int]], adapters: Sequence[AdapterWeights],
+                         groups: list[list[int]]) -> list[torch.Tensor]:
+        out: list[torch.Tensor | None] = [None] * len(rows)
+        for members in groups:
+            for i, logits in zip(members, self.run([rows[i] for i in members], [adapters[i] for i in members])):
+                out[i] = logits
+        return out  # type: ignore[return-value]
+
+    def _head(self, outputs: Any, batch: dict[str, torch.Tensor], members: list[int],
+              w: AdapterWeights) -> torch.Tensor:
+        """Logits of rows `members` through `w`'s head, from the shared encoder outputs."""
+        pooled = getattr(outputs, "pooler_output", None)
+        if self.model_type == "bert" and w.linear_head and pooled is not None:
+            return pooled[members] @ w.head_weight.T + w.head_bias  # the common case, without the detour
+        from torch.func import functional_call
+
+        rows = torch.tensor(members, device=self.device)
+        prefix = self._full.base_model_prefix
+        setattr(self._full, prefix, _Replay(outputs, rows))
+        try:
+            kwargs = {k: v.index_select(0, rows) for k, v in batch.items()}
+            return functional_call(self._full, w.head, args=(), kwargs=kwargs, strict=False).logits
+        finally:
+            setattr(self._full, prefix, self.encoder)
