@@ -142,7 +142,7 @@ def _head_labels(tensors: dict[str, np.ndarray]) -> int | None:
     heads = [k for k in tensors if "lora_" not in k and k.endswith(".weight") and tensors[k].ndim == 2]
     for suffix in (".out_proj.weight", "classifier.weight", "score.weight"):
         for key in heads:
-            if key.endswith(suffix):
+            if ("." + key).endswith("." + suffix.lstrip(".")):  # DistilBERT's pre_classifier is not the head
                 return int(tensors[key].shape[0])
     return None
 

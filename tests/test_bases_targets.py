@@ -63,3 +63,15 @@ def test_show_line_says_role_and_modules() -> None:
     assert recorded_targets(["query", "value"], ["v_lin", "q_lin"]) == "query,value (role) -> q_lin, v_lin"
     assert recorded_targets(None, ["query", "value"]) == "query, value"
     assert recorded_targets(["q_lin"], ["q_lin"]) == "q_lin"
+
+
+def test_registration_reads_label_count_from_the_last_head_layer_whatever_the_key_order() -> None:
+    import numpy as np
+
+    from loradock.registry.peft_files import _head_labels
+
+    distil = {"base_model.model.pre_classifier.weight": np.zeros((32, 32)),
+              "base_model.model.classifier.weight": np.zeros((3, 32))}
+    assert _head_labels(distil) == 3
+    assert _head_labels({"base_model.model.classifier.dense.weight": np.zeros((32, 32)),
+                         "base_model.model.classifier.out_proj.weight": np.zeros((5, 32))}) == 5
