@@ -170,3 +170,27 @@ def test_a_replica_refusal_keeps_its_status_and_is_not_retried(tmp_path: Path, m
         r = client.post("/v1/classify", json={"domain": "sentiment", "inputs": "fine"})
     assert r.status_code == 409 and r.json()["error"] == refused["error"] and replicas.calls == 1
     registry.close()
+
+
+def test_serve_run_builder_reads_its_arguments(tmp_path: Path) -> None:
+    """`serve run loradock.serving.ray.app:build key=value ...`: strings typed, autoscaling passed through."""
+    from loradock.serving.ray.app import build
+    from loradock.serving.ray.errors import RayOptionsError
+
+    registry, version = _version(tmp_path)
+    registry.close()
+    home = str(tmp_path / "home")
+    app = build({"domains": "sentiment@production", "home": home, "max_batch_size": "8", "spill": "2",
+                 "autoscaling": '{"min_replicas": 1, "max_replicas": 4}'})
+    ingress = app._bound_deployment
+    config, bound_home, replica_app, retries = ingress.init_args
+    replica = replica_app._bound_deployment
+    assert ingress.name == "Ingress" and bound_home == home and retries == 3
+    assert config.domains == ("sentiment@production",) and config.max_batch_size == 8 and config.base_model == "tiny"
+    assert replica.name == "AdapterReplica"
+    scaling = replica._deployment_config.autoscaling_config
+    assert (scaling.min_replicas, scaling.max_replicas) == (1, 4)
+    router = replica._deployment_config.request_router_config
+    assert router.request_router_kwargs == {"spill": 2}
+    with pytest.raises(RayOptionsError, match="replicaz"):
+        build({"home": home, "replicaz": "2"})
