@@ -98,7 +98,8 @@ def read_adapter(version: AdapterVersion, folder: Path) -> AdapterWeights:
         match = _LORA_KEY.match(name)
         if match:
             pairs.setdefault(match["module"], {})[match["ab"]] = tensor.float()
-        elif name.split(".")[0] in head_roots and name.endswith((".weight", ".bias")):
+        elif name.split(".")[0].endswith(tuple(head_roots)) and name.endswith((".weight", ".bias")):
+            # PEFT matches modules_to_save by suffix: "classifier" also saves DistilBERT's pre_classifier.
             head[name] = tensor.float().contiguous()
         else:
             raise AdapterLoadError(f"{version.ref} holds tensor {key!r} the server cannot apply; "
