@@ -82,7 +82,8 @@ class AdapterReplica:
         rows = self.engine.metrics.registry.get_sample_value("loradock_batch_size_sum") or 0.0
         return {"replica": self.replica, "loads": cache.loads, "hits": cache.hits, "misses": cache.misses,
                 "received": self.store.received, "batches": self.engine.batcher.batches, "rows": int(rows),
-                "max_batch_size": self.engine.config.max_batch_size, "resident": len(self.engine.cache.entries())}
+                "max_batch_size": self.engine.config.max_batch_size, "resident": len(self.engine.cache.entries()),
+                "adapters_home": os.environ.get("ADAPTERS_HOME")}
 
     def record_routing_stats(self) -> dict[str, Any]:
         """What the router prefers this replica for: the content hashes it holds."""
