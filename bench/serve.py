@@ -293,9 +293,12 @@ def parse_wrk(out: str) -> dict:
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, socket.groups())) if socket else 0)
-    return {"requests": total, "errors": errors,
-            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) * (total - errors) / max(total, 1),  # type: ignore[union-attr]
+    # Connect errors are failed connection attempts, not requests (wrk retries at once): counted apart.
+    connect = int(socket.group(1)) if socket else 0
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, socket.groups()[1:])) if socket else 0)
+    ok = max(total - errors, 0)
+    return {"requests": total, "errors": errors, "connect_errors": connect,
+            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) * ok / max(total, 1),  # type: ignore[union-attr]
             "p50_ms": ms(lat["50"]) if "50" in lat else float("nan"),
             "p99_ms": ms(lat["99"]) if "99" in lat else float("nan")}
 
@@ -401,6 +404,8 @@ def run_server(mode: str, home: Path, domains: Sequence[str], texts: Sequence[st
             stats["client"] = "python"
         if spy is not None:
             spy.wait(120)
+        if proc.poll() is not None:
+            raise RuntimeError(f"{mode} server exited (code {proc.returncode}) during the load")
         metrics = httpx.get(f"{url}/metrics", timeout=10).text
         stats["mean_batch"] = _mean_batch(metrics)
         if mode.startswith("onnx") and len(domains) <= len(DOMAINS):
@@ -693,7 +698,7 @@ def main() -> None:
             print(profile_summary(args.profile), flush=True)
         cold = cold_load_and_memory(home, built["many"][:100])
         print("cold", json.dumps(cold), flush=True)
-        micro = model_level(home, texts, iters=1 if args.smoke else 15)
+        micro = model_level(home, texts, iters=1 if args.smoke else 5)
         print("micro", json.dumps(micro), flush=True)
         from loradock.adapters.base import load_tokenizer
 

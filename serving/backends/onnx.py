@@ -154,6 +154,9 @@ class OnnxMultiLoraModel:
                     "serve it with --backend torch.")
             if (a.shape[1], b.shape[0]) != dims:
                 raise GraphMismatchError(f"{weights.ref}: LoRA shapes for {path} do not fit this base.")
+        if not getattr(weights, "linear_head", True):
+            raise GraphMismatchError(f"{weights.ref} has a head beyond one Linear on the pooled output "
+                                     f"({', '.join(sorted(weights.head))}); serve it with --backend torch.")
         if weights.head_weight.shape[1] != self.graph.hidden:
             raise GraphMismatchError(f"{weights.ref}: head expects {weights.head_weight.shape[1]} features, "
                                      f"the base gives {self.graph.hidden}.")
