@@ -37,7 +37,7 @@ class RayOptions:
     threads: int = 1  # torch threads per replica
     max_ongoing_requests: int = 256  # per replica: enough concurrency for its micro-batcher to fill batches
     retries: int = 3  # extra tries on another replica for a classify call whose replica died or was full
-    spill: int = 4  # queue difference at which a hot adapter spills to another replica (router.py)
+    spill: int = 16  # queue difference (one full batch) at which a hot adapter spills to another replica
     autoscaling: dict[str, Any] | None = None
     replica_env: dict[str, str] = field(default_factory=dict)  # e.g. {"ADAPTERS_HOME": ..., "HF_HUB_OFFLINE": "1"}
     address: str | None = None  # ray.init(address=...): "auto" joins a running cluster; None starts a local one

@@ -32,7 +32,7 @@ def _rendezvous(sha: str, replica: RunningReplica) -> int:
 class AdapterAffinityRouter(FIFOMixin, RequestRouter):
     """Residency-preferring, load-spilling router; pass it in `RequestRouterConfig`."""
 
-    def initialize_state(self, spill: int = 4, **_: Any) -> None:
+    def initialize_state(self, spill: int = 16, **_: Any) -> None:
         self.spill = spill
 
     def _queue(self, replica: RunningReplica) -> int:
@@ -44,7 +44,7 @@ class AdapterAffinityRouter(FIFOMixin, RequestRouter):
         sha = pending_request.metadata.multiplexed_model_id if pending_request is not None else ""
         if not sha or len(candidate_replicas) < 2:
             return [candidate_replicas]
-        spill = getattr(self, "spill", 4)
+        spill = getattr(self, "spill", 16)
         by_home = sorted(candidate_replicas, key=lambda r: _rendezvous(sha, r), reverse=True)
         queues = {r.replica_id: self._queue(r) for r in candidate_replicas}
         ceiling = min(queues.values()) + spill
