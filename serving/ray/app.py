@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -144,6 +145,10 @@ def run(config: ServeConfig, options: RayOptions, home: str | None = None,
     import ray
     from ray import serve
 
+    def stop(*_: Any) -> None:  # SIGTERM (e.g. from a process manager) stops like Ctrl-C: the app is removed
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     ray.init(address=options.address, include_dashboard=False, ignore_reinit_error=True)
     serve.start(http_options={"host": config.host, "port": config.port})
     serve.run(build_app(config, options, home), name=APP_NAME, route_prefix="/")
@@ -158,3 +163,4 @@ def run(config: ServeConfig, options: RayOptions, home: str | None = None,
         pass
     finally:
         serve.delete(APP_NAME)
+        ray.shutdown()  # stops a Ray this process started; only disconnects from a cluster it joined
