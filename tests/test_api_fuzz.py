@@ -49,10 +49,13 @@ def _json_body(rng: random.Random) -> bytes:
     """Mostly near-valid requests with fields swapped for random values, so every branch is reached."""
     if rng.random() < 0.5:
         body: dict[str, Any] = {"domain": "tickets", "inputs": [rng.choice(TEXTS)]}
+        keys = KEYS
     else:
         body = {"model": rng.choice(STRINGS[:7]), "input": rng.choice(TEXTS)}
-    for _ in range(rng.randrange(0, 3)):
-        body[rng.choice(KEYS)] = _value(rng)
+        keys = ["model", "input", "top_k", "user"]  # this body ignores unknown fields: break known ones
+    # Mostly one or two fields broken: valid requests run the model and cost 10-100x an invalid one.
+    for _ in range(rng.randrange(1, 3) if rng.random() < 0.85 else 0):
+        body[rng.choice(keys)] = _value(rng)
     if rng.random() < 0.1:
         body.pop(rng.choice(list(body)), None)
     out: Any = body if rng.random() < 0.9 else _value(rng)
@@ -106,7 +109,7 @@ def test_random_bodies_never_get_a_5xx_and_the_server_stays_healthy(api) -> None
             body = r.json()  # every error is the JSON envelope
             assert isinstance(body, dict) and isinstance(body.get("error"), str), (content[:200], r.text[:200])
     assert not failures, failures[:5]
-    assert statuses.get(200, 0) > 200 and sum(v for k, v in statuses.items() if k >= 400) > 1000, statuses
+    assert statuses.get(200, 0) > 100 and sum(v for k, v in statuses.items() if k >= 400) > 2000, statuses
     assert api.get("/health").json()["status"] == "ok"
     ok = api.post("/v1/classify", json={"domain": "tickets", "inputs": TEXTS})
     assert ok.status_code == 200 and len(ok.json()["results"]) == len(TEXTS)
