@@ -10,7 +10,7 @@ import pytest
 
 from .api_support import TEXTS, tiny_api
 
-N_JSON = 2500
+N_JSON = 2000
 N_BYTES = 1000
 KEYS = ["domain", "inputs", "version", "top_k", "model", "input", "parameters", "function_to_apply", "", "x" * 300]
 STRINGS = ["tickets", "reviews", "tickets@1", "tickets@2", "tickets@production", "tickets@staging", "tickets@@",
