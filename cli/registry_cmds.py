@@ -311,12 +311,16 @@ def verify_cmd(json_: bool) -> None:
     """Rehash every stored file and check the index; exit 1 on any damage."""
     report = open_registry().verify()
     if json_:
-        emit_json({"checked": report.checked, "ok": report.ok, "problems": report.problems})
+        emit_json({"checked": report.checked, "ok": report.ok, "problems": report.problems,
+                   "leftovers": report.leftovers})
     elif report.ok:
         click.echo(f"OK: {report.checked} blobs verified, index intact")
     else:
         for p in report.problems:
             click.echo(f"{p['problem']}: {p['sha256'] or ''} used by {', '.join(p['used_by'])}")
+    if not json_:
+        for item in report.leftovers:
+            click.echo(f"leftover {item['what']}: {item['path']} ({size(item['bytes'])}); 'adapters gc' removes it")
     if not report.ok:
         raise click.exceptions.Exit(1)
 
@@ -328,10 +332,12 @@ def gc_cmd(dry_run: bool, json_: bool) -> None:
     """Remove stored files that no version or artifact refers to."""
     report = open_registry().gc(dry_run=dry_run)
     if json_:
-        emit_json({"removed": report.removed, "freed_bytes": report.freed_bytes, "dry_run": report.dry_run})
+        emit_json({"removed": report.removed, "freed_bytes": report.freed_bytes, "dry_run": report.dry_run,
+                   "leftovers": report.leftovers})
         return
     verb = "Would remove" if dry_run else "Removed"
-    click.echo(f"{verb} {len(report.removed)} blobs, {size(report.freed_bytes)}")
+    click.echo(f"{verb} {len(report.removed)} blobs and {len(report.leftovers)} stale copies or partial writes, "
+               f"{size(report.freed_bytes)}")
 
 
 COMMANDS = [domains_group, register_cmd, list_cmd, show_cmd, path_cmd, alias_group, rm_cmd, verify_cmd, gc_cmd]

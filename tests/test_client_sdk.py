@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-import re
 import sys
-from pathlib import Path
 
 import pytest
 
 from .api_support import DOMAINS, KEY, TEXTS, api_config, tiny_home
-
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-# The README's Client example (the lead pastes it under "Python"); run exactly as written.
-# Until README.md holds a ```python block using loradock.Client, this copy is what runs.
-SNIPPET = '''\
-import os
-
-import loradock
-
-client = loradock.Client(os.environ.get("LORADOCK_URL", "http://127.0.0.1:8000"),
-                         token=os.environ.get("LORADOCK_TOKEN"))
-for model in client.models():
-    print(model.id, model.version, model.sha256[:12])
-
-answer = client.classify("tickets", "I was charged twice this month.")
-print(answer.label, round(answer.score, 3), answer.version)
-
-for answer in client.classify("tickets@staging", ["The app crashes.", "Reset my password."]):
-    print(answer.label, answer.scores)
-'''
+from tests.readme_snippets import python_block
 
 
-def readme_snippet() -> str:
-    text = README.read_text(encoding="utf-8") if README.is_file() else ""
-    for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
-        if "loradock.Client(" in block:
-            return block
-    return SNIPPET
+# The README's snippet, run exactly as written.
+SNIPPET = python_block('loradock.Client(')
+
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +28,7 @@ def server(tmp_path_factory):
 def test_readme_snippet_runs_as_written(server, monkeypatch, capsys) -> None:
     monkeypatch.setenv("LORADOCK_URL", server.url)
     monkeypatch.setenv("LORADOCK_TOKEN", KEY)
-    exec(compile(readme_snippet(), "README.md:Client", "exec"), {"__name__": "__readme__"})
+    exec(compile(SNIPPET, "README.md:Client", "exec"), {"__name__": "__readme__"})
     out = capsys.readouterr().out.splitlines()
     assert any(line.startswith("tickets tickets@1 ") for line in out), out
     assert any(line.endswith(" tickets@1") and line.split()[0] in DOMAINS["tickets"] for line in out), out

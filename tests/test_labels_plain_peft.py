@@ -17,19 +17,11 @@ from loradock.registry import Domain, VersionInfo
 pytest_plugins = ["tests.hub_server"]  # the fake Hub and its fixtures
 
 from .export_support import exported  # noqa: E402,F401  (a fixture)
+from tests.readme_snippets import python_block
 
 LABELS = ("billing", "bug", "praise")
 
-SNIPPET = """
-from peft import PeftConfig, PeftModel
-from transformers import AutoConfig, AutoModelForSequenceClassification
-
-path = "tickets-folder"  # the output of `adapters path tickets@2`, or a pushed repo id: "me/tickets-lora"
-base_id = PeftConfig.from_pretrained(path).base_model_name_or_path
-base = AutoModelForSequenceClassification.from_pretrained(base_id, config=AutoConfig.from_pretrained(path))
-model = PeftModel.from_pretrained(base, path)
-print(model.config.id2label)  # {0: 'billing', 1: 'bug', 2: 'praise'}
-"""
+SNIPPET = python_block('PeftModel.from_pretrained(base, path)')
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ def version(registry, make_peft_folder):
 def test_unknown_version_is_a_clear_error(registry, tmp_path, command):
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, [*command, "sentiment@7", "--out", str(out)], catch_exceptions=False)
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # not found
     assert "sentiment@7" in result.output and "Traceback" not in result.output
     assert not out.exists() and leftovers(tmp_path) == []
 

@@ -73,14 +73,14 @@ def test_same_merge_again_is_copied_from_the_registry(exported, tmp_path, monkey
         (exported.merged.out / "model.safetensors").read_bytes()
 
 
-def test_overwrite_replaces_an_existing_output(exported, tmp_path):
+def test_overwrite_replaces_a_previous_output(exported, tmp_path):
     from loradock.adapters.export.merge import merge_version
 
     out = tmp_path / "existing"
-    out.mkdir()
-    (out / "stale.txt").write_text("old")
+    merge_version(exported.registry, exported.version.ref, out)
+    (out / "model.safetensors").write_bytes(b"stale")
     merge_version(exported.registry, exported.version.ref, out, overwrite=True)
-    assert (out / "model.safetensors").is_file() and not (out / "stale.txt").exists()
+    assert (out / "model.safetensors").read_bytes() == (exported.merged.out / "model.safetensors").read_bytes()
     assert leftovers(tmp_path) == []
 
 

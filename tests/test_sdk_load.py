@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from .train_support import build_tiny_bert, one_thread_fixture  # noqa: F401  (fixture)
+from tests.readme_snippets import python_block
 
-README = Path(__file__).resolve().parent.parent / "README.md"
 
-# The README's loradock.load example (the lead pastes it under "Python"); run exactly as written.
-# Until README.md holds a ```python block using loradock.load, this copy is what runs.
-SNIPPET = '''\
-import loradock
-
-classify = loradock.load("medical@production")
-answer = classify("Chest pain radiating to the left arm since this morning.")
-print(answer.label, round(answer.score, 3))
-
-for answer in classify(["Persistent dry cough for three weeks.", "Itchy red rash on both hands."]):
-    print(answer.label, round(answer.score, 3))
-
-# The same version through its ONNX export (adapters export medical@production --format onnx --out DIR):
-fast = loradock.load("medical@production", backend="onnx")
-print(fast("Chest pain radiating to the left arm since this morning.").label)
-'''
+# The README's snippet, run exactly as written.
+SNIPPET = python_block('loradock.load(')
 TEXT = "Chest pain radiating to the left arm since this morning."
 
-
-def readme_snippet() -> str:
-    text = README.read_text(encoding="utf-8") if README.is_file() else ""
-    for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
-        if "loradock.load(" in block:
-            return block
-    return SNIPPET
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +46,7 @@ def test_readme_snippet_runs_as_written(home: Path, monkeypatch: pytest.MonkeyPa
     from loradock.registry import PRESETS
 
     monkeypatch.setenv("ADAPTERS_HOME", str(home))
-    exec(compile(readme_snippet(), "README.md:load", "exec"), {"__name__": "__readme__"})  # noqa: S102
+    exec(compile(SNIPPET, "README.md:load", "exec"), {"__name__": "__readme__"})  # noqa: S102
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 4, out
     labels = set(PRESETS["medical"].labels)
