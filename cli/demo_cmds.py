@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
@@ -23,7 +24,8 @@ def _trained_or_reused(reg: Registry, domain: str) -> tuple[str, bool]:
     for version in reg.versions(domain):
         if str(version.data.get("source", "")).startswith("embedded:"):
             return version.ref, True
-    result = train(reg, domain, TrainOptions())
+    # A bar on a terminal only; a piped log (make demo > log) stays readable.
+    result = train(reg, domain, TrainOptions(progress=sys.stderr.isatty()))
     assert result.version is not None
     return result.version.ref, False
 
