@@ -8,11 +8,12 @@ from typing import Any
 
 import click
 
-from loradock.adapters.predict import BACKENDS
-
 from .completion import complete_ref
 from .registry_cmds import json_option, open_registry, write_json_option
 from .render import emit_json, size, table
+
+# adapters.predict.BACKENDS, spelled here so `adapters list` never imports numpy (start-up time).
+PREDICT_BACKENDS = ("auto", "onnx", "torch")
 
 out_option = click.option("--out", required=True, type=click.Path(path_type=Path),
                           help="Folder to write; it must not exist unless --overwrite.")
@@ -133,7 +134,7 @@ def _export_bundle(refs: str, quantize: str | None, out: Path, overwrite: bool, 
 @click.option("--column", default=None, help="CSV column holding the texts [default: text].")
 @click.option("--onnx", "onnx_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Run an exported ONNX folder through onnxruntime instead of a registered version.")
-@click.option("--backend", type=click.Choice(BACKENDS), default="auto", show_default=True,
+@click.option("--backend", type=click.Choice(PREDICT_BACKENDS), default="auto", show_default=True,
               help="auto: the version's ONNX export when it has one (no torch import, quick), else PEFT on torch.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Texts per model call.")
 @json_option

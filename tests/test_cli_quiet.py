@@ -53,3 +53,14 @@ def test_library_warnings_are_silenced_only_at_the_cli() -> None:
     assert not emitted("peft.utils.save_and_load", UserWarning, "Could not find a config file in x - will assume")
     assert emitted("my_project.code", FutureWarning)  # the user's own warnings still show
     assert emitted("transformers.modeling_utils", UserWarning)  # and warnings a user can act on
+
+
+def test_listing_commands_import_no_model_libraries(tmp_path) -> None:
+    """`adapters list` stays a fast process: no numpy, torch or transformers at start-up."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from loradock.cli.main import cli\n"
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'torch', 'transformers', 'peft'})\n"
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, env={"ADAPTERS_HOME": str(tmp_path), "PATH": ""})
