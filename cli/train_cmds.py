@@ -61,7 +61,7 @@ def _summary(result: Any, alias: str | None) -> list[str]:
         lines.append(f"Registered {v.ref} ({v.sha256[:12]}, {size(v.size_bytes)}), aliases: {aliases}{state}")
         if alias and v.failed and alias not in v.aliases:
             lines.append(f"{v.domain}@{alias} did not move; to move it anyway: adapters alias set {v.domain} {alias} {v.number} --force")
-        lines.append(f"Plots and report: adapters show {v.ref}")
+        lines.append(f"Plots and report: adapters artifacts {v.ref}  (copy them out: adapters artifacts get {v.ref} plots --out DIR)")
     elif result.artifact is not None:
         a = result.artifact
         lines.append(f"Stored full fine-tuned model as {a.domain}:{a.kind}/{a.name} (not an adapter version)")
@@ -155,7 +155,7 @@ def train_cmd(domain: str, quiet: bool, json_: bool, target_modules: str | None,
     if result.failed:
         ref = result.version.ref if result.version else domain
         raise QualityGateFailed(f"{ref} failed its quality gate: {'; '.join(result.gate.get('reasons') or [])}. "
-                                f"See why: adapters show {ref}")
+                                f"See why: adapters artifacts get {ref} plots --out DIR")
 
 
 @click.command(name="eval")
