@@ -142,8 +142,18 @@ def run_arm(arm: str, work: Path, epochs: int, lr: float | None = None) -> dict[
     return result
 
 
+SMOKE: list[bool] = []  # --smoke: the embedded sentiment sample instead of the wheel (offline, seconds)
+
+
+def _smoke_rows() -> list[dict[str, str]]:
+    from importlib.resources import files
+
+    text = files("loradock.adapters.samples").joinpath("sentiment.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def prepare(work: Path, train_size: int, test_size: int) -> tuple[int, int]:
-    train_rows, test_rows = split(rotten_tomatoes())
+    train_rows, test_rows = split(_smoke_rows() if SMOKE else rotten_tomatoes())
     train_rows, test_rows = train_rows[:train_size], test_rows[:test_size]
     write_jsonl(train_rows, work / "train.jsonl")
     write_jsonl(test_rows, work / "test.jsonl")
@@ -252,9 +262,14 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads in every arm (default: torch's choice). On a shared machine 1 is steadier.")
+    parser.add_argument("--smoke", action="store_true",
+                        help="Seconds, offline: both loops on 24 rows of the embedded sample (checks the bench runs).")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--work", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        SMOKE.append(True)
+        args.loops, args.rounds, args.train_size, args.test_size = True, 1, 24, 16
     if args.child:
         child(args.child, Path(args.work), args.epochs, args.lr, args.threads)
         return

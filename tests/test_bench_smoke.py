@@ -3,7 +3,7 @@
 A bench is only run by hand before a release, so a renamed attribute used to
 break it silently (bench/serve.py crashed after its throughput rounds on
 `AdapterWeights.nbytes`). The smoke modes use tiny counts and offline texts.
-bench/train.py and bench/ray.py add their own cases here.
+Every bench under bench/ has a case here.
 """
 
 from __future__ import annotations
@@ -41,3 +41,16 @@ def test_export_bench_smoke() -> None:
 def test_serve_bench_smoke() -> None:
     out = run_bench("serve.py")
     assert "# Serving benchmark" in out
+
+
+@pytest.mark.slow
+def test_train_bench_smoke() -> None:
+    out = run_bench("train.py")
+    assert "| 1 | own |" in out and "| 1 | trainer |" in out and "Trainer / own throughput" in out
+
+
+@pytest.mark.slow
+def test_ray_bench_smoke() -> None:
+    pytest.importorskip("ray.serve", reason="the Ray extra is not installed: pip install -e '.[ray]'")
+    out = run_bench("ray.py")
+    assert "ours / stock: throughput" in out
