@@ -219,8 +219,8 @@ def recipes(work: Path, args: argparse.Namespace, threads: int) -> None:
     print(f"# recipe from the data: {args.test_size or 300} test rows per data set, max_length {args.max_length}, "
           f"{threads} torch threads, CPU (shared machine)", flush=True)
     print("| data set | rows | classes | majority acc / macro-F1 | old recipe (lr 1e-3 x 3) acc / macro-F1 | "
-          "new recipe | new acc / macro-F1 | epochs run (best) |")
-    print("|---|---|---|---|---|---|---|---|")
+          "new recipe | new acc / macro-F1 | epochs run (best) | wall s old / new |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in args.datasets.split(","):
         train_rows, test_rows = _dataset(name)
         test_rows = random.Random(1).sample(test_rows, min(len(test_rows), args.test_size or 300))
@@ -231,7 +231,7 @@ def recipes(work: Path, args: argparse.Namespace, threads: int) -> None:
         base = majority_baseline(counts)
         labels = tuple(sorted({r["label"] for r in train_rows}))
         classes = len(labels)
-        for size in (int(x) for x in args.sizes.split(",")):
+        for size in (len(train_rows) if x == "full" else int(x) for x in args.sizes.split(",")):
             rows = random.Random(0).sample(train_rows, min(size, len(train_rows)))
             data = write_jsonl(rows, work / f"{name}-{size}.jsonl")
             new = choose(round(len(rows) * 0.8), classes, 16)
@@ -242,7 +242,8 @@ def recipes(work: Path, args: argparse.Namespace, threads: int) -> None:
                 fresh = _recipe_arm(work, f"{name}-{size}-new", data, test, args.max_length, labels)
             print(f"| {name} | {len(rows)} | {classes} | {base['accuracy']:.3f} / {base['macro_f1']:.3f} | "
                   f"{old['accuracy']:.3f} / {old['macro_f1']:.3f} | lr {fresh['lr']:g} x {fresh['epochs']} | "
-                  f"{fresh['accuracy']:.3f} / {fresh['macro_f1']:.3f} | {fresh['epochs_run']} ({fresh['best_epoch']}) |",
+                  f"{fresh['accuracy']:.3f} / {fresh['macro_f1']:.3f} | {fresh['epochs_run']} ({fresh['best_epoch']}) | "
+                  f"{old['wall_s']:.0f} / {fresh['wall_s']:.0f} |",
                   flush=True)
 
 
@@ -253,7 +254,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="Interleaved rounds for --loops.")
     parser.add_argument("--recipes", action="store_true", help="Old recipe vs recipe from the data vs majority class.")
     parser.add_argument("--datasets", default="rt,ng4,r8", help="For --recipes: rt, ng4, r8.")
-    parser.add_argument("--sizes", default="100,1000", help="For --recipes: rows drawn from each training set.")
+    parser.add_argument("--sizes", default="100,1000", help="For --recipes: rows drawn from each training set (a number, or full).")
     parser.add_argument("--max-length", type=int, default=128, help="For --recipes: truncation (both arms).")
     parser.add_argument("--lr-sweep", default=None, help="Comma-separated LoRA learning rates, one epoch each.")
     parser.add_argument("--train-size", type=int, default=None, help="Training rows (subset of the 10,246).")
