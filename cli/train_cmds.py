@@ -84,7 +84,7 @@ def _summary(result: Any, alias: str | None) -> list[str]:
 @click.option("--target-modules", default=None, help="Comma-separated modules to adapt, e.g. query,value.")
 @click.option("--lr", type=float, default=None, help="Learning rate (LoRA default: the recipe's; --full: 5e-5).")
 @click.option("--batch-size", type=int, default=None, help="Training batch size.")
-@click.option("--max-length", type=int, default=None, help="Truncate texts to this many tokens.")
+@click.option("--max-length", type=int, default=None, help="Truncate texts to this many tokens (default: the domain's, else the 95th percentile of the training texts' token counts, up to 256).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for init, split, batch order, dropout.")
 @click.option("--alias", default=None, help="Also point this alias (e.g. staging) at the new version.")
 @click.option("--description", default="", help="What this version is.")
@@ -94,9 +94,10 @@ def _summary(result: Any, alias: str | None) -> list[str]:
 @click.option("--min-accuracy", type=float, default=None, help="Gate: fail the version below this eval accuracy (overrides the domain's gate).")
 @click.option("--min-macro-f1", type=float, default=None, help="Gate: fail the version below this eval macro-F1 (overrides the domain's gate).")
 @click.option("--force", is_flag=True, help="Move --alias even if the version fails its quality gate.")
-@click.option("--loop", type=click.Choice(["own", "trainer"]), default="own", show_default=True,
-              help="Training loop: loradock's own, or transformers.Trainer (BENCHMARKS.md compares them).")
-@click.option("--report-to", default=None, help="With --loop trainer: comma-separated tensorboard, mlflow, wandb (if installed); the logs are stored as the version's `logs` artifact.")
+@click.option("--loop", type=click.Choice(["auto", "own", "trainer"]), default="auto", show_default=True,
+              help="Training loop: loradock's own, or transformers.Trainer (BENCHMARKS.md compares them); "
+                   "auto runs the own loop, or the Trainer when --report-to is given.")
+@click.option("--report-to", default=None, help="Comma-separated tensorboard, mlflow, wandb (if installed), through transformers.Trainer (not with --loop own); the logs are stored as the version's `logs` artifact.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines.")
 @json_option

@@ -64,3 +64,12 @@ def test_train_sentiment_on_the_embedded_base_end_to_end() -> None:
 
     report = evaluate_version(Registry(), "sentiment@latest", "embedded:sentiment", device="cpu")
     assert report.size == 100
+
+
+def test_loop_own_with_report_to_is_refused_with_the_fix(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    data = str(write_keyword_csv(tmp_path / "tickets.csv", rows_per_label=4))
+    result = CliRunner().invoke(cli, ["train", "tickets", "--data", data, "--loop", "own", "--report-to", "tensorboard"])
+    assert result.exit_code == 5, result.output
+    assert "--report-to tensorboard" in result.output and "--loop own" in result.output
+    assert "--loop trainer" in result.output
+    assert Registry().domains() == [] or "tickets" not in [d.name for d in Registry().domains()]

@@ -8,13 +8,28 @@ that grows with the number of classes, spends them in as many epochs as the
 data needs (between MIN_EPOCHS and MAX_EPOCHS; early stopping ends flat runs),
 and uses a higher rate when there are few steps. Measured in BENCHMARKS.md
 ("Recipe from the data"); explicit --epochs/--lr or a domain's own values win.
+
+Text length sets the truncation (`max_length`) when nobody else did: the 95th
+percentile of the training texts' token counts (the base's tokenizer, special
+tokens included), rounded up to a multiple of LENGTH_STEP, clamped to
+[MIN_AUTO_LENGTH, MAX_AUTO_LENGTH] and to the base's position limit. Short
+texts then train on short rows, and the 5% longest lose only their tail.
+Who decides, in order: the run's --max-length; a domain whose stored
+max_length differs from LoraRecipe's default (256); else the data. A domain
+that stored exactly 256 cannot be told from the default (the registry keeps
+no "unset"), so it gets the data's choice too; pass --max-length 256 to pin it.
+MAX_AUTO_LENGTH = 256: see the measurement in BENCHMARKS.md ("Text length in
+the recipe").
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import numpy as np
 
 # Steps to aim for: enough for every class's head row to move, more with more classes.
 STEPS_PER_CLASS = 60
@@ -26,6 +41,10 @@ LR_TIERS = ((500, 3e-3), (5000, 1e-3))
 LR_LARGE = 5e-4
 WARMUP_RATIO = 0.1
 MAX_WARMUP_STEPS = 100  # a large set starts learning after at most this many steps
+# The data's truncation: this percentile of token counts, in steps of LENGTH_STEP tokens.
+LENGTH_PERCENTILE = 95
+LENGTH_STEP = 32
+MIN_AUTO_LENGTH, MAX_AUTO_LENGTH = 32, 256
 
 
 @dataclass(frozen=True)
@@ -39,22 +58,40 @@ class Recipe:
     classes: int
     steps_per_epoch: int
     target_steps: int
+    # From the texts' token counts; None when the counts were not given (the run or domain set max_length).
+    max_length: int | None = None
+    length_p95: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def describe(self) -> str:
-        return (f"{self.epochs} epochs x {self.steps_per_epoch} steps at lr {self.lr:g} "
+        text = (f"{self.epochs} epochs x {self.steps_per_epoch} steps at lr {self.lr:g} "
                 f"(from {self.rows} rows, {self.classes} classes)")
+        if self.max_length is not None:
+            text += f", max_length {self.max_length} (95% of texts are {self.length_p95} tokens or fewer)"
+        return text
 
 
-def choose(rows: int, classes: int, batch_size: int) -> Recipe:
-    """The recipe for `rows` training rows of `classes` classes in batches of `batch_size`."""
+def choose_max_length(lengths: Sequence[int], position_limit: int | None = None) -> tuple[int, int]:
+    """(max_length, 95th-percentile token count) for texts of `lengths` tokens on a base reading `position_limit`."""
+    p95 = math.ceil(float(np.percentile(np.asarray(lengths, dtype=np.int64), LENGTH_PERCENTILE))) if len(lengths) else 0
+    length = min(MAX_AUTO_LENGTH, max(MIN_AUTO_LENGTH, LENGTH_STEP * math.ceil(p95 / LENGTH_STEP)))
+    return (min(length, position_limit) if position_limit else length), p95
+
+
+def choose(rows: int, classes: int, batch_size: int, lengths: Sequence[int] | None = None,
+           position_limit: int | None = None) -> Recipe:
+    """The recipe for `rows` training rows of `classes` classes in batches of `batch_size`.
+
+    With `lengths` (token counts of the training texts) it also picks max_length.
+    """
     steps_per_epoch = max(1, math.ceil(rows / batch_size))
     target = min(MAX_STEPS, max(MIN_STEPS, STEPS_PER_CLASS * classes))
     epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(target / steps_per_epoch)))
     lr = next((rate for limit, rate in LR_TIERS if rows < limit), LR_LARGE)
     total = epochs * steps_per_epoch
     warmup = min(WARMUP_RATIO, MAX_WARMUP_STEPS / total) if total else WARMUP_RATIO
+    max_length, p95 = choose_max_length(lengths, position_limit) if lengths is not None else (None, None)
     return Recipe(epochs=epochs, lr=lr, warmup_ratio=warmup, rows=rows, classes=classes,
-                  steps_per_epoch=steps_per_epoch, target_steps=target)
+                  steps_per_epoch=steps_per_epoch, target_steps=target, max_length=max_length, length_p95=p95)

@@ -51,13 +51,18 @@ def _encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length
 
 
 def _save(path: Path, ids: list[np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     offsets = np.cumsum([0] + [len(r) for r in ids]).astype(np.int64)
     flat = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int32)
+    _write_npz(path, flat=flat, offsets=offsets)
+
+
+def _write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Write to a temporary file, then rename: a crash never leaves half an entry."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.incomplete")
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, flat=flat, offsets=offsets)
+            np.savez(fh, **arrays)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -89,3 +94,31 @@ def tokenize(
     ids = _encode(tokenizer, texts, max_length)
     _save(path, ids)
     return ids
+
+
+def token_counts(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], data_fingerprint: str, limit: int | None,
+    cache_dir: Path | None = None,
+) -> np.ndarray:
+    """Tokens per text, special tokens included, counted up to `limit` (None: no limit); cached.
+
+    Only counts are kept: the ids are tokenized again at the chosen max_length
+    (truncation adds the closing special tokens, which slicing could not).
+    """
+    path = None
+    if cache_dir is not None:
+        key = cache_key(tokenizer_id(tokenizer), data_fingerprint, limit or 0)
+        path = cache_dir / "tokenized" / f"counts-{key}.npz"
+        if path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as npz:
+                    counts = npz["counts"]
+                if len(counts) == len(texts):
+                    return counts
+            except (OSError, ValueError, KeyError):
+                pass  # rebuilt below
+    encoded = tokenizer(list(texts), truncation=limit is not None, max_length=limit, padding=False)["input_ids"]
+    counts = np.asarray([len(row) for row in encoded], dtype=np.int64)
+    if path is not None:
+        _write_npz(path, counts=counts)
+    return counts

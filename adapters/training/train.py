@@ -35,7 +35,7 @@ from loradock.adapters.errors import NoCheckpointError, TrainingInterrupted, Tra
 from loradock.adapters.training.evaluate import EvalReport, autocast_for, better_epoch, evaluate_model
 from loradock.adapters.training.hf_loop import REPORT_TO, logs_folder
 from loradock.adapters.training.recipe import choose as choose_recipe
-from loradock.adapters.training.tokenized import tokenize
+from loradock.adapters.training.tokenized import token_counts, tokenize
 
 if TYPE_CHECKING:
     import torch
@@ -53,7 +53,8 @@ DEFAULT_EVAL_FRACTION = 0.2
 BEST_METRIC = "macro_f1"
 # Epochs without a better eval macro-F1 before training stops; 0 never stops early.
 DEFAULT_PATIENCE = 2
-LOOPS = ("own", "trainer")
+# "auto": the own loop, or the Trainer when --report-to asks for its integrations.
+LOOPS = ("auto", "own", "trainer")
 FULL_MODEL_KIND = "full-model"
 
 
@@ -88,8 +89,9 @@ class TrainOptions:
     min_accuracy: float | None = None
     min_macro_f1: float | None = None
     force: bool = False  # move --alias even to a version that failed its gate
-    # "trainer": transformers.Trainer (hf_loop.py); "own": the hand-written loop below (BENCHMARKS.md compares them).
-    loop: str = "own"
+    # "trainer": transformers.Trainer (hf_loop.py); "own": the hand-written loop below (BENCHMARKS.md compares them);
+    # "auto": own, unless report_to is set (its integrations live in the Trainer). See run_loop.
+    loop: str = "auto"
     report_to: tuple[str, ...] = ()  # Trainer integrations: tensorboard, mlflow, wandb
     # Called with one line per finished epoch (train/eval metrics); the CLI prints it when piped.
     on_epoch: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
@@ -126,14 +128,23 @@ class TrainOptions:
         unknown = [r for r in self.report_to if r not in REPORT_TO]
         if unknown:
             raise TrainingOptionsError(f"Unknown --report-to {', '.join(unknown)}: use any of {', '.join(REPORT_TO)}.")
-        if self.report_to and self.loop != "trainer":
-            raise TrainingOptionsError("--report-to goes through transformers.Trainer: pass it with --loop trainer.")
+        if self.report_to and self.loop == "own":
+            raise TrainingOptionsError(
+                f"--report-to {','.join(self.report_to)} goes through transformers.Trainer, but --loop own was passed: "
+                "drop --loop own (auto then runs the Trainer) or pass --loop trainer.")
         if self.patience is not None and self.patience < 0:
             raise TrainingOptionsError(f"patience must be >= 0 (0: never stop early), got {self.patience}.")
         try:
             self.gate()
         except RegistryError as exc:
             raise TrainingOptionsError(f"Bad gate option: {exc}") from None
+
+    @property
+    def run_loop(self) -> str:
+        """The loop that runs: "own" or "trainer" (auto resolved)."""
+        if self.loop == "auto":
+            return "trainer" if self.report_to else "own"
+        return self.loop
 
     def gate(self) -> QualityGate:
         """This run's gate thresholds (they override the domain's)."""
@@ -180,13 +191,19 @@ class _Prepared:
     new_domain: bool = False  # stored only when the version is registered
 
 
-def _check_max_length(base: dict[str, Any], max_length: int) -> None:
-    """Longer than the base's position table would crash mid-training; refuse it now."""
+def _position_limit(base: dict[str, Any]) -> int | None:
+    """How many positions the base reads (config.json's max_position_embeddings), if it says."""
     import json
 
     config_path = Path(base["local_path"]) / "config.json"
     limit = json.loads(config_path.read_text()).get("max_position_embeddings") if config_path.is_file() else None
-    if isinstance(limit, int) and max_length > limit:
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
+def _check_max_length(base: dict[str, Any], max_length: int) -> None:
+    """Longer than the base's position table would crash mid-training; refuse it now."""
+    limit = _position_limit(base)
+    if limit is not None and max_length > limit:
         raise TrainingOptionsError(
             f"max_length {max_length} exceeds what base {base['base_model']!r} can read ({limit} positions); "
             f"pass --max-length {limit} or less."
@@ -214,11 +231,16 @@ def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> _Pre
         fraction = options.eval_fraction if options.eval_fraction is not None else DEFAULT_EVAL_FRACTION
         train_data, eval_data = datamod.split_eval(full_data, fraction, options.seed)
     datamod.check_trainable(train_data)
-    # Epochs, rate and warm-up from the data's shape where neither the run nor the domain set them.
-    chosen = choose_recipe(len(train_data), len(domain.labels), recipe.batch_size)
-    recipe = dataclasses.replace(recipe, epochs=recipe.epochs or chosen.epochs, lr=recipe.lr or chosen.lr)
     base_name = options.base or domain.base_model
     base = base_info(base_name, domain.base_revision if options.base is None else None)
+    runs = checkpoints.run_dir(registry.home, domain.name, "*")
+    if options.resume and not any(runs.parent.glob(runs.name)):  # nothing to resume: say so before tokenizing
+        raise _no_checkpoint(domain.name, runs)
+    # Epochs, rate, warm-up and max_length from the data where neither the run nor the domain set them.
+    lengths = _train_lengths(registry, options, domain, base_name, base, train_data)
+    chosen = choose_recipe(len(train_data), len(domain.labels), recipe.batch_size, lengths, _position_limit(base))
+    recipe = dataclasses.replace(recipe, epochs=recipe.epochs or chosen.epochs, lr=recipe.lr or chosen.lr,
+                                 max_length=chosen.max_length or recipe.max_length)
     _check_max_length(base, recipe.max_length)
     lr = options.lr if options.lr is not None else (FULL_FINETUNE_LR if options.full else recipe.lr)
     args: dict[str, Any] = {
@@ -229,7 +251,7 @@ def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> _Pre
         "recipe_rule": chosen.to_dict(),
         "base": base_name, "padding": "dynamic, length-grouped",
         "patience": DEFAULT_PATIENCE if options.patience is None else options.patience, "best_metric": BEST_METRIC,
-        "loop": options.loop,
+        "loop": options.run_loop,
     }
     if options.full:
         for key in ("r", "alpha", "dropout", "target_modules"):
@@ -245,14 +267,31 @@ def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> _Pre
         "base": base["base_fingerprint"], "labels": list(domain.labels),
     })
     run_folder = checkpoints.run_dir(registry.home, domain.name, key)
-    found = any(run_folder.glob("checkpoint-*")) if options.loop == "trainer" else checkpoints.latest(run_folder)
+    found = any(run_folder.glob("checkpoint-*")) if options.run_loop == "trainer" else checkpoints.latest(run_folder)
     if options.resume and not found:
-        raise NoCheckpointError(
-            f"No interrupted run of {domain.name!r} with these settings to resume ({run_folder} holds no checkpoint); "
-            "run again without --resume, or with exactly the options of the interrupted run."
-        )
+        raise _no_checkpoint(domain.name, run_folder)
     return _Prepared(domain, recipe, train_data, eval_data, base, args, data_meta, run_folder, registry.home / "cache",
                      new_domain)
+
+
+def _no_checkpoint(domain: str, where: Path) -> NoCheckpointError:
+    return NoCheckpointError(
+        f"No interrupted run of {domain!r} with these settings to resume ({where} holds no checkpoint); "
+        "run again without --resume, or with exactly the options of the interrupted run."
+    )
+
+
+def _train_lengths(registry: Registry, options: TrainOptions, domain: Domain, base_name: str, base: dict[str, Any],
+                   train_data: datamod.LabelledData) -> np.ndarray | None:
+    """Token counts of the training texts when max_length is the data's to choose, else None.
+
+    The run's --max-length wins, then a domain's own (any value but LoraRecipe's default, see recipe.py).
+    """
+    if options.max_length is not None or domain.recipe.max_length != LoraRecipe().max_length:
+        return None
+    tokenizer = load_tokenizer(base_name, base["base_revision"])
+    # Counted up to the base's position limit: the choice is clamped to it anyway.
+    return token_counts(tokenizer, train_data.texts, train_data.fingerprint, _position_limit(base), registry.home / "cache")
 
 
 def _build_model(prep: _Prepared, options: TrainOptions) -> torch.nn.Module:
@@ -330,7 +369,7 @@ def _fit(prep: _Prepared, options: TrainOptions, model: torch.nn.Module, tokeniz
     max_length, batch_size, epochs = prep.recipe.max_length, prep.recipe.batch_size, prep.recipe.epochs
     train_ids = tokenize(tokenizer, prep.train.texts, prep.train.fingerprint, max_length, prep.cache)
     eval_ids = tokenize(tokenizer, prep.eval.texts, prep.eval.fingerprint, max_length, prep.cache)
-    if options.loop == "trainer":
+    if options.run_loop == "trainer":
         return _fit_trainer(prep, options, model, tokenizer, device, train_ids, eval_ids)
     lengths = np.array([len(r) for r in train_ids])
     targets = torch.tensor(prep.train.labels, dtype=torch.long)
@@ -501,14 +540,16 @@ def _write_outputs(folder: Path, prep: _Prepared, report: EvalReport, history: d
     return files
 
 
-def _metrics(report: EvalReport, history: dict[str, Any]) -> dict[str, Any]:
-    """The best epoch's eval metrics, plus how the run went (time, speed, epochs)."""
+def _metrics(report: EvalReport, history: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
+    """The best epoch's eval metrics, plus how the run went (loop, length, time, speed, epochs)."""
+    p95 = args["recipe_rule"].get("length_p95")
     best = history.get("best") or (history["epochs"][-1] if history["epochs"] else {})
     return {
         **report.to_metrics(), "train_loss": best.get("train_loss"), "best_epoch": history.get("best_epoch"),
         "best_metric": BEST_METRIC, "epochs_run": len(history["epochs"]),
         "stopped_early": bool(history.get("stopped_early")), "train_time_s": history["train_time_s"],
         "samples_per_s": history["samples"] / max(history["train_time_s"], 1e-9),
+        "loop": args["loop"], "max_length": args["max_length"], **({"length_p95": p95} if p95 is not None else {}),
     }
 
 
@@ -589,7 +630,7 @@ def train(registry: Registry, domain: str, options: TrainOptions | None = None) 
              counts["trainable_params"], counts["total_params"])
     report, history = _fit(prep, options, model, tokenizer, device)
     wall = time.perf_counter() - started
-    metrics = _metrics(report, history)
+    metrics = _metrics(report, history, prep.args)
     gate = check_gate(metrics, prep.eval.counts(), prep.domain.gate.merged(options.gate()))
     extra = {
         **counts, "wall_time_s": wall, "train_time_s": history["train_time_s"], "device": device,
