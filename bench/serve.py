@@ -18,13 +18,13 @@ minimal asyncio client is used instead, and the report says so.
 Then onnx-int8 with 100 and 1,000 distinct adapters (requests spread over
 all; int8 without per-adapter gates: they have no eval splits, and the gate
 does not change the speed), adapter cold-load time and memory, and a
-model-level comparison without HTTP. Adapters are random-init LoRA r=8 with
-heads drawn at a trained head's scale (N(0, 0.5): PEFT's 0.02-std init leaves
-logits near-tied, and any int8 noise then flips answers);
-the three domains' eval splits (200 snippets each) are labelled with the real
-Rotten Tomatoes label (sentiment) or the fp32 graph's own prediction (medical,
-education: random adapters have no true labels), so their gates measure how
-much int8 moves the answers.
+model-level comparison without HTTP. The three domains' adapters are trained
+by `adapters train` (sentiment on Rotten Tomatoes rows, medical and education
+on their embedded samples), so each int8 gate runs on the domain's own
+held-out eval split with its real labels; the 100 and 1,000 adapters are
+perturbed copies of the trained sentiment adapter. Every server runs the
+`adapters serve` defaults for workers and threads (onnx: one single-threaded
+batch per core, `--workers`; torch: one batch on all cores but one).
 
     flock /tmp/loradock-bench.lock nice -n 5 python bench/serve.py   # ~15 min on 2 busy cores
     python bench/serve.py --smoke                                     # seconds: checks the bench still works
@@ -56,7 +56,7 @@ from loradock.registry import DEFAULT_BASE, PRESETS, Domain, Registry, VersionIn
 
 DOMAINS = ("medical", "education", "sentiment")
 CONCURRENCY = 32
-EVAL_SIZE = 200
+SENTIMENT_TRAIN_ROWS = 800  # Rotten Tomatoes training rows for the sentiment adapter
 # The base every server runs; --smoke swaps in a tiny random BERT (env, so server processes see it too).
 BASE = os.environ.get("BENCH_BASE", DEFAULT_BASE)
 # --smoke texts: no download, so the smoke run works offline (tests run it).
@@ -64,26 +64,6 @@ SMOKE_TEXTS = ("A warm, funny and moving film.", "Dull.", "The plot wanders but 
 
 
 # -- adapters ------------------------------------------------------------------
-
-def make_template(work: Path, labels: Sequence[str], seed: int, r: int = 8) -> Path:
-    import torch
-    from peft import LoraConfig, TaskType, get_peft_model
-
-    from loradock.adapters.base import load_classifier
-
-    torch.manual_seed(seed)
-    model = load_classifier(BASE, list(labels))
-    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=r, lora_alpha=16, target_modules=["query", "value"],
-                        init_lora_weights=False)
-    folder = work / f"template-{len(labels)}-{seed}"
-    peft = get_peft_model(model, config)
-    with torch.no_grad():  # a trained head's scale: logits a few units apart, not PEFT's 0.02-std near-ties
-        for name, param in peft.named_parameters():
-            if "classifier" in name and name.endswith("weight"):
-                param.normal_(0, 0.5)
-    peft.save_pretrained(str(folder))
-    return folder
-
 
 def perturbed_copy(template: Path, dest: Path, seed: int) -> Path:
     """A distinct adapter with the template's shapes: same format, different numbers."""
@@ -101,45 +81,54 @@ def perturbed_copy(template: Path, dest: Path, seed: int) -> Path:
     return dest
 
 
-def build_registry(home: Path, work: Path, many: int, texts: Sequence[str], labels: Sequence[str]) -> dict:
-    """3 preset domains (with eval splits, so their int8 gates run) and `many` 2-label adapters."""
+def build_registry(home: Path, work: Path, many: int, train_rows: Sequence[dict], smoke: bool = False) -> dict:
+    """3 domains trained by `adapters train` (so each has its eval split and its int8 gate measures a real
+    model), then `many` 2-label adapters: perturbed copies of the trained sentiment adapter."""
     from loradock.adapters.base import base_info
 
     reg = Registry(home)
+    for domain in DOMAINS:
+        train_domain(reg, work, domain, train_rows, smoke)
     info = VersionInfo(base_model=BASE, base_fingerprint=base_info(BASE)["base_fingerprint"])
-    for i, domain in enumerate(DOMAINS):
-        reg.register(domain, make_template(work, PRESETS[domain].labels, seed=i), info, aliases=["production"])
-    template = make_template(work, ("negative", "positive"), seed=99)
+    template = reg.path("sentiment@production")
     names = [f"d{i:04d}" for i in range(many)]
     for i, name in enumerate(names):
-        reg.add_domain(Domain(name=name, labels=("negative", "positive")))
+        reg.add_domain(Domain(name=name, labels=reg.resolve("sentiment@production").labels))
         reg.register(name, perturbed_copy(template, work / name, seed=i), info, aliases=["production"])
-    gates = add_eval_splits(reg, work, texts[:EVAL_SIZE], labels[:EVAL_SIZE])
+    gates = int8_gates(reg)
+    trained = {d: {k: v for k, v in reg.resolve(f"{d}@production").metrics.items()
+                   if k in ("accuracy", "macro_f1", "eval_size")} for d in DOMAINS}
     reg.close()
     return {"many": names, "template_bytes": (template / "adapter_model.safetensors").stat().st_size,
-            "gates": gates}
+            "gates": gates, "trained": trained}
 
 
-def add_eval_splits(reg: Registry, work: Path, texts: Sequence[str], labels: Sequence[str]) -> dict:
-    """Eval splits for the 3 domains, then their int8 gates (stored beside the graph, reused by servers)."""
+def train_domain(reg: Registry, work: Path, domain: str, train_rows: Sequence[dict], smoke: bool) -> None:
+    """`adapters train DOMAIN`: sentiment on Rotten Tomatoes training rows, the others on their embedded
+    samples; 20% held out as the eval split that the version's gate and its int8 gate read."""
+    from loradock.adapters.training.train import TrainOptions, train
+
+    data = None
+    if domain == "sentiment" and train_rows:
+        data = str(write_rows(work / "sentiment-train.jsonl", train_rows))
+    if domain not in reg.domain_names():
+        reg.add_domain(Domain(name=domain, labels=PRESETS[domain].labels, base_model=BASE))
+    options = TrainOptions(data=data, base=BASE, max_length=64, progress=False, alias="production", force=True,
+                           epochs=1 if smoke else (2 if data else None), device="cpu")
+    train(reg, domain, options)
+
+
+def write_rows(path: Path, rows: Sequence[dict]) -> Path:
+    path.write_text("".join(json.dumps({"text": r["text"], "label": r["label"]}) + "\n" for r in rows))
+    return path
+
+
+def int8_gates(reg: Registry) -> dict:
+    """Each trained domain's int8 gate on its own eval split (stored beside the graph, reused by servers)."""
     from loradock.serving.backends.onnx import OnnxMultiLoraModel
     from loradock.serving.weights import read_adapter
 
-    fp32 = OnnxMultiLoraModel.for_base(reg, BASE, int8=False)  # exports the graph once
-    for domain in DOMAINS:
-        version = reg.resolve(f"{domain}@production")
-        if domain == "sentiment":
-            gold = list(labels)
-        else:
-            adapter = fp32.prepare(read_adapter(version, reg.path(version.ref)))
-            logits = [row for i in range(0, len(texts), 32)
-                      for row in fp32.run(fp32.encode(texts[i:i + 32]), [adapter] * len(texts[i:i + 32]))]
-            gold = [version.labels[int(row.argmax())] for row in logits]
-        path = work / f"eval-{domain}" / "eval.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps({"text": t, "label": g}) + "\n" for t, g in zip(texts, gold)))
-        reg.add_artifact(version.ref, "data", "eval", {"eval.jsonl": path})
-    int8 = OnnxMultiLoraModel.for_base(reg, BASE)
+    int8 = OnnxMultiLoraModel.for_base(reg, BASE)  # exports the graph once
     out = {}
     for domain in DOMAINS:
         version = reg.resolve(f"{domain}@production")
@@ -226,16 +215,18 @@ def serve_main(mode: str, home: str, port: int, domains: str, max_loaded: int) -
     config = ServeConfig(domains=refs, port=port, device="cpu", base_model=BASE,
                          max_batch_size=1 if mode == "naive" else 16,
                          max_loaded=max_loaded, max_queue=4096, poll_interval=5.0,
-                         threads=int(os.environ["BENCH_THREADS"]) if os.environ.get("BENCH_THREADS") else None)
+                         threads=int(os.environ["BENCH_THREADS"]) if os.environ.get("BENCH_THREADS") else None,
+                         workers=int(os.environ["BENCH_WORKERS"]) if os.environ.get("BENCH_WORKERS") else None)
     set_process_threads(config)
+    onnx_threads = config.onnx_threads(config.batch_workers("onnx"))
     from loradock.serving.backends.onnx import OnnxMultiLoraModel
 
     ungated = len(refs) > len(DOMAINS)  # the scale runs' adapters have no eval splits (see the docstring)
     model = {"torch": lambda: None, "naive": _naive_model,
              "merged": lambda: _merged_model(reg, refs[0]),
-             "onnx-int8": lambda: OnnxMultiLoraModel.for_base(reg, BASE, threads=config.torch_threads,
+             "onnx-int8": lambda: OnnxMultiLoraModel.for_base(reg, BASE, threads=onnx_threads,
                                                               require_gate=not ungated),
-             "onnx-fp32": lambda: OnnxMultiLoraModel.for_base(reg, BASE, threads=config.torch_threads,
+             "onnx-fp32": lambda: OnnxMultiLoraModel.for_base(reg, BASE, threads=onnx_threads,
                                                               int8=False)}[mode]()
     engine = ServingEngine(config, reg, model=model)
     uvicorn.run(create_app(config, reg, engine=engine), host="127.0.0.1", port=port, log_level="warning",
@@ -569,8 +560,13 @@ def report(out: Path, args: argparse.Namespace, servers: dict, built: dict, cold
         f"--rounds {args.rounds} --adapters {args.adapters}`  ",
         f"Machine: {os.cpu_count()} CPU cores SHARED with other jobs (load average at the end "
         f"{os.getloadavg()[0]:.1f}), fp32 torch {__import__('torch').__version__}, onnxruntime "
-        f"{__import__('onnxruntime').__version__}, base {BASE}. Adapters: random-init LoRA r=8 on "
-        "query/value (medical 5 labels, education 4, sentiment 2). Load: "
+        f"{__import__('onnxruntime').__version__}, base {BASE}. Adapters: trained by `adapters train`, LoRA r=8 "
+        "on query/value (medical 5 labels and education 4 on their embedded samples, sentiment 2 on "
+        f"{SENTIMENT_TRAIN_ROWS} Rotten Tomatoes rows; held-out accuracy "
+        + ", ".join(f"{d} {m.get('accuracy', float('nan')):.3f}" for d, m in built["trained"].items())
+        + "); the 100 and 1,000 adapters are perturbed copies of the sentiment one. Workers per server: "
+        "the `adapters serve` default (onnx: one single-threaded batch per core; torch and naive: one batch). "
+        "Load: "
         + ("`wrk -t1 -c32` with a Lua script" if client == "wrk" else
            "32 asyncio clients in the bench process (wrk not found)")
         + f", one Rotten Tomatoes snippet per request (mean {tokens:.0f} tokens), random domain per request; "
@@ -644,6 +640,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "serve.md")
     parser.add_argument("--smoke", action="store_true",
                         help="Seconds-long run on tiny inputs (no download): checks the bench still works.")
+    parser.add_argument("--servers", default=None,
+                        help="Only these servers, comma-separated (e.g. onnx-int8,torch); the report needs all.")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=8765, help=argparse.SUPPRESS)
@@ -660,17 +658,19 @@ def main() -> None:
         from tests.onnx_multi_support import tiny_base
 
         BASE = os.environ["BENCH_BASE"] = str(tiny_base(args.out.parent / "tiny-base"))
-        texts, labels = list(SMOKE_TEXTS) * 3, ["positive", "negative", "positive"] * 3
+        texts = list(SMOKE_TEXTS) * 3
+        train_rows = [{"text": t, "label": lab} for t, lab in zip(texts, ["positive", "negative", "positive"] * 3)]
     else:
         from bench.data import rotten_tomatoes, split
 
-        test = split(rotten_tomatoes())[1]
-        texts, labels = [r["text"] for r in test], [r["label"] for r in test]
+        train, test = split(rotten_tomatoes())
+        texts = [r["text"] for r in test]
+        train_rows = random.Random(0).sample(train, SENTIMENT_TRAIN_ROWS)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="loradock-serve-bench-") as tmp:
         home, work = Path(tmp) / "home", Path(tmp) / "work"
         work.mkdir()
-        built = build_registry(home, work, args.adapters, texts, labels)
+        built = build_registry(home, work, args.adapters, train_rows, smoke=args.smoke)
         print(f"registry built in {time.perf_counter() - started:.0f} s; gates: "
               + json.dumps({d: g["reason"] for d, g in built["gates"].items()}), flush=True)
         scale = [n for n in (100, 1000) if n < args.adapters] + [args.adapters]
@@ -678,6 +678,8 @@ def main() -> None:
         plan = [(m, DOMAINS, 32) for m in modes]
         plan += [("merged", ("medical",), 32)]
         plan += [(f"many{n}", tuple(built["many"][:n]), n + 8) for n in scale]
+        if args.servers:
+            plan = [p for p in plan if p[0] in args.servers.split(",")]
         # Interleaved rounds (A B C ..., A B C ...): the CPU is shared, so one round can catch a busy spell.
         rounds: list[dict[str, dict]] = []
         for _ in range(args.rounds):
@@ -688,6 +690,9 @@ def main() -> None:
                 print(key, json.dumps(servers[key]), flush=True)
             rounds.append(servers)
         servers = {k: _mean_stats([r[k] for r in rounds]) for k in rounds[0]}
+        if args.servers:  # a partial run (a quick comparison): the table needs every server
+            print(f"total {time.perf_counter() - started:.0f} s")
+            return
         if args.smoke:  # the report's rows: the smoke skips servers that differ only in a constructor argument
             servers.setdefault("torch", servers["onnx-int8"])
             servers.setdefault("onnx-fp32", servers["onnx-int8"])

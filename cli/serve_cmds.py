@@ -25,7 +25,10 @@ import click
 @click.option("--poll-interval", default=1.0, show_default=True, type=float,
               help="Seconds between registry polls for alias moves.")
 @click.option("--threads", default=None, type=int,
-              help="torch threads on CPU (default: all cores but one, which serves HTTP).")
+              help="Intra-op threads on CPU (default: torch all cores but one, which serves HTTP; onnx the cores "
+                   "shared out among --workers).")
+@click.option("--workers", default=None, type=click.IntRange(1, 64),
+              help="Batches run at once (default: onnx one per core, up to 4; torch 1).")
 @click.option("--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True,
               help="onnx: one onnxruntime graph per base, int8 where each domain passes its gate (CPU); "
                    "auto: onnx on CPU once that graph exists, else torch.")
@@ -51,7 +54,7 @@ import click
               help="With --ray: Ray's autoscaling_config, e.g. '{\"min_replicas\": 1, \"max_replicas\": 4}'.")
 def serve(domains: str | None, host: str, port: int, device: str, max_batch_size: int, max_wait_ms: float,
           max_loaded: int, max_queue: int, api_key_env: str | None, poll_interval: float,
-          threads: int | None, backend: str = "auto", base: str | None = None,
+          threads: int | None, workers: int | None = None, backend: str = "auto", base: str | None = None,
           max_body_bytes: int = 4 * 1024 * 1024, public_metrics: bool = False, public_docs: bool = False,
           allow_unverified_base: bool = False, log_format: str = "text", access_log: bool = False,
           ray_: bool = False, replicas: int = 2, address: str | None = None, autoscaling: str | None = None) -> None:
@@ -79,7 +82,7 @@ def serve(domains: str | None, host: str, port: int, device: str, max_batch_size
     config = ServeConfig(domains=refs, host=host, port=port, device=device, max_batch_size=max_batch_size,
                          max_wait_ms=max_wait_ms, max_loaded=max_loaded, max_queue=max_queue,
                          api_key_env=api_key_env, poll_interval=poll_interval,
-                         threads=threads, backend=backend,
+                         threads=threads, workers=workers, backend=backend,
                          max_body_bytes=max_body_bytes, public_metrics=public_metrics, public_docs=public_docs,
                          allow_unverified_base=allow_unverified_base, log_format=log_format,
                          log_level=_root_log_level(), access_log=access_log)

@@ -1,9 +1,14 @@
-"""Dynamic micro-batching: gather concurrent rows up to a size or a wait, group by length, run in one thread.
+"""Dynamic micro-batching: gather concurrent rows up to a size or a wait, group by length, run in worker threads.
 
-The event loop only enqueues and awaits; all model work happens in the one
-worker thread, so torch never blocks request handling and never runs two
-batches at once. The queue is bounded: a full queue is an `OverloadedError`
-(HTTP 503 with Retry-After), never unbounded growth.
+The event loop only enqueues and awaits; all model work happens in worker
+threads, so the model never blocks request handling. One worker runs one
+batch at a time; with `workers=N` up to N batches run at once (onnxruntime
+releases the GIL and its sessions take concurrent runs: on a small CPU, N
+single-threaded batches keep every core busy, where one batch over N intra-op
+threads waits on its slowest thread). A batch is only formed when its
+adapters fit the device tier beside the batches already running, so two
+batches never fight over slots. The queue is bounded: a full queue is an
+`OverloadedError` (HTTP 503 with Retry-After), never unbounded growth.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -40,11 +45,13 @@ Fits = Callable[[set[str]], bool]
 
 
 class MicroBatcher:
-    """Bounded queue + one worker thread that runs `run_batch` on groups of jobs."""
+    """Bounded queue + `workers` threads that run `run_batch` on groups of jobs."""
 
     def __init__(self, run_batch: RunBatch, max_batch_size: int = 16, max_wait_ms: float = 5.0,
                  max_queue: int = 512, fits: Fits | None = None,
-                 on_batch: Callable[[int, float], None] | None = None) -> None:
+                 on_batch: Callable[[int, float], None] | None = None, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}.")
         self._run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
@@ -54,7 +61,9 @@ class MicroBatcher:
         self._queue: deque[Job] = deque()
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self.workers = workers
+        self._threads: list[threading.Thread] = []
+        self._busy: Counter[str] = Counter()  # adapter hashes held by batches now running
         self.batches = 0
 
     @property
@@ -62,18 +71,20 @@ class MicroBatcher:
         return len(self._queue)
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="loradock-batcher", daemon=True)
-            self._thread.start()
+        if not self._threads:
+            self._threads = [threading.Thread(target=self._loop, name=f"loradock-batcher-{i}", daemon=True)
+                             for i in range(self.workers)]
+            for thread in self._threads:
+                thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish what is queued, then stop the worker."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
         with self._cond:
             left, self._queue = list(self._queue), deque()
         for job in left:
@@ -96,21 +107,42 @@ class MicroBatcher:
     # -- worker --------------------------------------------------------------
 
     def _next_batch(self) -> list[Job] | None:
+        """The next batch, marked busy; None once stopping with nothing queued."""
         with self._cond:
-            while not self._queue and not self._stopping:
-                self._cond.wait()
-            if not self._queue:
-                return None
-            deadline = self._queue[0].enqueued + self.max_wait_s
-            while len(self._queue) < self.max_batch_size and not self._stopping:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
-            return self._take()
+            while True:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if not self._queue:
+                    return None
+                deadline = self._queue[0].enqueued + self.max_wait_s
+                while len(self._queue) < self.max_batch_size and not self._stopping:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                if not self._queue:
+                    continue  # another worker took these rows meanwhile
+                batch = self._take()
+                if batch is not None:
+                    self._busy.update({job.adapter.sha256 for job in batch})
+                    if self._queue:
+                        self._cond.notify()  # rows left over: another idle worker may take them
+                    return batch
+                self._cond.wait()  # the oldest row's adapter does not fit beside running batches: wait for one
 
-    def _take(self) -> list[Job]:
-        """The oldest row plus the rows nearest its length, within the adapter-slot limit."""
+    def _done(self, batch: list[Job]) -> None:
+        with self._cond:
+            self._busy.subtract({job.adapter.sha256 for job in batch})
+            self._busy += Counter()  # drop zero counts
+            self.batches += 1
+            self._cond.notify_all()
+
+    def _take(self) -> list[Job] | None:
+        """The oldest row plus the rows nearest its length, within the adapter-slot limit.
+
+        None when the oldest row's adapter does not fit beside the batches now running (it waits for one
+        to finish rather than being overtaken); [] when every queued client went away.
+        """
         gone = [j for j in self._queue if j.future.cancelled()]  # clients that went away
         if gone:
             self._queue = deque(j for j in self._queue if not j.future.cancelled())
@@ -131,13 +163,16 @@ class MicroBatcher:
             else:
                 order.append(by_length[lo])
                 lo -= 1
+        busy = set(self._busy)
+        if busy and not self._fits(busy | {oldest.adapter.sha256}):
+            return None
         batch: list[Job] = []
         shas: set[str] = set()
         for job in order:
             if len(batch) == self.max_batch_size:
                 break
             sha = job.adapter.sha256
-            if sha in shas or not batch or self._fits(shas | {sha}):
+            if sha in shas or (not batch and not busy) or self._fits(busy | shas | {sha}):
                 batch.append(job)
                 shas.add(sha)
         chosen = set(batch)
@@ -159,7 +194,8 @@ class MicroBatcher:
                 for job in batch:
                     _settle(job.future, exception=exc)
                 continue
-            self.batches += 1
+            finally:
+                self._done(batch)
             if self._on_batch is not None:
                 self._on_batch(len(batch), time.perf_counter() - started)
             for job, result in zip(batch, results):

@@ -46,6 +46,7 @@ class ServeConfig:
     api_key_env: str | None = None
     poll_interval: float = 1.0
     threads: int | None = None  # torch intra-op threads on CPU; None: one core left for HTTP
+    workers: int | None = None  # batches run at once; None: one per core on the onnx backend (max 4), else 1
     backend: str = "torch"  # torch | onnx | auto (serving/backends/); the CLI defaults to auto
     max_body_bytes: int = 4 * 1024 * 1024  # 64 inputs x 4000 chars of escaped JSON fit with room to spare
     public_metrics: bool = False  # under --api-key-env, /metrics needs the token unless this is set
@@ -95,8 +96,22 @@ class ServeConfig:
             raise ServeConfigError(f"log_format must be text or json, got {self.log_format!r}.")
         if self.threads is not None and self.threads < 1:
             raise ServeConfigError(f"threads must be at least 1, got {self.threads}.")
+        if self.workers is not None and not 1 <= self.workers <= 64:
+            raise ServeConfigError(f"workers must be 1-64, got {self.workers}.")
         if self.max_host < self.max_loaded:
             object.__setattr__(self, "max_host", self.max_loaded)
+
+    def batch_workers(self, backend: str) -> int:
+        """Batches run at once. onnxruntime takes concurrent runs on one session, so on CPU the onnx backend
+        runs one single-threaded batch per core (bench/serve.py: both cores busy instead of one); torch
+        keeps one batch over its intra-op threads (its per-row LoRA is Python-heavy and holds the GIL)."""
+        if self.workers is not None:
+            return self.workers
+        return min(4, os.cpu_count() or 1) if backend == "onnx" else 1
+
+    def onnx_threads(self, workers: int) -> int:
+        """onnxruntime intra-op threads per batch: the cores shared out among the workers."""
+        return self.threads or max(1, (os.cpu_count() or 1) // workers)
 
     @property
     def torch_threads(self) -> int:

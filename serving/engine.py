@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from loradock.registry import AdapterVersion, Registry, parse_ref
 
-from .backends import bind_metrics, describe_adapter, make_model
+from .backends import backend_name, bind_metrics, describe_adapter, make_model
 from .batcher import Job, MicroBatcher
 from .cache import AdapterCache, CacheEntry
 from .config import ServeConfig
@@ -61,7 +61,8 @@ class ServingEngine:
         bind_metrics(self.model, self.metrics.registry)
         self.cache = AdapterCache(self._load, self.model.prepare, config.max_loaded, config.max_host)
         self.batcher = MicroBatcher(self._run, config.max_batch_size, config.max_wait_ms, config.max_queue,
-                                    fits=self._fits, on_batch=self.metrics.observe_batch)
+                                    fits=self._fits, on_batch=self.metrics.observe_batch,
+                                    workers=config.batch_workers(backend_name(self.model)))
         self.metrics.watch(self.cache, lambda: self.batcher.depth)
         self._lock = threading.RLock()
         self.served: dict[str, ServedDomain] = {}

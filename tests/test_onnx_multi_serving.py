@@ -38,7 +38,8 @@ def config(tiny: str, backend: str, **overrides):  # type: ignore[no-untyped-def
     from loradock.serving.config import ServeConfig
 
     values = {"domains": tuple(f"{d}@production" for d in LABELS), "port": 0, "device": "cpu",
-              "base_model": tiny, "backend": backend, "poll_interval": 0.2, "max_wait_ms": 2.0}
+              "base_model": tiny, "backend": backend, "poll_interval": 0.2, "max_wait_ms": 2.0,
+              "workers": 1}  # batch counts below assume one worker; test_serve_workers.py covers more
     return ServeConfig(**{**values, **overrides})
 
 

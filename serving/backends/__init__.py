@@ -60,7 +60,7 @@ def make_model(config: ServeConfig, registry: Registry, backend: str = "auto") -
         from .onnx import OnnxMultiLoraModel
 
         return OnnxMultiLoraModel.for_base(registry, config.base_model, config.max_length,
-                                           threads=config.torch_threads)
+                                           threads=config.onnx_threads(config.batch_workers("onnx")))
     from ..multilora import MultiLoraModel
 
     return MultiLoraModel(config.base_model, device, config.max_length)
