@@ -8,6 +8,8 @@ Modes (each arm runs in its own subprocess so its peak RSS is its own):
   python bench/train.py --loops      loradock's own loop vs the transformers.Trainer loop, interleaved rounds
   python bench/train.py --recipes    old fixed recipe vs the recipe from the data vs the majority class,
                                      on Rotten Tomatoes, 20 Newsgroups (4 topics) and Reuters R8 (--sizes)
+  python bench/train.py --lengths    the recipe at max_length 64, 128, 256 and the length chosen from the data
+                                     (recipe.py), 1000 rows of each --datasets, same held-out test rows
 
 Arm (a), the usual recipe: transformers Trainer, padding="max_length",
 max_length=256, batch 16, lr 5e-5, LoRA r=8 alpha=32 dropout 0.1 on
@@ -191,9 +193,12 @@ def _dataset(name: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     raise SystemExit(f"unknown dataset {name!r}: rt, ng4, r8")
 
 
-def _recipe_arm(work: Path, tag: str, data: Path, test: Path, max_length: int, labels: tuple[str, ...],
+def _recipe_arm(work: Path, tag: str, data: Path, test: Path, max_length: int | None, labels: tuple[str, ...],
                 **recipe: Any) -> dict[str, Any]:
-    """`adapters train` on `data` (its own 20% held out for best epoch and gate), scored on the test rows."""
+    """`adapters train` on `data` (its own 20% held out for best epoch and gate), scored on the test rows.
+
+    max_length None: the length the recipe chooses from the data.
+    """
     from loradock.adapters.training.evaluate import evaluate_version
     from loradock.adapters.training.train import TrainOptions, train
     from loradock.registry import Domain, Registry
@@ -203,10 +208,12 @@ def _recipe_arm(work: Path, tag: str, data: Path, test: Path, max_length: int, l
         started = time.perf_counter()
         result = train(reg, "bench", TrainOptions(data=str(data), max_length=max_length, progress=False, **recipe))
         assert result.version is not None
-        report = evaluate_version(reg, result.version.ref, str(test), device="cpu", max_length=max_length)
+        report = evaluate_version(reg, result.version.ref, str(test), device="cpu")  # at the length it trained with
         return {"accuracy": report.accuracy, "macro_f1": report.macro_f1, "epochs_run": len(result.history["epochs"]),
                 "lr": result.train_args["lr"], "epochs": result.train_args["epochs"], "gate": result.gate["passed"],
-                "best_epoch": result.history.get("best_epoch"), "wall_s": time.perf_counter() - started}
+                "best_epoch": result.history.get("best_epoch"), "wall_s": time.perf_counter() - started,
+                "max_length": result.train_args["max_length"], "samples_per_s": result.extra["samples_per_s"],
+                "length_p95": result.train_args["recipe_rule"].get("length_p95")}
 
 
 def recipes(work: Path, args: argparse.Namespace, threads: int) -> None:
@@ -247,13 +254,55 @@ def recipes(work: Path, args: argparse.Namespace, threads: int) -> None:
                   flush=True)
 
 
+def _auto_length(work: Path, tag: str, data: Path, labels: tuple[str, ...]) -> tuple[int, int | None]:
+    """The max_length (and 95th-percentile token count) train() would choose for `data`, without training."""
+    from loradock.adapters.training.train import TrainOptions, prepare
+    from loradock.registry import Domain, Registry
+
+    with Registry(work / f"home-{tag}") as reg:
+        reg.add_domain(Domain("bench", labels))
+        prep = prepare(reg, "bench", TrainOptions(data=str(data), progress=False))
+        return prep.recipe.max_length, prep.args["recipe_rule"].get("length_p95")
+
+
+def lengths(work: Path, args: argparse.Namespace, threads: int) -> None:
+    """The recipe at fixed truncation lengths vs the length chosen from the data, same test rows."""
+    import random
+
+    size = args.train_size or 1000
+    print(f"# text length in the recipe: {size} rows per data set (20% held out for best epoch), "
+          f"{args.test_size or 300} test rows, {threads} torch threads, CPU (shared machine)", flush=True)
+    print("| data set | rows | max_length | accuracy / macro-F1 | wall s | samples/s |")
+    print("|---|---|---|---|---|---|")
+    for name in args.datasets.split(","):
+        train_rows, test_rows = _dataset(name)
+        test_rows = random.Random(1).sample(test_rows, min(len(test_rows), args.test_size or 300))
+        test = write_jsonl(test_rows, work / f"{name}-test.jsonl")
+        labels = tuple(sorted({r["label"] for r in train_rows}))
+        rows = random.Random(0).sample(train_rows, min(size, len(train_rows)))
+        data = write_jsonl(rows, work / f"{name}-{size}.jsonl")
+        auto, p95 = _auto_length(work, f"{name}-probe", data, labels)
+        fixed = [int(x) for x in args.max_lengths.split(",")]
+        arms: list[int | None] = [*fixed] + ([] if auto in fixed else [None])
+        for length in arms:
+            r = _recipe_arm(work, f"{name}-{length or 'auto'}", data, test, length, labels)
+            shown = f"{r['max_length']} (auto, p95 {p95})" if length is None else str(length)
+            if length == auto:
+                shown += f" (= auto, p95 {p95})"
+            print(f"| {name} | {len(rows)} | {shown} | {r['accuracy']:.3f} / {r['macro_f1']:.3f} | {r['wall_s']:.0f} | "
+                  f"{r['samples_per_s']:.1f} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quality", action="store_true", help="LoRA vs full fine-tuning accuracy.")
     parser.add_argument("--loops", action="store_true", help="Own loop vs transformers.Trainer loop, side by side.")
     parser.add_argument("--rounds", type=int, default=2, help="Interleaved rounds for --loops.")
     parser.add_argument("--recipes", action="store_true", help="Old recipe vs recipe from the data vs majority class.")
-    parser.add_argument("--datasets", default="rt,ng4,r8", help="For --recipes: rt, ng4, r8.")
+    parser.add_argument("--lengths", action="store_true", help="The recipe at max_length 64, 128, 256 vs chosen from the data.")
+    parser.add_argument("--datasets", default="rt,ng4,r8", help="For --recipes and --lengths: rt, ng4, r8.")
+    parser.add_argument("--max-lengths", default="64,128,256", help="For --lengths: fixed lengths, run in this order, "
+                        "then the length the recipe chooses (unless it is one of them).")
     parser.add_argument("--sizes", default="100,1000", help="For --recipes: rows drawn from each training set (a number, or full).")
     parser.add_argument("--max-length", type=int, default=128, help="For --recipes: truncation (both arms).")
     parser.add_argument("--lr-sweep", default=None, help="Comma-separated LoRA learning rates, one epoch each.")
@@ -280,6 +329,7 @@ def main() -> None:
     threads = args.threads or torch.get_num_threads()
     if args.threads:
         THREADS.append(args.threads)
+        torch.set_num_threads(args.threads)  # --recipes and --lengths train in this process
     with tempfile.TemporaryDirectory(prefix="loradock-bench-") as tmp:
         work = Path(tmp)
         if args.quality:
@@ -305,6 +355,9 @@ def main() -> None:
             return
         if args.recipes:
             recipes(work, args, threads)
+            return
+        if args.lengths:
+            lengths(work, args, threads)
             return
         if args.loops:
             loops(work, args, threads)
