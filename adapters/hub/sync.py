@@ -576,6 +576,7 @@ _RECORD_TYPES: dict[str, tuple[type, ...]] = {
     "domain": (str,), "labels": (list,), "base_model": (str,), "base_revision": (str,), "base_fingerprint": (str,),
     "data": (dict,), "metrics": (dict,), "train_args": (dict,), "description": (str,), "tags": (list,),
     "extra": (dict,), "sha256": (str,), "ref": (str,), "parent": (str,), "created_at": (str,), "provenance": (dict,),
+    "gate": (dict,),
 }
 
 
@@ -674,8 +675,27 @@ def _stage_recorded(download: _Downloader, metadata: dict[str, Any], spec: str) 
     info["description"] = _printable(info["description"] or "")
     info["tags"] = [_printable(t) for t in info["tags"] or []]
     origin = {k: record.get(k) for k in ("ref", "sha256", "created_at", "parent", "provenance")}
+    info["gate"] = remote_gate(record.get("gate"), spec)
     return _Staged(record.get("domain"), record.get("labels"), folder, info, plots, False, adapter_hash, origin, tmp,
                    notes)
+
+
+def remote_gate(gate: Any, spec: str) -> dict[str, Any]:
+    """The gate result a pulled version is registered with.
+
+    A remote record saying the version FAILED its gate is believed: it can only keep the version away from
+    aliases and `latest`. A remote "passed" cannot be checked here (its metrics are the remote's word), so the
+    version arrives unchecked, with the remote's claim kept under `remote`.
+    """
+    if not gate:
+        return {}
+    if not isinstance(gate.get("passed"), bool):
+        raise _bad_record(spec, f"record field 'gate' has passed={gate.get('passed')!r}")
+    reasons = [_printable(str(r)) for r in gate.get("reasons") or [] if isinstance(r, (str, int, float))][:20]
+    if gate["passed"]:
+        return {"remote": {"passed": True}}
+    return {"passed": False, "reasons": reasons or ["failed its quality gate where it was trained"],
+            "source": "remote"}
 
 
 def _stage_inferred(download: _Downloader, repo_id: str, domain: str | None, spec: str, known: list[str]) -> _Staged:
@@ -753,7 +773,7 @@ def _register(registry: Registry, staged: _Staged, domain: str | None, force: bo
             base_fingerprint=info.get("base_fingerprint"), data=info.get("data") or {},
             metrics=info.get("metrics") or {}, train_args=info.get("train_args") or {},
             parent=parent, description=info.get("description") or "", tags=list(info.get("tags") or []),
-            provenance=provenance, extra=info.get("extra") or {},
+            provenance=provenance, extra=info.get("extra") or {}, gate=info.get("gate") or {},
         ), aliases=aliases)
         if version.reused:
             log.info("%s is already registered as %s", where, version.ref)
