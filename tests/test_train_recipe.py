@@ -60,7 +60,7 @@ def test_long_texts_get_the_cap_and_the_base_limit_wins() -> None:
 
     long = [2000] * 100
     assert choose(100, 2, 16, lengths=long).max_length == MAX_AUTO_LENGTH
-    assert choose(100, 2, 16, lengths=long, position_limit=128).max_length == 128
+    assert choose(100, 2, 16, lengths=long, position_limit=48).max_length == 48
     assert choose(100, 2, 16).max_length is None  # no counts: the run or the domain decides
 
 
