@@ -19,7 +19,7 @@ def test_few_rows_get_enough_steps_and_a_higher_rate() -> None:
 
 def test_large_sets_do_not_waste_epochs() -> None:
     big = choose(20_000, 2, 16)
-    assert big.epochs == MIN_EPOCHS and big.lr == 5e-4
+    assert big.epochs == MIN_EPOCHS and big.lr == 1e-3
     assert big.warmup_ratio * big.epochs * big.steps_per_epoch <= 100
 
 
