@@ -114,7 +114,7 @@ def train_domain(reg: Registry, work: Path, domain: str, train_rows: Sequence[di
     if domain not in reg.domain_names():
         reg.add_domain(Domain(name=domain, labels=PRESETS[domain].labels, base_model=BASE))
     options = TrainOptions(data=data, base=BASE, max_length=64, progress=False, alias="production", force=True,
-                           epochs=1 if smoke else (2 if data else None), device="cpu")
+                           epochs=1 if smoke else None, device="cpu")  # else the recipe from the data
     train(reg, domain, options)
 
 
@@ -488,6 +488,7 @@ def model_level(home: Path, texts: Sequence[str], iters: int = 15) -> dict:
     from loradock.serving.multilora import MultiLoraModel
     from loradock.serving.weights import read_adapter
 
+    torch.set_num_threads(1)  # the onnx sessions below run one intra-op thread too: compare like with like
     reg = Registry(home)
     ours = MultiLoraModel(BASE)
     weights = {d: ours.prepare(read_adapter(reg.resolve(f"{d}@production"), reg.path(f"{d}@production")))
@@ -558,8 +559,8 @@ def report(out: Path, args: argparse.Namespace, servers: dict, built: dict, cold
         "# Serving benchmark (`bench/serve.py`)", "",
         f"Command: `flock /tmp/loradock-bench.lock nice -n 5 python bench/serve.py --seconds {args.seconds:g} "
         f"--rounds {args.rounds} --adapters {args.adapters}`  ",
-        f"Machine: {os.cpu_count()} CPU cores SHARED with other jobs (load average at the end "
-        f"{os.getloadavg()[0]:.1f}), fp32 torch {__import__('torch').__version__}, onnxruntime "
+        f"Machine: {os.cpu_count()} CPU cores (load average at the end {os.getloadavg()[0]:.1f}: above the "
+        "bench's own ~2, other jobs shared them), fp32 torch {__import__('torch').__version__}, onnxruntime "
         f"{__import__('onnxruntime').__version__}, base {BASE}. Adapters: trained by `adapters train`, LoRA r=8 "
         "on query/value (medical 5 labels and education 4 on their embedded samples, sentiment 2 on "
         f"{SENTIMENT_TRAIN_ROWS} Rotten Tomatoes rows; held-out accuracy "
@@ -612,7 +613,7 @@ def report(out: Path, args: argparse.Namespace, servers: dict, built: dict, cold
         f"p90 {cold['cold_ms_p90']:.1f} ms.",
         f"- Resident memory per extra adapter: {cold['rss_per_adapter'] / 1024:.0f} KB RSS growth "
         f"(tensors {cold['tensor_bytes'] / 1024:.0f} KB, file {cold['file_bytes'] / 1024:.0f} KB).",
-        "", "## Model level, no HTTP (batch of 16, 3 domains mixed, 1 intra-op thread)", "",
+        "", "## Model level, no HTTP (batch of 16, 3 domains mixed, 1 intra-op thread each)", "",
         "| path | sequences/s |", "|---|---:|",
         f"| onnx int8 graph, per-row LoRA inputs | {micro['onnx_int8_mixed_seq_s']:.0f} |",
         f"| onnx fp32 graph, per-row LoRA inputs | {micro['onnx_fp32_mixed_seq_s']:.0f} |",
