@@ -72,6 +72,11 @@ def version_max_length(registry: Registry, version: AdapterVersion) -> int:
     """The length the version was trained at: what inputs are truncated to."""
     value = version.train_args.get("max_length")
     if isinstance(value, int) and value > 0:
+        rule = version.train_args.get("recipe_rule")
+        if isinstance(rule, dict) and rule.get("max_length"):
+            # Chosen from the training texts' lengths, not asked for: short training texts must not cut
+            # longer inputs short, so the usual default stays the floor.
+            return max(value, DEFAULT_MAX_LENGTH)
         return value
     try:
         return min(registry.domain(version.domain).recipe.max_length, 512)

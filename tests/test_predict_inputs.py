@@ -92,3 +92,14 @@ def test_onnx_path_matches_peft_and_never_imports_torch(exported, tmp_path) -> N
     torch_rows = json.loads(peft.stdout)
     assert [p["label"] for p in onnx] == [p["label"] for p in torch_rows]
     assert all(abs(a - b) < 1e-4 for x, y in zip(onnx, torch_rows) for a, b in zip(x["logits"], y["logits"]))
+
+
+def test_a_length_chosen_from_short_training_texts_does_not_cut_predictions_short() -> None:
+    from types import SimpleNamespace
+
+    from loradock.adapters.predict import DEFAULT_MAX_LENGTH, version_max_length
+
+    auto = SimpleNamespace(train_args={"max_length": 32, "recipe_rule": {"max_length": 32, "length_p95": 20}})
+    asked = SimpleNamespace(train_args={"max_length": 32, "recipe_rule": {"max_length": None}})
+    assert version_max_length(None, auto) == DEFAULT_MAX_LENGTH  # type: ignore[arg-type]
+    assert version_max_length(None, asked) == 32  # type: ignore[arg-type]
