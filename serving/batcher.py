@@ -70,6 +70,11 @@ class MicroBatcher:
     def depth(self) -> int:
         return len(self._queue)
 
+    @property
+    def alive(self) -> bool:
+        """Every worker thread is running (a crash in one would leave batches unserved)."""
+        return bool(self._threads) and all(t.is_alive() for t in self._threads)
+
     def start(self) -> None:
         if not self._threads:
             self._threads = [threading.Thread(target=self._loop, name=f"loradock-batcher-{i}", daemon=True)

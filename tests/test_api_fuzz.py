@@ -113,4 +113,4 @@ def test_random_bodies_never_get_a_5xx_and_the_server_stays_healthy(api) -> None
     assert api.get("/health").json()["status"] == "ok"
     ok = api.post("/v1/classify", json={"domain": "tickets", "inputs": TEXTS})
     assert ok.status_code == 200 and len(ok.json()["results"]) == len(TEXTS)
-    assert api.engine.batcher._thread.is_alive()
+    assert api.engine.batcher.alive

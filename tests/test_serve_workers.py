@@ -38,6 +38,7 @@ def test_two_workers_run_two_batches_at_once() -> None:
         jobs = [Job([1], Key("a")), Job([2], Key("b"))]
         batcher.submit(jobs)
         assert [j.future.result(timeout=10) for j in jobs] == [1, 1]
+        assert batcher.alive
     finally:
         batcher.stop()
 
