@@ -44,7 +44,7 @@ def config(tiny: str, backend: str, **overrides):  # type: ignore[no-untyped-def
 
 
 def mixed_logits(engine, domains: list[str]) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
-    """All rows queued while the worker is held, so they run as one mixed batch."""
+    """All rows in one mixed batch: it closes once full (max_batch_size rows) or after max_wait_ms."""
     from tests.serve_support import hold_worker
 
     gate, _ = hold_worker(engine)
@@ -70,11 +70,12 @@ def test_onnx_engine_answers_mixed_batches_like_the_torch_engine(served: Registr
     from loradock.serving.engine import ServingEngine
 
     domains = [list(LABELS)[i % 3] for i in range(len(TEXTS))]
-    onnx_engine = ServingEngine(config(tiny, "onnx", max_batch_size=len(TEXTS)), served)
+    onnx_engine = ServingEngine(config(tiny, "onnx", max_batch_size=len(TEXTS), max_wait_ms=1000.0), served)
     assert onnx_engine.model.backend == "onnx"
     got = mixed_logits(onnx_engine, domains)
     assert onnx_engine.batcher.batches == 1  # one mixed batch over three adapters and heads
-    want = mixed_logits(ServingEngine(config(tiny, "torch", max_batch_size=len(TEXTS)), served), domains)
+    torch_engine = ServingEngine(config(tiny, "torch", max_batch_size=len(TEXTS), max_wait_ms=1000.0), served)
+    want = mixed_logits(torch_engine, domains)
     for g, w, d in zip(got, want, domains):
         assert g.shape == (len(LABELS[d]),)
         assert np.abs(g - np.asarray(w)).max() <= 1e-4
