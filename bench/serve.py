@@ -106,21 +106,17 @@ def build_registry(home: Path, work: Path, many: int, train_rows: Sequence[dict]
 def train_domain(reg: Registry, work: Path, domain: str, train_rows: Sequence[dict], smoke: bool) -> None:
     """`adapters train DOMAIN`: sentiment on Rotten Tomatoes training rows, the others on their embedded
     samples; 20% held out as the eval split that the version's gate and its int8 gate read."""
+    from bench.data import write_jsonl
     from loradock.adapters.training.train import TrainOptions, train
 
     data = None
     if domain == "sentiment" and train_rows:
-        data = str(write_rows(work / "sentiment-train.jsonl", train_rows))
+        data = str(write_jsonl(train_rows, work / "sentiment-train.jsonl"))
     if domain not in reg.domain_names():
         reg.add_domain(Domain(name=domain, labels=PRESETS[domain].labels, base_model=BASE))
     options = TrainOptions(data=data, base=BASE, max_length=64, progress=False, alias="production", force=True,
                            epochs=1 if smoke else None, device="cpu")  # else the recipe from the data
     train(reg, domain, options)
-
-
-def write_rows(path: Path, rows: Sequence[dict]) -> Path:
-    path.write_text("".join(json.dumps({"text": r["text"], "label": r["label"]}) + "\n" for r in rows))
-    return path
 
 
 def int8_gates(reg: Registry) -> dict:
@@ -559,8 +555,9 @@ def report(out: Path, args: argparse.Namespace, servers: dict, built: dict, cold
         "# Serving benchmark (`bench/serve.py`)", "",
         f"Command: `flock /tmp/loradock-bench.lock nice -n 5 python bench/serve.py --seconds {args.seconds:g} "
         f"--rounds {args.rounds} --adapters {args.adapters}`  ",
-        f"Machine: {os.cpu_count()} CPU cores (load average at the end {os.getloadavg()[0]:.1f}: above the "
-        "bench's own ~2, other jobs shared them), fp32 torch {__import__('torch').__version__}, onnxruntime "
+        f"Machine: {os.cpu_count()} CPU cores (load average at the end {os.getloadavg()[0]:.1f}; the bench "
+        f"itself accounts for about 2, more means other jobs shared the cores), fp32 torch "
+        f"{__import__('torch').__version__}, onnxruntime "
         f"{__import__('onnxruntime').__version__}, base {BASE}. Adapters: trained by `adapters train`, LoRA r=8 "
         "on query/value (medical 5 labels and education 4 on their embedded samples, sentiment 2 on "
         f"{SENTIMENT_TRAIN_ROWS} Rotten Tomatoes rows; held-out accuracy "

@@ -83,7 +83,7 @@ class MicroBatcher:
                 thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish what is queued, then stop the worker."""
+        """Finish what is queued, then stop the workers."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -137,8 +137,7 @@ class MicroBatcher:
 
     def _done(self, batch: list[Job]) -> None:
         with self._cond:
-            self._busy.subtract({job.adapter.sha256 for job in batch})
-            self._busy += Counter()  # drop zero counts
+            self._busy -= Counter({job.adapter.sha256 for job in batch})  # `-=` drops counts that reach 0
             self.batches += 1
             self._cond.notify_all()
 

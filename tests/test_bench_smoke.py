@@ -41,6 +41,7 @@ def test_export_bench_smoke() -> None:
 def test_serve_bench_smoke() -> None:
     out = run_bench("serve.py")
     assert "# Serving benchmark" in out
+    assert "fp32 torch 2." in out and "__import__" not in out  # the machine line is formatted, not literal
 
 
 @pytest.mark.slow

@@ -188,6 +188,7 @@ class _Prepared:
     data_meta: dict[str, Any]
     run_folder: Path
     cache: Path
+    tokenizer: Any  # the base's, loaded once: it counts the texts' lengths and tokenizes them
     new_domain: bool = False  # stored only when the version is registered
 
 
@@ -237,7 +238,8 @@ def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> _Pre
     if options.resume and not any(runs.parent.glob(runs.name)):  # nothing to resume: say so before tokenizing
         raise _no_checkpoint(domain.name, runs)
     # Epochs, rate, warm-up and max_length from the data where neither the run nor the domain set them.
-    lengths = _train_lengths(registry, options, domain, base_name, base, train_data)
+    tokenizer = load_tokenizer(base_name, base["base_revision"]) if _length_from_data(options, domain) else None
+    lengths = _train_lengths(registry, tokenizer, base, train_data) if tokenizer is not None else None
     chosen = choose_recipe(len(train_data), len(domain.labels), recipe.batch_size, lengths, _position_limit(base))
     recipe = dataclasses.replace(recipe, epochs=recipe.epochs or chosen.epochs, lr=recipe.lr or chosen.lr,
                                  max_length=chosen.max_length or recipe.max_length)
@@ -271,7 +273,7 @@ def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> _Pre
     if options.resume and not found:
         raise _no_checkpoint(domain.name, run_folder)
     return _Prepared(domain, recipe, train_data, eval_data, base, args, data_meta, run_folder, registry.home / "cache",
-                     new_domain)
+                     tokenizer or load_tokenizer(base_name, base["base_revision"]), new_domain)
 
 
 def _no_checkpoint(domain: str, where: Path) -> NoCheckpointError:
@@ -281,16 +283,16 @@ def _no_checkpoint(domain: str, where: Path) -> NoCheckpointError:
     )
 
 
-def _train_lengths(registry: Registry, options: TrainOptions, domain: Domain, base_name: str, base: dict[str, Any],
-                   train_data: datamod.LabelledData) -> np.ndarray | None:
-    """Token counts of the training texts when max_length is the data's to choose, else None.
+def _length_from_data(options: TrainOptions, domain: Domain) -> bool:
+    """Whether max_length is the data's to choose: the run's --max-length wins, then a domain's own (any value
+    but LoraRecipe's default, see recipe.py)."""
+    return options.max_length is None and domain.recipe.max_length == LoraRecipe().max_length
 
-    The run's --max-length wins, then a domain's own (any value but LoraRecipe's default, see recipe.py).
-    """
-    if options.max_length is not None or domain.recipe.max_length != LoraRecipe().max_length:
-        return None
-    tokenizer = load_tokenizer(base_name, base["base_revision"])
-    # Counted up to the base's position limit: the choice is clamped to it anyway.
+
+def _train_lengths(registry: Registry, tokenizer: Any, base: dict[str, Any],
+                   train_data: datamod.LabelledData) -> np.ndarray:
+    """Token counts of the training texts, counted up to the base's position limit (the choice is clamped to
+    it anyway)."""
     return token_counts(tokenizer, train_data.texts, train_data.fingerprint, _position_limit(base), registry.home / "cache")
 
 
@@ -623,7 +625,7 @@ def train(registry: Registry, domain: str, options: TrainOptions | None = None) 
     prep = prepare(registry, domain, options)
     device = pick_device(options.device)
     started = time.perf_counter()
-    tokenizer = load_tokenizer(prep.args["base"], prep.base["base_revision"])
+    tokenizer = prep.tokenizer
     model = _build_model(prep, options)
     counts = _param_counts(model)
     log.info("training %s on %d examples (%s trainable of %s parameters)", domain, len(prep.train),
