@@ -9,14 +9,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import CorruptBlobError
+from .errors import CorruptBlobError, UnsafeFileError
+from .regular_files import open_regular
 
 _CHUNK = 1 << 20
 
 
 def sha256_file(path: Path) -> str:
+    """The sha256 of a regular file, read in chunks; a link or special file is refused."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -51,7 +53,7 @@ class BlobStore:
         try:
             digest = hashlib.sha256()
             size = 0
-            with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+            with open_regular(src) as fin, os.fdopen(fd, "wb") as fout:
                 while chunk := fin.read(_CHUNK):
                     digest.update(chunk)
                     fout.write(chunk)
@@ -77,14 +79,17 @@ class BlobStore:
         path = self.path(sha256)
         if not path.is_file():
             return "missing"
-        actual = sha256_file(path)
+        try:
+            actual = sha256_file(path)
+        except UnsafeFileError:  # a link planted in the store is damage, not a blob
+            return "not a regular file"
         return None if actual == sha256 else f"corrupt (hashes to {actual[:12]})"
 
-    def copy_verified(self, sha256: str, dest: Path) -> None:
-        """Copy a blob to `dest`, refusing it if its bytes no longer hash to `sha256`."""
+    def copy_verified(self, sha256: str, dest: Path, where: str = "") -> None:
+        """Copy a blob to `dest`, refusing it if its bytes no longer hash to `sha256` (`where` names its owner)."""
         src = self.path(sha256)
         if not src.is_file():
-            raise CorruptBlobError(sha256, str(src), "missing")
+            raise CorruptBlobError(sha256, str(src), "missing", where)
         digest = hashlib.sha256()
         with open(src, "rb") as fin, open(dest, "wb") as fout:
             while chunk := fin.read(_CHUNK):
@@ -92,7 +97,7 @@ class BlobStore:
                 fout.write(chunk)
         if digest.hexdigest() != sha256:
             dest.unlink(missing_ok=True)
-            raise CorruptBlobError(sha256, str(src), f"corrupt (hashes to {digest.hexdigest()[:12]})")
+            raise CorruptBlobError(sha256, str(src), f"corrupt (hashes to {digest.hexdigest()[:12]})", where)
 
     def all(self) -> Iterator[str]:
         for sub in sorted(self.root.glob("??")):

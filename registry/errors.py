@@ -65,6 +65,10 @@ class InvalidAdapterError(RegistryError, ValueError):
     """A PEFT folder that fails validation; it was not stored."""
 
 
+class UnsafeFileError(InvalidAdapterError):
+    """A file to read or store that is a symbolic link or a special file (FIFO, device); nothing was stored."""
+
+
 class AliasError(RegistryError):
     """An alias operation that would leave the registry inconsistent."""
 
@@ -76,11 +80,12 @@ class VersionInUseError(ConflictError):
 class CorruptBlobError(RegistryError):
     """Stored bytes no longer match their sha256; they are never served."""
 
-    def __init__(self, sha256: str, path: str, detail: str) -> None:
+    def __init__(self, sha256: str, path: str, detail: str, where: str = "") -> None:
         self.sha256 = sha256
-        self.path = path
+        self.path = path  # for logs and `verify`; never in the message, which reaches API clients
+        of = f" of {where}" if where else ""
         super().__init__(
-            f"Blob {sha256[:12]} at {path} is {detail}. "
+            f"Blob {sha256[:12]}{of} is {detail}. "
             "Run 'adapters verify' to list damage, then re-register or pull the version again."
         )
 

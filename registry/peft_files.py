@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import target_modules
 from .errors import InvalidAdapterError
+from .regular_files import is_regular, open_regular
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,6 +31,10 @@ _DTYPES = {
 }
 _FLOATS = {"F64", "F32", "F16", "BF16"}
 _MAX_HEADER = 100 * 1024 * 1024
+# A LoRA adapter is a few MB. Register and pull (adapters/hub/sync.py) share these caps,
+# checked against the file's size before it is read.
+MAX_WEIGHTS_BYTES = 1 << 30
+MAX_JSON_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -42,40 +48,69 @@ class AdapterSummary:
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """All tensors of a safetensors file as float32/int numpy arrays (bf16 widened)."""
+    """All tensors of a safetensors file as float32/int numpy arrays (bf16 widened).
+
+    The size, the header length and every tensor's offsets are checked against the
+    file before any tensor byte is read; tensors are then read one by one.
+    """
+    with open_regular(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > MAX_WEIGHTS_BYTES:
+            raise InvalidAdapterError(f"{path} is {size} bytes, over the {MAX_WEIGHTS_BYTES}-byte limit for an "
+                                      "adapter; a LoRA adapter is a few MB. Is this a full model?")
+        if size < 8:
+            raise InvalidAdapterError(f"{path} is not a safetensors file (only {size} bytes).")
+        (header_len,) = struct.unpack("<Q", fh.read(8))
+        if header_len > min(_MAX_HEADER, size - 8):
+            raise InvalidAdapterError(f"{path} is not a safetensors file (header length {header_len}).")
+        try:
+            header = json.loads(fh.read(header_len))
+        except (ValueError, RecursionError):
+            raise InvalidAdapterError(f"{path} has a malformed safetensors header.") from None
+        if not isinstance(header, dict):
+            raise InvalidAdapterError(f"{path}: the safetensors header is a {type(header).__name__}, not an object.")
+        entries = _tensor_entries(path, header, size - 8 - header_len)
+        _check_with_library(path)
+        return {name: _read_tensor(path, fh, 8 + header_len, entry) for name, entry in entries.items()}
+
+
+_Entry = tuple[str, list[int], int, int]  # dtype name, shape, start, end (relative to the data section)
+
+
+def _tensor_entries(path: Path, header: dict[str, Any], body_len: int) -> dict[str, _Entry]:
+    """Every tensor's entry, its dtype known and its bytes inside the file and of the size dtype x shape says."""
     import numpy as np  # imported here: listing the registry must not pay for numpy
 
-    data = path.read_bytes()
-    if len(data) < 8:
-        raise InvalidAdapterError(f"{path} is not a safetensors file (only {len(data)} bytes).")
-    (header_len,) = struct.unpack("<Q", data[:8])
-    if header_len > min(_MAX_HEADER, len(data) - 8):
-        raise InvalidAdapterError(f"{path} is not a safetensors file (header length {header_len}).")
-    _check_with_library(path)
-    try:
-        header = json.loads(data[8 : 8 + header_len])
-    except ValueError:
-        raise InvalidAdapterError(f"{path} has a malformed safetensors header.") from None
-    if not isinstance(header, dict):
-        raise InvalidAdapterError(f"{path}: the safetensors header is a {type(header).__name__}, not an object.")
-    body = memoryview(data)[8 + header_len :]
-    tensors: dict[str, np.ndarray] = {}
+    entries: dict[str, _Entry] = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
         try:
             dtype_name, shape, (start, end) = info["dtype"], info["shape"], info["data_offsets"]
-            dtype = _DTYPES[dtype_name]
+            itemsize = np.dtype(_DTYPES[dtype_name]).itemsize
         except (KeyError, TypeError, ValueError):
             raise InvalidAdapterError(f"{path}: tensor {name!r} has an unreadable header entry {info!r}.") from None
-        count = math.prod(shape)
-        if not 0 <= start <= end <= len(body) or end - start != count * np.dtype(dtype).itemsize:
+        numbers = [*shape, start, end] if isinstance(shape, list) else None
+        if numbers is None or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in numbers):
+            raise InvalidAdapterError(f"{path}: tensor {name!r} has an unreadable header entry {info!r}.")
+        if not start <= end <= body_len or end - start != math.prod(shape) * itemsize:
             raise InvalidAdapterError(f"{path}: tensor {name!r} points outside the file (truncated?).")
-        array = np.frombuffer(body[start:end], dtype=dtype).reshape(shape)
-        if dtype_name == "BF16":
-            array = (array.astype(np.uint32) << 16).view(np.float32)
-        tensors[name] = array
-    return tensors
+        entries[name] = (dtype_name, shape, start, end)
+    return entries
+
+
+def _read_tensor(path: Path, fh: Any, offset: int, entry: _Entry) -> np.ndarray:
+    import numpy as np
+
+    dtype_name, shape, start, end = entry
+    fh.seek(offset + start)
+    data = fh.read(end - start)
+    if len(data) != end - start:  # the file shrank after its size was checked
+        raise InvalidAdapterError(f"{path} changed while it was read; register it again once it is written.")
+    array = np.frombuffer(data, dtype=_DTYPES[dtype_name]).reshape(shape)
+    if dtype_name == "BF16":
+        array = (array.astype(np.uint32) << 16).view(np.float32)
+    return array
 
 
 def _check_with_library(path: Path) -> None:
@@ -95,29 +130,33 @@ def _check_with_library(path: Path) -> None:
 
 def _module_matches(module: str, targets: Any) -> bool:
     if isinstance(targets, str):
-        return re.fullmatch(targets, module) is not None
+        return target_modules.matches(targets, module)
     return any(module == t or module.endswith("." + t) for t in targets)
 
 
+def _refused_pattern(path: Path, targets: str, exc: Exception) -> InvalidAdapterError:
+    return InvalidAdapterError(f"{path}: target_modules {targets[:80]!r} is refused: {exc}.")
+
+
 def _check_targets(path: Path, targets: Any) -> None:
-    """target_modules is a regex string or a list of module names; anything else is refused."""
+    """target_modules is a regex string (bounded: see target_modules.py) or a list of module names."""
     if isinstance(targets, str):
         try:
-            re.compile(targets)
-        except (re.error, RecursionError, OverflowError) as exc:
-            raise InvalidAdapterError(f"{path}: target_modules {targets!r} is not a valid regular expression ({exc}).") from None
+            target_modules.parse(targets)
+        except target_modules.PatternError as exc:
+            raise _refused_pattern(path, targets, exc) from None
     elif not isinstance(targets, list) or not all(isinstance(t, str) and t for t in targets):
         raise InvalidAdapterError(f"{path}: target_modules must be a regex or a list of module names, got {targets!r}.")
 
 
 def _load_config(folder: Path) -> dict[str, Any]:
     path = folder / CONFIG
-    if not path.is_file():
+    if not is_regular(path):
         raise InvalidAdapterError(
             f"No {CONFIG} in {folder}: point at a folder written by PEFT's save_pretrained()."
         )
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(_read_text(path))
     except ValueError as exc:
         raise InvalidAdapterError(f"{path} is not valid JSON ({exc}).") from None
     if not isinstance(config, dict):
@@ -149,10 +188,10 @@ def _head_labels(tensors: dict[str, np.ndarray]) -> int | None:
 
 def _check_label_config(path: Path, num_labels: int | None) -> None:
     """An optional config.json must be a JSON object whose id2label (if any) has one name per label."""
-    if not path.is_file():
+    if not is_regular(path):
         return
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        config = json.loads(_read_text(path))
     except (ValueError, UnicodeDecodeError, RecursionError):
         config = None
     if not isinstance(config, dict):
@@ -169,6 +208,15 @@ def _check_label_config(path: Path, num_labels: int | None) -> None:
         )
 
 
+def _read_text(path: Path) -> str:
+    """A small JSON file's text, read without following a link and refused over MAX_JSON_BYTES."""
+    with open_regular(path) as fh:
+        data = fh.read(MAX_JSON_BYTES + 1)
+    if len(data) > MAX_JSON_BYTES:
+        raise InvalidAdapterError(f"{path} is over the {MAX_JSON_BYTES}-byte limit for a PEFT config file.")
+    return data.decode("utf-8")
+
+
 def validate_folder(folder: Path, num_labels: int | None = None) -> AdapterSummary:
     """Raise InvalidAdapterError unless `folder` is a loadable, finite LoRA adapter."""
     import numpy as np
@@ -176,19 +224,25 @@ def validate_folder(folder: Path, num_labels: int | None = None) -> AdapterSumma
     if not folder.is_dir():
         raise InvalidAdapterError(f"{folder} is not a folder: pass the directory PEFT's save_pretrained() wrote.")
     for name in PICKLED:
-        if (folder / name).exists() and not (folder / WEIGHTS).exists():
+        if os.path.lexists(folder / name) and not os.path.lexists(folder / WEIGHTS):
             raise InvalidAdapterError(
                 f"{folder / name} holds pickled weights, which can run code when loaded. "
                 "Re-save with safetensors: model.save_pretrained(path, safe_serialization=True)."
             )
     config = _load_config(folder)
     weights = folder / WEIGHTS
-    if not weights.is_file():
+    if not is_regular(weights):
         raise InvalidAdapterError(f"No {WEIGHTS} in {folder}: re-save the adapter with safe_serialization=True.")
     tensors = read_safetensors(weights)
     lora_a = {k: v for k, v in tensors.items() if ".lora_A." in k}
     if not lora_a:
         raise InvalidAdapterError(f"{weights} holds no lora_A weights; is this a LoRA adapter?")
+    targets = config["target_modules"]
+    try:  # names and pattern bounded before the first match (target_modules.py says why)
+        target_modules.check_names(target_modules.parse(targets) if isinstance(targets, str) else None,
+                                   [key.split(".lora_A.")[0] for key in lora_a])
+    except target_modules.PatternError as exc:
+        raise _refused_pattern(weights, str(targets), exc) from None
     ranks = config.get("rank_pattern") or {}
     for key, a in lora_a.items():
         module = key.split(".lora_A.")[0]

@@ -36,6 +36,7 @@ from .home import default_home
 from .names import LATEST, MAX_NUMBER, Ref, check_alias, check_name, parse_ref
 from .peft_files import CONFIG, LABEL_CONFIG, WEIGHTS, AdapterSummary, validate_folder
 from .records import AdapterVersion, Artifact, Event, VersionInfo
+from .regular_files import is_regular
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -392,7 +393,7 @@ class Registry:
         if info.parent is not None:  # refused before any byte is stored
             self._version_row(parse_ref(info.parent))
         sources = {name: folder / name for name in ADAPTER_FILES}
-        if (folder / LABEL_CONFIG).is_file():  # label names for plain transformers/PEFT loading (README)
+        if is_regular(folder / LABEL_CONFIG):  # label names for plain transformers/PEFT loading (README)
             sources[LABEL_CONFIG] = folder / LABEL_CONFIG
         if not new_version:
             same = self.find(domain, content_hash({n: {"sha256": sha256_file(p)} for n, p in sources.items()}))
@@ -629,14 +630,14 @@ class Registry:
 
     # -- materializing -------------------------------------------------------
 
-    def _materialize(self, files: Mapping[str, Mapping[str, Any]], key: str) -> Path:
+    def _materialize(self, files: Mapping[str, Mapping[str, Any]], key: str, where: str) -> Path:
         final = self.home / "materialized" / key
         if final.is_dir() and all(
             (final / n).is_file() and sha256_file(final / n) == f["sha256"] for n, f in files.items()
         ):
-            for f in files.values():  # the copy is fine; the blob must still be intact too
+            for name, f in files.items():  # the copy is fine; the blob must still be intact too
                 if not self.blobs.has(f["sha256"]):
-                    raise CorruptBlobError(f["sha256"], str(self.blobs.path(f["sha256"])), "missing")
+                    raise CorruptBlobError(f["sha256"], str(self.blobs.path(f["sha256"])), "missing", f"{where}/{name}")
             return final
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}.", suffix=".incomplete"))
@@ -644,7 +645,7 @@ class Registry:
             for name, f in files.items():
                 dest = tmp / name
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                self.blobs.copy_verified(f["sha256"], dest)
+                self.blobs.copy_verified(f["sha256"], dest, f"{where}/{name}")
             if final.exists():
                 shutil.rmtree(final, ignore_errors=True)
             try:
@@ -664,15 +665,17 @@ class Registry:
         for name, f in version.files.items():
             problem = self.blobs.check(f["sha256"])
             if problem:
-                raise CorruptBlobError(f["sha256"], str(self.blobs.path(f["sha256"])), f"{problem} ({version.ref}/{name})")
-        return self._materialize(version.files, version.sha256)
+                raise CorruptBlobError(f["sha256"], str(self.blobs.path(f["sha256"])), problem, f"{version.ref}/{name}")
+        return self._materialize(version.files, version.sha256, version.ref)
 
     def artifact_path(self, artifact: Artifact) -> Path:
         for name, f in artifact.files.items():
             problem = self.blobs.check(f["sha256"])
             if problem:
-                raise CorruptBlobError(f["sha256"], str(self.blobs.path(f["sha256"])), f"{problem} (artifact {artifact.kind}/{artifact.name}/{name})")
-        return self._materialize(artifact.files, f"artifact-{content_hash(artifact.files)}")
+                raise CorruptBlobError(f["sha256"], str(self.blobs.path(f["sha256"])), problem,
+                                       f"artifact {artifact.kind}/{artifact.name}/{name}")
+        return self._materialize(artifact.files, f"artifact-{content_hash(artifact.files)}",
+                                 f"artifact {artifact.kind}/{artifact.name}")
 
     # -- maintenance ---------------------------------------------------------
 

@@ -24,13 +24,14 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import re
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_download, hf_hub_url
@@ -53,9 +54,10 @@ from loradock.registry import (
     content_hash,
 )
 from loradock.registry.blobs import sha256_file
-from loradock.registry.errors import InvalidNameError
+from loradock.registry.errors import InvalidNameError, UnsafeFileError
 from loradock.registry.names import LATEST, check_alias, check_name
-from loradock.registry.peft_files import LABEL_CONFIG, validate_folder
+from loradock.registry.peft_files import LABEL_CONFIG, MAX_WEIGHTS_BYTES, validate_folder
+from loradock.registry.regular_files import is_regular
 from loradock.registry.store import check_relpath
 
 from loradock.adapters.errors import (
@@ -395,10 +397,12 @@ def _mirror_aliases(registry: Registry, api: HfApi, repo_id: str, domain: str,
 # alias unless asked with `aliases`. Remote branches are shown and recorded.
 
 # Caps on what a pull downloads; a LoRA adapter is a few MB, a plot a few hundred KB.
-MAX_FILE_BYTES = 1 << 30
+MAX_FILE_BYTES = MAX_WEIGHTS_BYTES  # what register accepts, so a pulled adapter is never refused for its size alone
 MAX_METADATA_BYTES = 4 << 20
 PULLED_ARTIFACT_KINDS = ("plot",)  # what push sends; everything else in a record is ignored
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# A git blob id or an LFS sha256 in practice; never a path (huggingface_hub names cache files after it).
+_SAFE_ETAG = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 # Remote branch names are shown and recorded; ones outside this alphabet (escape codes, newlines) are dropped.
 _SAFE_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,127}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -462,7 +466,33 @@ class _Downloader:
     def _remote_size(self, name: str) -> int | None:
         url = hf_hub_url(self.repo_id, name, revision=self.sha, endpoint=self.api.endpoint)
         meta = _retrying(f"size of {name}", lambda: get_hf_file_metadata(url, token=self.api.token))
+        if meta.etag is not None and not _SAFE_ETAG.fullmatch(meta.etag):
+            raise self._escapes_cache(name)  # before huggingface_hub writes to `blobs/<etag>`
         return meta.size
+
+    def _escapes_cache(self, name: str) -> HubIntegrityError:
+        return HubIntegrityError(
+            f"{self.repo_id}@{self.revision} answered for {name} with a file id that points outside the download "
+            "cache (at a file on this machine); nothing was read or registered. Do not pull from this repo."
+        )
+
+    def _cached_file(self, name: str, pointer: Path) -> Path:
+        """The regular file behind huggingface_hub's pointer `<repo folder>/snapshots/<sha>/<name>`, refused unless
+        it lies inside that repo's cache folder.
+
+        The pointer is a link to `blobs/<ETag>`, the ETag as the server sent it, unchecked by huggingface_hub:
+        an ETag such as "/home/me/.ssh/id_rsa" would make the pointer name that file.
+        """
+        snapshots = pointer.parents[len(PurePosixPath(name).parts)]
+        real = Path(os.path.realpath(pointer))
+        try:
+            ok = snapshots.name == "snapshots" and real.is_relative_to(os.path.realpath(snapshots.parent)) \
+                and is_regular(real)
+        except UnsafeFileError:
+            ok = False
+        if not ok:
+            raise self._escapes_cache(name)
+        return real
 
     def _check_size(self, name: str, size: int | None, expected: int | None, cap: int, when: str) -> None:
         if size is None:
@@ -490,6 +520,7 @@ class _Downloader:
                 force_download=force)))
         except RemoteEntryNotFoundError:
             raise self._not_found(name) from None
+        path = self._cached_file(name, path)
         self._check_size(name, path.stat().st_size, expected, cap, "as downloaded")
         return path
 
