@@ -238,11 +238,16 @@ def validate_folder(folder: Path, num_labels: int | None = None) -> AdapterSumma
     if not lora_a:
         raise InvalidAdapterError(f"{weights} holds no lora_A weights; is this a LoRA adapter?")
     targets = config["target_modules"]
+    modules = [key.split(".lora_A.")[0] for key in lora_a]
     try:  # names and pattern bounded before the first match (target_modules.py says why)
-        target_modules.check_names(target_modules.parse(targets) if isinstance(targets, str) else None,
-                                   [key.split(".lora_A.")[0] for key in lora_a])
+        target_modules.check_lengths(modules)
     except target_modules.PatternError as exc:
-        raise _refused_pattern(weights, str(targets), exc) from None
+        raise InvalidAdapterError(f"{weights}: {exc}.") from None
+    if isinstance(targets, str):
+        try:
+            target_modules.check_cost(target_modules.parse(targets), modules)
+        except target_modules.PatternError as exc:
+            raise _refused_pattern(weights, targets, exc) from None
     ranks = config.get("rank_pattern") or {}
     for key, a in lora_a.items():
         module = key.split(".lora_A.")[0]

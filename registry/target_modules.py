@@ -116,16 +116,19 @@ def _repeat_cost(av: Any, n: int) -> int:
     return min(high, n) - min(low, n) + 1
 
 
-def check_names(tree: Any | None, names: Iterable[str]) -> None:
-    """Refuse names over MAX_MODULE_NAME, and a pattern (`tree`, None for a list) whose matching could exceed MATCH_BUDGET."""
-    by_length: dict[int, int] = {}
+def check_lengths(names: Iterable[str]) -> None:
+    """Refuse module names over MAX_MODULE_NAME characters (they come from the safetensors keys)."""
     for name in names:
         if len(name) > MAX_MODULE_NAME:
-            raise PatternError(f"module name {name[:60]!r}... is {len(name)} characters long, over the "
-                               f"{MAX_MODULE_NAME} allowed for a module name")
+            raise PatternError(f"LoRA weights on module {name[:60]!r}..., a name {len(name)} characters long, over "
+                               f"the {MAX_MODULE_NAME} allowed; no real model has such a module")
+
+
+def check_cost(tree: Any, names: Iterable[str]) -> None:
+    """Refuse a parsed pattern whose matching against `names` could exceed MATCH_BUDGET."""
+    by_length: dict[int, int] = {}
+    for name in names:
         by_length[len(name)] = by_length.get(len(name), 0) + 1
-    if tree is None:
-        return
     cost = sum(count * match_cost(tree, length) for length, count in by_length.items())
     if cost > MATCH_BUDGET:
         raise PatternError(f"matching it against the {sum(by_length.values())} module names could take about "
@@ -134,5 +137,5 @@ def check_names(tree: Any | None, names: Iterable[str]) -> None:
 
 
 def matches(pattern: str, name: str) -> bool:
-    """PEFT's rule for a string target_modules; call only after `parse` and `check_names`."""
+    """PEFT's rule for a string target_modules; call only after `parse`, `check_lengths` and `check_cost`."""
     return re.fullmatch(pattern, name) is not None

@@ -154,3 +154,20 @@ def test_unverified_base_is_refused_unless_allowed(api, tmp_path, monkeypatch) -
         ServingEngine(api_config(api.base, domains=(version.ref,)), api.registry)
     allowed = ServingEngine(api_config(api.base, domains=(version.ref,), allow_unverified_base=True), api.registry)
     assert allowed.served["reviews"].current.sha256 == version.sha256
+
+
+def test_a_missing_blob_is_told_by_ref_never_by_server_path(api, tmp_path) -> None:
+    """Issue 22 item 7: the registry's filesystem layout never reaches a client."""
+    from loradock.registry import VersionInfo
+
+    from .onnx_multi_support import peft_folder
+
+    registry = api.registry
+    fingerprint = registry.resolve("tickets@1").base_fingerprint
+    folder = peft_folder(api.base, tmp_path / "tickets-3", ("billing", "bug", "account"), 4, seed=33)
+    version = registry.register("tickets", folder, VersionInfo(base_model=api.base, base_fingerprint=fingerprint))
+    registry.blobs.path(version.files["adapter_model.safetensors"]["sha256"]).unlink()
+    body = assert_envelope(api.post("/v1/classify", json={"domain": "tickets", "inputs": ["x"],
+                                                          "version": str(version.number)}), 409)
+    assert f"{version.ref}/adapter_model.safetensors" in body["error"] and "missing" in body["error"]
+    assert str(registry.home) not in body["error"] and "blobs" not in body["error"], body
