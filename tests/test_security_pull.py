@@ -257,3 +257,54 @@ def test_hostile_branch_names_and_text_never_reach_the_terminal(hub, hostile, tm
     version = Registry(tmp_path / "fresh").resolve("sentiment@1")
     assert version.provenance["remote_branches"] == ["staging"]
     assert version.description == "ok[2J]0;pwned text" and version.tags == ["demo[31m"]
+
+
+# -- issue 22 item 1: pull reads only regular files inside its own cache folder -------------------
+
+
+def _plain_repo(hub: Any, repo: str, tmp_path: Path) -> None:
+    from tests.synthetic_adapters import write_adapter
+
+    folder = write_adapter(tmp_path / "plain-src")
+    files = {n: (folder / n).read_bytes() for n in ("adapter_config.json", "adapter_model.safetensors")}
+    publish(hub, repo, {**files, "README.md": b"---\ntags: [sentiment]\n---\nA plain adapter.\n"})
+
+
+def test_an_etag_naming_a_local_file_is_refused_before_download(hub, registry, tmp_path, monkeypatch):
+    """huggingface_hub names cache files `blobs/<ETag>` unchecked: an ETag that is a path would make
+    the pull read (or write) that file. The pull refuses the answer instead."""
+    from tests.hub_server import _Handler
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hf_SECRETcredential0123456789")
+    _plain_repo(hub, "alice/etag", tmp_path)
+    send = _Handler._send
+
+    def hostile_send(self, status, body=b"", headers=None, **kwargs):
+        if headers and "ETag" in headers and self.path.endswith("/README.md"):
+            headers = {**headers, "ETag": f'"{secret}"'}
+        return send(self, status, body, headers, **kwargs)
+
+    monkeypatch.setattr(_Handler, "_send", hostile_send)
+    before = snapshot(registry)
+    with pytest.raises(HubIntegrityError, match="outside the download cache"):
+        pull(registry, "alice/etag", domain="sentiment")
+    assert snapshot(registry) == before
+    assert secret.read_text() == "hf_SECRETcredential0123456789"
+
+
+def test_a_cache_pointer_that_links_outside_the_cache_is_refused(hub, registry, tmp_path):
+    from huggingface_hub import constants
+
+    _plain_repo(hub, "alice/linked", tmp_path)
+    pull(registry, "alice/linked", domain="sentiment")  # the files are in the cache now
+    pointers = list(Path(constants.HF_HUB_CACHE).glob("models--alice--linked/snapshots/*/adapter_config.json"))
+    assert len(pointers) == 1
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"token": "hf_SECRETcredential0123456789"}')
+    pointers[0].unlink()
+    pointers[0].symlink_to(secret)  # what a planted link (or a hostile ETag) leaves behind
+    before = snapshot(registry)
+    with pytest.raises(HubIntegrityError, match="outside the download cache"):
+        pull(registry, "alice/linked", domain="sentiment")
+    assert snapshot(registry) == before
