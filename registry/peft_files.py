@@ -174,7 +174,19 @@ def _load_config(folder: Path) -> dict[str, Any]:
         isinstance(ranks, dict) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in ranks.values())
     ):
         raise InvalidAdapterError(f"{path}: rank_pattern must map module names to positive ranks, got {ranks!r}.")
+    _check_pattern_keys(path, config)
     return config
+
+
+def _check_pattern_keys(path: Path, config: dict[str, Any]) -> None:
+    """rank_pattern and alpha_pattern keys are regexes to PEFT (and to serving/weights.py): bounded like target_modules."""
+    for field in ("rank_pattern", "alpha_pattern"):
+        patterns = config.get(field)
+        for key in patterns if isinstance(patterns, dict) else ():
+            try:
+                target_modules.parse(key)
+            except target_modules.PatternError as exc:
+                raise InvalidAdapterError(f"{path}: {field} key {key[:80]!r} is refused: {exc}.") from None
 
 
 def _head_labels(tensors: dict[str, np.ndarray]) -> int | None:

@@ -165,3 +165,12 @@ def test_a_missing_blob_is_named_by_its_ref_never_by_its_path(registry, tmp_path
     message = str(caught.value)
     assert f"{version.ref}/adapter_model.safetensors" in message and "missing" in message
     assert str(registry.home) not in message and "blobs/" not in message
+
+
+@pytest.mark.parametrize("field", ["rank_pattern", "alpha_pattern"])
+def test_rank_and_alpha_pattern_keys_are_bounded_like_target_modules(registry, tmp_path, field):
+    # PEFT and the server's scaling both run these keys as regexes over module names.
+    folder = write_adapter(tmp_path / "adapter", config_overrides={field: {"(a+)+": 4}})
+    with pytest.raises(InvalidAdapterError, match=f"{field} key"):
+        registry.register("sentiment", folder)
+    assert registry.versions("sentiment") == []
