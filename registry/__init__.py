@@ -13,6 +13,7 @@ from .errors import (
     RegistryError,
     UnknownDomainError,
     UnknownVersionError,
+    UnsafeFileError,
     VersionInUseError,
 )
 from .names import LATEST, Ref, parse_ref
@@ -23,5 +24,5 @@ __all__ = [
     "DEFAULT_BASE", "LATEST", "PRESETS", "AdapterVersion", "AliasError", "Artifact", "ArtifactError",
     "CorruptBlobError", "Domain", "DomainExistsError", "Event", "InvalidAdapterError", "InvalidNameError",
     "InvalidRefError", "LoraRecipe", "Ref", "Registry", "RegistryError", "UnknownDomainError",
-    "UnknownVersionError", "VersionInUseError", "VersionInfo", "content_hash", "parse_ref",
+    "UnknownVersionError", "UnsafeFileError", "VersionInUseError", "VersionInfo", "content_hash", "parse_ref",
 ]

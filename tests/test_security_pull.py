@@ -262,10 +262,10 @@ def test_hostile_branch_names_and_text_never_reach_the_terminal(hub, hostile, tm
 # -- issue 22 item 1: pull reads only regular files inside its own cache folder -------------------
 
 
-def _plain_repo(hub: Any, repo: str, tmp_path: Path) -> None:
+def _plain_repo(hub: Any, repo: str, tmp_path: Path, config: dict | None = None) -> None:
     from tests.synthetic_adapters import write_adapter
 
-    folder = write_adapter(tmp_path / "plain-src")
+    folder = write_adapter(tmp_path / "plain-src", config_overrides=config)
     files = {n: (folder / n).read_bytes() for n in ("adapter_config.json", "adapter_model.safetensors")}
     publish(hub, repo, {**files, "README.md": b"---\ntags: [sentiment]\n---\nA plain adapter.\n"})
 
@@ -307,4 +307,13 @@ def test_a_cache_pointer_that_links_outside_the_cache_is_refused(hub, registry, 
     before = snapshot(registry)
     with pytest.raises(HubIntegrityError, match="outside the download cache"):
         pull(registry, "alice/linked", domain="sentiment")
+    assert snapshot(registry) == before
+
+
+def test_pull_refuses_an_exponential_target_modules_regex(hub, registry, tmp_path):
+    """Issue 22 item 2 on the pull side: the same bounded validation as register, before any write."""
+    _plain_repo(hub, "alice/regex", tmp_path, {"target_modules": "(.*)+x"})
+    before = snapshot(registry)
+    with pytest.raises(InvalidAdapterError, match="nested repeats"):
+        pull(registry, "alice/regex", domain="sentiment")
     assert snapshot(registry) == before
