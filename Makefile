@@ -9,7 +9,7 @@ PIP = $(PYTHON) -m pip
 # elsewhere those tests skip and say why.
 SYSTEM_PACKAGES = chromium chromium-driver wrk
 
-.PHONY: setup test-setup system demo test
+.PHONY: setup test-setup system demo test check
 
 # CPU torch first: a bare `torch` requirement could pull a multi-GB CUDA build.
 setup:
@@ -30,5 +30,13 @@ system:
 demo: setup
 	HF_HUB_OFFLINE=1 $(PYTHON) -m loradock.cli demo
 
-test: test-setup system
+# Lint and format (ruff), types (mypy) and the floors' import contract (import-linter);
+# the tests run only on a tree that passes them.
+check: test-setup
+	ruff check .
+	ruff format --check .
+	lint-imports
+	mypy
+
+test: test-setup system check
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q -p no:cacheprovider

@@ -48,7 +48,7 @@ TEXTS = ["Crushing chest pain radiating to the left arm.", "itchy rash", "A warm
 
 def register_adapters(n: int, work: Path) -> tuple[Any, list[Any]]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.synthetic_adapters import write_adapter
+    from bench.fixtures import write_adapter
 
     from loradock.adapters.base import base_info
     from loradock.registry import DEFAULT_BASE, Domain, Registry, VersionInfo

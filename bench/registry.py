@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loradock.registry import Registry  # noqa: E402
-from tests.synthetic_adapters import write_adapter  # noqa: E402
+from bench.fixtures import write_adapter  # noqa: E402
 
 SCRIPT = Path(sysconfig.get_path("scripts")) / "adapters"
 

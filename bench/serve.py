@@ -653,7 +653,7 @@ def main() -> None:
         args.seconds, args.warmup, args.rounds, args.adapters = 1.0, 1.0, 1, 4
         args.out = Path(tempfile.mkdtemp(prefix="loradock-serve-smoke-")) / "serve.md"
         global BASE
-        from tests.onnx_multi_support import tiny_base
+        from bench.fixtures import tiny_base
 
         BASE = os.environ["BENCH_BASE"] = str(tiny_base(args.out.parent / "tiny-base"))
         texts = list(SMOKE_TEXTS) * 3

@@ -7,6 +7,10 @@ from typing import Sequence
 
 import numpy as np
 
+from bench.fixtures import tiny_base
+
+__all__ = ["TEXTS", "peft_alone", "peft_folder", "tiny_base"]
+
 TEXTS = [
     "Crushing chest pain radiating to the left arm since this morning.",
     "Solve for x.",
@@ -16,24 +20,6 @@ TEXTS = [
     "Dull.",
     "Shortness of breath and wheezing at night, worse after exercise and cold air.",
 ]
-
-
-def tiny_base(folder: Path, seed: int = 0) -> Path:
-    """A 2-layer, 32-wide random BERT with MiniLM's tokenizer, saved as a local base folder."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from loradock.adapters.base import resolve_base
-    from loradock.registry import DEFAULT_BASE
-
-    if (folder / "config.json").is_file():
-        return folder
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
-    BertModel(config).save_pretrained(str(folder))  # no head: each adapter brings its own
-    AutoTokenizer.from_pretrained(str(resolve_base(DEFAULT_BASE))).save_pretrained(str(folder))
-    return folder
 
 
 def peft_folder(base: str, out: Path, labels: Sequence[str], r: int, seed: int,
