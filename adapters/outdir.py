@@ -24,6 +24,11 @@ MARKER = ".loradock-output.json"
 def check_output(out: Path, overwrite: bool) -> Path:
     """Refuse an existing `out` unless `overwrite` and it is a previous output of ours; refuse a file always."""
     out = Path(out).expanduser()
+    try:
+        str(out).encode("utf-8")
+    except UnicodeEncodeError:  # bytes the filesystem took but UTF-8 cannot name: no record could hold it
+        raise ExportError(f"Output {str(out)!r} is not a valid UTF-8 path; pass an --out whose name is "
+                          "UTF-8 text.") from None
     if out.exists() and not out.is_dir():
         raise ExportError(f"Output {str(out)!r} is a file, not a folder; pass another --out.")
     _check_not_home(out)

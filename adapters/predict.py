@@ -299,3 +299,6 @@ def read_texts(path: Path | str, column: str | None = None) -> list[str]:
         return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except UnicodeDecodeError:
         raise PredictInputError(f"{str(path)!r} is not UTF-8 text; save it as UTF-8 and try again.") from None
+    except csv.Error as exc:  # e.g. a field over csv's limit (128 KiB), or a NUL byte
+        raise PredictInputError(f"{str(path)!r} is not a CSV file Python can read ({exc}); split long texts "
+                                "into rows, or pass a plain text file with one text per line.") from None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidAdapterError
+from .json_files import read_json
 
 if TYPE_CHECKING:
     import numpy as np
@@ -117,9 +118,9 @@ def _load_config(folder: Path) -> dict[str, Any]:
             f"No {CONFIG} in {folder}: point at a folder written by PEFT's save_pretrained()."
         )
     try:
-        config = json.loads(path.read_text())
+        config = read_json(path)
     except ValueError as exc:
-        raise InvalidAdapterError(f"{path} is not valid JSON ({exc}).") from None
+        raise InvalidAdapterError(f"{path} is not valid JSON ({exc}); re-save it with save_pretrained().") from None
     if not isinstance(config, dict):
         raise InvalidAdapterError(f"{path} must hold a JSON object, got {type(config).__name__}.")
     if config.get("peft_type") != "LORA":
