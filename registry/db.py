@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .errors import CorruptIndexError
+from .errors import CorruptIndexError, InvalidTextError
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -129,8 +129,12 @@ def write(db: Database) -> Iterator[Database]:
     _retry(lambda: db.conn.execute("BEGIN IMMEDIATE"))
     try:
         yield db
-    except BaseException:
+    except BaseException as exc:
         db.conn.execute("ROLLBACK")
+        if isinstance(exc, UnicodeEncodeError) and isinstance(exc.object, str):
+            # A value from a non-UTF-8 argv or file (lone surrogates) that SQLite cannot store.
+            raise InvalidTextError(f"{exc.object[:200]!r} is not valid UTF-8 text, so it cannot be stored; "
+                                   "nothing was changed. Pass it as UTF-8.") from None
         raise
     else:
         db.conn.execute("COMMIT")

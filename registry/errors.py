@@ -34,6 +34,10 @@ class InvalidNameError(RegistryError, ValueError):
     """A domain, alias or file name that is unsafe or malformed."""
 
 
+class InvalidTextError(RegistryError, ValueError):
+    """Text that cannot be stored (not valid UTF-8); nothing was written."""
+
+
 class InvalidRefError(RegistryError, ValueError):
     """A `DOMAIN@REF` string that does not parse."""
 

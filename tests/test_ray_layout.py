@@ -19,7 +19,11 @@ from loradock.cli.main import cli
 from loradock.serving.ray import layout
 from loradock.serving.ray.app import RayOptions, fit
 from loradock.serving.ray.errors import RayOptionsError
-from loradock.serving.ray.shipping import SCRATCH_PREFIX, ShippedAdapters, remove_stale_scratch
+from loradock.serving.ray.shipping import (
+    SCRATCH_PREFIX,
+    ShippedAdapters,
+    remove_stale_scratch,
+)
 
 
 @pytest.mark.parametrize(("replicas", "cpus", "share"), [
@@ -72,9 +76,9 @@ def test_serve_ray_refuses_an_unplaceable_layout_before_ray_starts(minilm_regist
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     result = CliRunner().invoke(cli, ["serve", "--ray", "--replicas", "2", "--replica-cpus", "1", "--port", "0"])
     assert result.exit_code == 5, result.output
-    assert result.output.strip().splitlines() == [
+    assert result.output.strip().splitlines() == [(
         "Error: 2 replica(s) x 1 CPU + ingress 0.5 CPU = 2.5 CPUs > 2 CPUs in this Ray cluster, so Ray would wait "
-        "forever to place them; pass --replica-cpus 0.75 (or fewer --replicas)."]
+        "forever to place them; pass --replica-cpus 0.75 (or fewer --replicas).")]
 
 
 def test_serve_ray_defaults_fit_a_two_core_machine(minilm_registry, monkeypatch) -> None:

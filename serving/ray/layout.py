@@ -35,7 +35,8 @@ class Layout:
 def local_cpus() -> float:
     """The CPUs a Ray started here gets: the machine's (its cgroup limit where Ray can read one)."""
     try:
-        from ray._private.utils import get_num_cpus  # what ray.init(num_cpus=None) would detect
+        # What ray.init(num_cpus=None) would detect.
+        from ray._private.utils import get_num_cpus
 
         return float(get_num_cpus())
     except (ImportError, AttributeError):

@@ -49,7 +49,7 @@ def _alive(pid: int) -> bool:
 def remove_stale_scratch(tmp: Path | None = None) -> list[Path]:
     """Remove replica scratch folders in `tmp` (default: the system temp dir) whose process has exited."""
     tmp = Path(tmp or tempfile.gettempdir())
-    removed = []
+    removed: list[Path] = []
     try:
         candidates = [p for p in tmp.iterdir() if p.name.startswith(SCRATCH_PREFIX) and p.is_dir()
                       and not p.is_symlink()]
