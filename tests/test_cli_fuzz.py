@@ -78,7 +78,12 @@ def world(registry, tmp_path, taken_port, monkeypatch):
     data = tmp_path / "data.csv"
     data.write_text("text,label\ngood,positive\nbad,negative\n")
 
-    paths_in = [str(missing), str(a_file), str(empty_dir), str(deep), str(unreadable), UNDECODABLE]
+    onnx_like = tmp_path / "onnx-like"  # an export folder whose every JSON file is 200,000 '['
+    onnx_like.mkdir()
+    (onnx_like / "model.onnx").write_bytes(b"not onnx")
+    for name in ("labels.json", "config.json", "tokenizer_config.json", "tokenizer.json"):
+        (onnx_like / name).write_text("[" * 200_000)
+    paths_in = [str(missing), str(a_file), str(empty_dir), str(deep), str(onnx_like), str(unreadable), UNDECODABLE]
     files_in = [str(missing), str(empty_dir), str(unreadable), str(binary), str(big_field), "hf:", UNDECODABLE]
     return {
         "registry": registry,
