@@ -7,6 +7,7 @@ scratch-folder bookkeeping are plain Python (tests/test_ray_serve.py runs the re
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -152,3 +153,56 @@ def test_a_replica_removes_its_store_on_shutdown(tmp_path, monkeypatch) -> None:
     home = replica.store.home
     replica.__del__()
     assert Engine.closed and not Path(home).exists()
+
+
+@pytest.mark.slow
+def test_serve_ray_with_its_defaults_becomes_healthy_on_two_cpus(tmp_path) -> None:
+    """The issue's command on a 2-CPU Ray (whatever this machine has): it serves, and SIGTERM leaves no scratch."""
+    pytest.importorskip("ray.serve")
+    import signal
+    import tempfile
+    import threading
+
+    import httpx
+
+    from loradock.registry import Registry
+    from tests.ray_support import free_port, register_minilm
+
+    home = tmp_path / "home"
+    with Registry(home) as registry:
+        register_minilm(registry, tmp_path, "sentiment", 1, ("production",))
+    port = free_port()
+    def scratch() -> set[str]:
+        return {p.name for p in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*")}
+
+    two_cpus = ("import sys; from loradock.serving.ray import layout; layout.local_cpus = lambda: 2.0; "
+                "from loradock.cli.main import cli; sys.exit(cli())")
+    env = {**os.environ, "ADAPTERS_HOME": str(home), "HF_HUB_OFFLINE": "1", "RAY_ADDRESS": "", "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    server = subprocess.Popen([sys.executable, "-c", two_cpus, "serve", "--ray", "--replicas", "2", "--port",
+                               str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(server.stdout or []), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 240
+        while not any(line.startswith("Serving ") for line in lines):
+            assert server.poll() is None and time.monotonic() < deadline, "".join(lines[-30:])
+            time.sleep(0.5)
+        announced = next(line for line in lines if line.startswith("Serving "))
+        assert "(2 replica(s) x 0.75 CPU, ingress 0.5 CPU)" in announced
+        reply = httpx.post(f"http://127.0.0.1:{port}/v1/classify", json={"domain": "sentiment", "inputs": ["fine"]},
+                           timeout=60)
+        assert reply.status_code == 200
+        import psutil  # a Ray dependency
+
+        pids = {p.pid for p in psutil.Process(server.pid).children(recursive=True)}
+        owner = {name: re.match(rf"{SCRATCH_PREFIX}(\d+)-", name) for name in scratch()}
+        ours = {name for name, m in owner.items() if m and int(m.group(1)) in pids}
+        assert len(ours) == 2  # one scratch folder per replica, named by its pid (other sessions may have theirs)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=120)
+        reader.join(timeout=10)
+    assert server.returncode == 0, "".join(lines[-30:])
+    assert ours & scratch() == set(), "replica scratch folders left behind"

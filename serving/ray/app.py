@@ -177,24 +177,27 @@ def run(config: ServeConfig, options: RayOptions, home: str | None = None,
         cpus = local_cpus()
         options = fit(options, cpus)
         start["num_cpus"] = math.ceil(cpus)
-    signal.signal(signal.SIGTERM, stop)
     ray.init(address=options.address, include_dashboard=False, ignore_reinit_error=True, **start)
+    # After ray.init, which installs a SIGTERM handler of its own that exits at once: the app
+    # would never be deleted, and replicas would leave their scratch folders behind.
+    signal.signal(signal.SIGTERM, stop)
+    deployed = False
     try:
         options = fit(options, cpus)  # a joined cluster: checked against its CPUs
         serve.start(http_options={"host": config.host, "port": config.port})
+        deployed = True  # from here on the app may exist, even half-deployed: it is deleted on the way out
         serve.run(build_app(config, options, home), name=APP_NAME, route_prefix="/")
-    except BaseException:
-        ray.shutdown()
-        raise
-    if announce is not None:
-        count = "autoscaling" if options.autoscaling else f"{options.replicas} replica(s)"
-        announce(f"Serving {', '.join(config.domains)} on Ray ({count} x {options.replica_cpus:g} CPU, ingress "
-                 f"{options.ingress_cpus:g} CPU) at http://{config.host}:{config.port} (docs at /docs)")
-    try:
+        if announce is not None:
+            count = "autoscaling" if options.autoscaling else f"{options.replicas} replica(s)"
+            announce(f"Serving {', '.join(config.domains)} on Ray ({count} x {options.replica_cpus:g} CPU, ingress "
+                     f"{options.ingress_cpus:g} CPU) at http://{config.host}:{config.port} (docs at /docs)")
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C or SIGTERM, while deploying or serving: stop cleanly
     finally:
-        serve.delete(APP_NAME)
+        if deployed:
+            # Replicas stop gracefully (their __del__ removes their scratch folders) rather than being
+            # killed with the Ray this process started.
+            serve.delete(APP_NAME)
         ray.shutdown()  # stops a Ray this process started; only disconnects from a cluster it joined
