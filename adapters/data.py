@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from loradock.adapters.errors import DataError
+from loradock.registry import json_files
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +118,9 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
         if suffix in (".jsonl", ".json"):
             text = path.read_text(encoding="utf-8")
             if suffix == ".json" and text.lstrip().startswith("["):
-                rows = json.loads(text)
+                rows = json_files.loads(text)
             else:
-                rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+                rows = [json_files.loads(line) for line in text.splitlines() if line.strip()]
             if not all(isinstance(r, dict) for r in rows):
                 raise DataError(f"{path}: every row must be a JSON object like {{\"text\": ..., \"label\": ...}}.")
             return rows

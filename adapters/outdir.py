@@ -24,6 +24,11 @@ MARKER = ".loradock-output.json"
 def check_output(out: Path, overwrite: bool) -> Path:
     """Refuse an existing `out` unless `overwrite` and it is a previous output of ours; refuse a file always."""
     out = Path(out).expanduser()
+    try:
+        str(out).encode("utf-8")
+    except UnicodeEncodeError:  # bytes the filesystem took but UTF-8 cannot name: no record could hold it
+        raise ExportError(f"Output {str(out)!r} is not a valid UTF-8 path; pass an --out whose name is "
+                          "UTF-8 text.") from None
     if out.exists() and not out.is_dir():
         raise ExportError(f"Output {str(out)!r} is a file, not a folder; pass another --out.")
     _check_not_home(out)
@@ -99,20 +104,29 @@ def staged_output(out: Path, overwrite: bool = False) -> Iterator[Path]:
     """
     out = check_output(out, overwrite).absolute()
     made = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".incomplete"))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".incomplete"))
+    except OSError as exc:  # a parent that is a file, a read-only folder
+        _remove_empty(made)
+        raise ExportError(f"Cannot write output {str(out)!r} ({exc.strerror or exc}: "
+                          f"{exc.filename or out.parent}); pass another --out.") from None
     try:
         yield tmp
         _mark(tmp)
         _replace(tmp, out, overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        for folder in made:  # deepest first; only folders we created, and only if still empty
-            try:
-                folder.rmdir()
-            except OSError:
-                break
+        _remove_empty(made)
         raise
+
+
+def _remove_empty(made: list[Path]) -> None:
+    for folder in made:  # deepest first; only folders we created, and only if still empty
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def _replace(tmp: Path, out: Path, overwrite: bool) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from loradock.registry import AdapterVersion, Registry
 from loradock.registry.errors import RegistryError
+from loradock.registry.json_files import read_json
 
 from loradock.adapters.errors import ExportError, NoExportError, PredictInputError
 
@@ -125,7 +126,10 @@ def fast_tokenizer(folder: Path) -> tokenizers.Tokenizer:
     pad = "[PAD]"
     config = folder / "tokenizer_config.json"
     if config.is_file():
-        value = json.loads(config.read_text()).get("pad_token")
+        try:
+            value = read_json(config).get("pad_token")
+        except (ValueError, AttributeError):
+            raise ExportError(f"{config} is not a JSON object; re-export the model.") from None
         pad = value.get("content", pad) if isinstance(value, dict) else (value or pad)
     pad_id = tokenizer.token_to_id(pad)
     tokenizer.enable_padding(pad_id=pad_id if pad_id is not None else 0, pad_token=pad)
@@ -196,7 +200,7 @@ def read_labels(folder: Path) -> list[str]:
         path = folder / name
         if path.is_file():
             try:
-                id2label = json.loads(path.read_text()).get("id2label")
+                id2label = read_json(path).get("id2label")
                 if id2label:
                     return [id2label[k] for k in sorted(id2label, key=int)]
             except (ValueError, AttributeError, TypeError):
@@ -299,3 +303,6 @@ def read_texts(path: Path | str, column: str | None = None) -> list[str]:
         return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except UnicodeDecodeError:
         raise PredictInputError(f"{str(path)!r} is not UTF-8 text; save it as UTF-8 and try again.") from None
+    except csv.Error as exc:  # e.g. a field over csv's limit (128 KiB), or a NUL byte
+        raise PredictInputError(f"{str(path)!r} is not a CSV file Python can read ({exc}); split long texts "
+                                "into rows, or pass a plain text file with one text per line.") from None

@@ -3,13 +3,13 @@ and the check that its LoRA weights fit that base's layers."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
 from typing import Any
 
 from loradock.registry import DEFAULT_BASE, InvalidAdapterError
+from loradock.registry.json_files import read_json
 
 from loradock.adapters.base import embedded_path, weight_files, fingerprint, resolve_base
 from loradock.adapters.errors import BaseModelError
@@ -30,7 +30,7 @@ def base_metadata_for_folder(folder: Path, fallback: str, explicit: str | None =
     """
     config: dict[str, Any] = {}
     try:
-        config = json.loads((folder / "adapter_config.json").read_text())
+        config = read_json(folder / "adapter_config.json")
     except (OSError, ValueError):
         pass  # validation reports a missing or broken config with a better message
     if not isinstance(config, dict):

@@ -49,8 +49,10 @@ def demo_cmd(port: int) -> None:
 
     from loradock.adapters.predict import predict_onnx
     from loradock.serving.config import ServeConfig
+    from loradock.serving.ports import check_bindable
     from loradock.serving.server import serve_in_thread
 
+    check_bindable("127.0.0.1", port)  # before minutes of training, not after
     reg = Registry()
     refs = {}
     for domain in PRESETS:

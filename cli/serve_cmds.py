@@ -48,6 +48,10 @@ import click
               help="Run as a Ray Serve application: one ingress over --replicas model replicas "
                    "(pip install 'loradock[ray]').")
 @click.option("--replicas", default=2, show_default=True, type=int, help="With --ray: model replicas.")
+@click.option("--replica-cpus", default=None, type=float, metavar="CPUS",
+              help="With --ray: CPUs each replica reserves (default: 1, or the share that fits a Ray started here).")
+@click.option("--ingress-cpus", default=0.5, show_default=True, type=float, metavar="CPUS",
+              help="With --ray: CPUs the HTTP ingress reserves.")
 @click.option("--address", default=None, metavar="ADDR",
               help="With --ray: the Ray cluster to join ('auto': the one running here); default: a local Ray.")
 @click.option("--autoscaling", default=None, metavar="JSON",
@@ -57,7 +61,8 @@ def serve(domains: str | None, host: str, port: int, device: str, max_batch_size
           threads: int | None, workers: int | None = None, backend: str = "auto", base: str | None = None,
           max_body_bytes: int = 4 * 1024 * 1024, public_metrics: bool = False, public_docs: bool = False,
           allow_unverified_base: bool = False, log_format: str = "text", access_log: bool = False,
-          ray_: bool = False, replicas: int = 2, address: str | None = None, autoscaling: str | None = None) -> None:
+          ray_: bool = False, replicas: int = 2, replica_cpus: float | None = None, ingress_cpus: float = 0.5,
+          address: str | None = None, autoscaling: str | None = None) -> None:
     """Serve domain adapters over HTTP: mixed-domain batches on one base, hot swap on alias moves.
 
     Example usage:
@@ -88,22 +93,25 @@ def serve(domains: str | None, host: str, port: int, device: str, max_batch_size
                          log_level=_root_log_level(), access_log=access_log)
     config = dataclasses.replace(config, base_model=base_for(registry, refs, base))  # flags checked first
     if ray_:
-        _serve_on_ray(config, str(registry.home), replicas, address, autoscaling)
+        _serve_on_ray(config, str(registry.home), replicas, address, autoscaling,
+                      replica_cpus=replica_cpus, ingress_cpus=ingress_cpus)
         return
     run(config, registry, announce=click.echo)
 
 
-def _serve_on_ray(config: object, home: str, replicas: int, address: str | None, autoscaling: str | None) -> None:
+def _serve_on_ray(config: object, home: str, replicas: int, address: str | None, autoscaling: str | None,
+                  replica_cpus: float | None = None, ingress_cpus: float = 0.5) -> None:
     """`--ray`: the same app as a Ray Serve application (loradock.serving.ray)."""
-    import json
-
+    from loradock.registry.json_files import loads
     from loradock.serving.ray.app import RayOptions, run as run_ray
 
     try:
-        scaling = json.loads(autoscaling) if autoscaling else None
-    except json.JSONDecodeError as exc:
+        scaling = loads(autoscaling) if autoscaling else None
+    except ValueError as exc:
         raise click.BadParameter(f"{autoscaling!r} is not JSON ({exc}).", param_hint="--autoscaling") from None
-    run_ray(config, RayOptions(replicas=replicas, address=address, autoscaling=scaling), home,  # type: ignore[arg-type]
+    options = RayOptions(replicas=replicas, replica_cpus=replica_cpus, ingress_cpus=ingress_cpus, address=address,
+                         autoscaling=scaling)
+    run_ray(config, options, home,  # type: ignore[arg-type]
             announce=click.echo)
 
 

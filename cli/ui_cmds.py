@@ -30,7 +30,9 @@ def ui(host: str, port: int, api_key_env: str | None) -> None:
     from loradock.registry import Registry
     from loradock.serving.console import ConsoleConfigError, create_console_app
     from loradock.serving.console.security import is_loopback
+    from loradock.serving.ports import check_bindable
 
+    check_bindable(host, port)
     try:
         app = create_console_app(Registry(), api_key_env)
     except ConsoleConfigError as exc:

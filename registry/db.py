@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from .errors import CorruptIndexError, InvalidTextError
+
 if TYPE_CHECKING:
     from sqlite_utils import Database
 
@@ -34,6 +36,13 @@ def _import_sqlite_utils() -> None:
             del sys.modules[name]
 
 
+def _db_file(conn: sqlite3.Connection) -> str:
+    try:
+        return str(conn.execute("PRAGMA database_list").fetchone()[2])
+    except sqlite3.DatabaseError:
+        return "registry.db"
+
+
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
     return {col[0]: value for col, value in zip(cursor.description, row)}
 
@@ -42,18 +51,43 @@ def query(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[dict[st
     """Rows as dicts (set per cursor: sqlite-utils needs the connection's tuples)."""
     cursor = conn.cursor()
     cursor.row_factory = _dict_row
-    return cursor.execute(sql, params).fetchall()
+    try:
+        return cursor.execute(sql, params).fetchall()
+    except sqlite3.DatabaseError as exc:  # a page damaged after the header opened fine
+        # Damage ("database disk image is malformed") is a plain DatabaseError; an
+        # OperationalError (a lock, a missing table) is not damage and keeps its type.
+        if isinstance(exc, sqlite3.OperationalError):
+            raise
+        raise corrupt(Path(_db_file(conn)), exc) from None
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """A connection in WAL mode, migrated to the current schema."""
+    """A connection in WAL mode, migrated to the current schema; CorruptIndexError if `path` is no database."""
     conn = sqlite3.connect(str(path), timeout=_BUSY_TIMEOUT_S, check_same_thread=False)
-    _retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-        _migrate(wrap(conn))
+    try:
+        _retry(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            _migrate(wrap(conn))
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if _is_busy(exc):
+            raise
+        raise corrupt(path, exc) from None
     return conn
+
+
+def _is_busy(exc: sqlite3.DatabaseError) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+
+
+def corrupt(path: Path, exc: sqlite3.DatabaseError) -> CorruptIndexError:
+    """The one message for an index SQLite cannot read: what, and how to get going again."""
+    return CorruptIndexError(
+        f"The registry index {str(path)!r} cannot be read ({exc}); nothing was changed. Restore it from a "
+        "backup, or point ADAPTERS_HOME at a new folder and register the adapters there again."
+    )
 
 
 def wrap(conn: sqlite3.Connection) -> Database:
@@ -95,8 +129,12 @@ def write(db: Database) -> Iterator[Database]:
     _retry(lambda: db.conn.execute("BEGIN IMMEDIATE"))
     try:
         yield db
-    except BaseException:
+    except BaseException as exc:
         db.conn.execute("ROLLBACK")
+        if isinstance(exc, UnicodeEncodeError) and isinstance(exc.object, str):
+            # A value from a non-UTF-8 argv or file (lone surrogates) that SQLite cannot store.
+            raise InvalidTextError(f"{exc.object[:200]!r} is not valid UTF-8 text, so it cannot be stored; "
+                                   "nothing was changed. Pass it as UTF-8.") from None
         raise
     else:
         db.conn.execute("COMMIT")

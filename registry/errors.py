@@ -22,8 +22,20 @@ class FailedVersionError(GateError):
     """Pointing an alias at a version that failed its quality gate, without force."""
 
 
+class HomeError(RegistryError):
+    """The registry home cannot be used as a folder (it is a file, or cannot be created)."""
+
+
+class CorruptIndexError(RegistryError):
+    """`registry.db` is not an SQLite database loradock can read; nothing was changed."""
+
+
 class InvalidNameError(RegistryError, ValueError):
     """A domain, alias or file name that is unsafe or malformed."""
+
+
+class InvalidTextError(RegistryError, ValueError):
+    """Text that cannot be stored (not valid UTF-8); nothing was written."""
 
 
 class InvalidRefError(RegistryError, ValueError):

@@ -6,7 +6,6 @@ of torch and a malformed file yields a precise message instead of a crash.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import struct
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import target_modules
 from .errors import InvalidAdapterError
+from .json_files import loads as json_loads
 from .regular_files import is_regular, open_regular
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         if header_len > min(_MAX_HEADER, size - 8):
             raise InvalidAdapterError(f"{path} is not a safetensors file (header length {header_len}).")
         try:
-            header = json.loads(fh.read(header_len))
+            header = json_loads(fh.read(header_len))
         except (ValueError, RecursionError):
             raise InvalidAdapterError(f"{path} has a malformed safetensors header.") from None
         if not isinstance(header, dict):
@@ -156,9 +156,9 @@ def _load_config(folder: Path) -> dict[str, Any]:
             f"No {CONFIG} in {folder}: point at a folder written by PEFT's save_pretrained()."
         )
     try:
-        config = json.loads(_read_text(path))
+        config = json_loads(_read_text(path))
     except ValueError as exc:
-        raise InvalidAdapterError(f"{path} is not valid JSON ({exc}).") from None
+        raise InvalidAdapterError(f"{path} is not valid JSON ({exc}); re-save it with save_pretrained().") from None
     if not isinstance(config, dict):
         raise InvalidAdapterError(f"{path} must hold a JSON object, got {type(config).__name__}.")
     if config.get("peft_type") != "LORA":
@@ -203,7 +203,7 @@ def _check_label_config(path: Path, num_labels: int | None) -> None:
     if not is_regular(path):
         return
     try:
-        config = json.loads(_read_text(path))
+        config = json_loads(_read_text(path))
     except (ValueError, UnicodeDecodeError, RecursionError):
         config = None
     if not isinstance(config, dict):

@@ -32,7 +32,7 @@ from .errors import (
     UnknownVersionError,
     VersionInUseError,
 )
-from .home import default_home
+from .home import default_home, make_home
 from .names import LATEST, MAX_NUMBER, Ref, check_alias, check_name, parse_ref
 from .peft_files import CONFIG, LABEL_CONFIG, WEIGHTS, AdapterSummary, validate_folder
 from .records import AdapterVersion, Artifact, Event, VersionInfo
@@ -118,7 +118,7 @@ class Registry:
 
     def __init__(self, home: Path | str | None = None) -> None:
         self.home = Path(home) if home is not None else default_home()
-        self.home.mkdir(parents=True, exist_ok=True)
+        make_home(self.home)
         self.blobs = BlobStore(self.home / "blobs")
         self.conn = dbmod.connect(self.home / "registry.db")
         self._db: Database | None = None

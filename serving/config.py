@@ -11,6 +11,8 @@ from loradock.registry import DEFAULT_BASE, parse_ref
 
 from .errors import MixedBasesError, ServeConfigError
 
+MAX_THREADS = 1024  # torch refuses more than a C int; no machine this serves on has more cores
+
 if TYPE_CHECKING:
     from loradock.registry import Registry
 
@@ -94,8 +96,8 @@ class ServeConfig:
             raise ServeConfigError(f"log_level must be debug, info, warning or error, got {self.log_level!r}.")
         if self.log_format not in ("text", "json"):
             raise ServeConfigError(f"log_format must be text or json, got {self.log_format!r}.")
-        if self.threads is not None and self.threads < 1:
-            raise ServeConfigError(f"threads must be at least 1, got {self.threads}.")
+        if self.threads is not None and not 1 <= self.threads <= MAX_THREADS:
+            raise ServeConfigError(f"threads must be 1-{MAX_THREADS}, got {self.threads}; pass --threads within it.")
         if self.workers is not None and not 1 <= self.workers <= 64:
             raise ServeConfigError(f"workers must be 1-64, got {self.workers}.")
         if self.max_host < self.max_loaded:

@@ -12,6 +12,7 @@ from loradock.registry import Registry
 
 from .config import ServeConfig
 from .errors import ServingError
+from .ports import check_bindable
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def run(config: ServeConfig, registry: Registry | None = None, announce: Any = N
 
     from .app import create_app
 
+    check_bindable(config.host, config.port)  # before the model loads: a taken port fails in a second
     configure_logging(config.log_level, config.log_format)
     set_process_threads(config)
     app = create_app(config, registry)

@@ -128,10 +128,21 @@ class PullReport:
     unverified: bool = False  # no base fingerprint: the server refuses it unless --allow-unverified-base
 
 
+def _valid_repo_id(repo_id: str) -> bool:
+    """What huggingface_hub itself accepts as a repo id (it raises HFValidationError, a bare ValueError)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        return False
+    return True
+
+
 def parse_repo_spec(spec: str) -> tuple[str, str | None]:
     """`OWNER/NAME[@REV]` -> (repo id, revision or None); `@2` means tag `v2`."""
     repo_id, _, revision = spec.partition("@")
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")) or not _valid_repo_id(repo_id):
         raise HubError(f"Invalid Hub repo {spec!r}: use OWNER/NAME or OWNER/NAME@REV, e.g. alice/sentiment-lora@v2.")
     if "@" in spec and not revision:
         raise HubError(f"Empty revision in {spec!r}: name a tag, branch, alias or commit after '@'.")
@@ -270,7 +281,8 @@ def push(registry: Registry, ref: str, repo_id: str, *, private: bool = False, a
          api: HfApi | None = None, license: str | None = None) -> PushReport:
     """Upload `ref` (or every version of its domain) to `repo_id`, tag it `vN` and mirror aliases as branches."""
     api = api or HfApi()
-    parse_repo_spec(repo_id)
+    if parse_repo_spec(repo_id)[1] is not None:
+        raise HubError(f"Push to a repo, not a revision: {repo_id!r}; drop the '@...' (versions become tags vN).")
     first = registry.resolve(ref)
     versions = sorted(registry.versions(first.domain), key=lambda v: v.number) if all_versions else [first]
     with _hub_errors(api, repo_id, action="push to"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import signal
 import time
@@ -19,7 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..config import ServeConfig, base_for, default_domains, parse_domains
+from ..ports import check_bindable
 from .errors import RayNotInstalledError, RayOptionsError
+from .layout import cluster_cpus, local_cpus, plan, replicas_to_place
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ class RayOptions:
     """How the application is laid out on Ray; `autoscaling` is Ray's `autoscaling_config`, passed through."""
 
     replicas: int = 2
-    replica_cpus: float = 1.0
+    replica_cpus: float | None = None  # None: 1 CPU each, or the share that fits the cluster (layout.plan)
     ingress_cpus: float = 0.5
     threads: int = 1  # torch threads per replica
     max_ongoing_requests: int = 256  # per replica: enough concurrency for its micro-batcher to fill batches
@@ -47,8 +50,14 @@ class RayOptions:
         if self.replicas < 1 and self.autoscaling is None:
             raise RayOptionsError(f"replicas must be at least 1, got {self.replicas}.")
         for name in ("replica_cpus", "ingress_cpus"):
-            if getattr(self, name) <= 0:
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise RayOptionsError(f"{name} must be > 0 CPUs, got {getattr(self, name)}.")
+        if self.autoscaling is not None and not (
+                isinstance(self.autoscaling, dict)
+                and all(isinstance(self.autoscaling.get(k, 0), int) for k in ("min_replicas", "initial_replicas",
+                                                                            "max_replicas"))):
+            raise RayOptionsError(f"autoscaling must be a JSON object with integer replica counts, e.g. "
+                                  f"'{{\"min_replicas\": 1, \"max_replicas\": 4}}'; got {self.autoscaling!r:.200}.")
         if self.threads < 1 or self.max_ongoing_requests < 1 or self.retries < 0 or self.spill < 0:
             raise RayOptionsError("threads and max_ongoing_requests must be >= 1, retries and spill >= 0; got "
                                   f"{self.threads}, {self.max_ongoing_requests}, {self.retries}, {self.spill}.")
@@ -80,7 +89,7 @@ def build_app(config: ServeConfig, options: RayOptions | None = None, home: str 
     from .replica import AdapterReplica
     from .router import AdapterAffinityRouter
 
-    options = options or RayOptions()
+    options = fit(options or RayOptions())
     scaling: dict[str, Any] = ({"autoscaling_config": options.autoscaling} if options.autoscaling is not None
                                else {"num_replicas": options.replicas})
     replica = serve.deployment(AdapterReplica, name=REPLICA_DEPLOYMENT, **scaling,
@@ -96,6 +105,18 @@ def build_app(config: ServeConfig, options: RayOptions | None = None, home: str 
                                ray_actor_options={"num_cpus": options.ingress_cpus,
                                                   "runtime_env": {"env_vars": _env(config, {})}})
     return ingress.bind(config, home, replica.bind(config, options.threads), options.retries)
+
+
+def fit(options: RayOptions, cpus: float | None = None) -> RayOptions:
+    """`options` with its CPU shares fixed for a cluster of `cpus` (default: the one connected to, else
+    this machine); RayOptionsError, before anything is deployed, for a layout Ray could never place."""
+    if cpus is None:
+        import ray
+
+        cpus = cluster_cpus() if ray.is_initialized() else local_cpus()
+    layout = plan(replicas_to_place(options.replicas, options.autoscaling), cpus, options.replica_cpus,
+                  options.ingress_cpus)
+    return dataclasses.replace(options, replica_cpus=layout.replica_cpus)
 
 
 def _coerce(value: Any, default: Any) -> Any:
@@ -148,19 +169,35 @@ def run(config: ServeConfig, options: RayOptions, home: str | None = None,
     def stop(*_: Any) -> None:  # SIGTERM (e.g. from a process manager) stops like Ctrl-C: the app is removed
         raise KeyboardInterrupt
 
+    check_bindable(config.host, config.port)  # Serve's proxy would otherwise retry a taken port for ever
+    local = options.address is None and not os.environ.get("RAY_ADDRESS")
+    cpus: float | None = None
+    start: dict[str, Any] = {}
+    if local:  # refused before Ray starts: seconds, not a hang; the Ray started gets exactly these CPUs
+        cpus = local_cpus()
+        options = fit(options, cpus)
+        start["num_cpus"] = math.ceil(cpus)
+    ray.init(address=options.address, include_dashboard=False, ignore_reinit_error=True, **start)
+    # After ray.init, which installs a SIGTERM handler of its own that exits at once: the app
+    # would never be deleted, and replicas would leave their scratch folders behind.
     signal.signal(signal.SIGTERM, stop)
-    ray.init(address=options.address, include_dashboard=False, ignore_reinit_error=True)
-    serve.start(http_options={"host": config.host, "port": config.port})
-    serve.run(build_app(config, options, home), name=APP_NAME, route_prefix="/")
-    if announce is not None:
-        count = "autoscaling" if options.autoscaling else f"{options.replicas} replica(s)"
-        announce(f"Serving {', '.join(config.domains)} on Ray ({count}) at http://{config.host}:{config.port} "
-                 "(docs at /docs)")
+    deployed = False
     try:
+        options = fit(options, cpus)  # a joined cluster: checked against its CPUs
+        serve.start(http_options={"host": config.host, "port": config.port})
+        deployed = True  # from here on the app may exist, even half-deployed: it is deleted on the way out
+        serve.run(build_app(config, options, home), name=APP_NAME, route_prefix="/")
+        if announce is not None:
+            count = "autoscaling" if options.autoscaling else f"{options.replicas} replica(s)"
+            announce(f"Serving {', '.join(config.domains)} on Ray ({count} x {options.replica_cpus:g} CPU, ingress "
+                     f"{options.ingress_cpus:g} CPU) at http://{config.host}:{config.port} (docs at /docs)")
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        pass
+        pass  # Ctrl-C or SIGTERM, while deploying or serving: stop cleanly
     finally:
-        serve.delete(APP_NAME)
+        if deployed:
+            # Replicas stop gracefully (their __del__ removes their scratch folders) rather than being
+            # killed with the Ray this process started.
+            serve.delete(APP_NAME)
         ray.shutdown()  # stops a Ray this process started; only disconnects from a cluster it joined

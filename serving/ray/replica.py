@@ -93,3 +93,6 @@ class AdapterReplica:
         engine = getattr(self, "engine", None)
         if engine is not None:
             engine.close()
+        store = getattr(self, "store", None)
+        if store is not None:  # its scratch folder in the temp dir goes with it (issue 22.7)
+            store.close()

@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,48 @@ from loradock.registry.store import check_relpath, content_hash
 from .errors import ShipmentError
 
 log = logging.getLogger(__name__)
+
+
+# A replica's scratch folder in the system temp dir is named after its process:
+# loradock-replica-<pid>-<random>. A replica that was killed (no __del__) leaves its
+# folder behind, so each new one removes those whose process is gone.
+SCRATCH_PREFIX = "loradock-replica-"
+_SCRATCH = re.compile(re.escape(SCRATCH_PREFIX) + r"(\d+)-")
+_LEGACY_STALE_S = 3600.0  # folders from before the pid was in the name: left alone while recently used
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_scratch(tmp: Path | None = None) -> list[Path]:
+    """Remove replica scratch folders in `tmp` (default: the system temp dir) whose process has exited."""
+    tmp = Path(tmp or tempfile.gettempdir())
+    removed: list[Path] = []
+    try:
+        candidates = [p for p in tmp.iterdir() if p.name.startswith(SCRATCH_PREFIX) and p.is_dir()
+                      and not p.is_symlink()]
+    except OSError:
+        return removed
+    for folder in candidates:
+        match = _SCRATCH.match(folder.name)
+        try:
+            stale = (not _alive(int(match.group(1))) if match
+                     else time.time() - folder.stat().st_mtime > _LEGACY_STALE_S)
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    if removed:
+        log.info("removed %d stale replica scratch folder(s) from %s", len(removed), tmp)
+    return removed
 
 
 @dataclass(frozen=True)
@@ -68,7 +112,11 @@ class ShippedAdapters:
     """
 
     def __init__(self, root: Path | None = None) -> None:
-        self.home = Path(root or tempfile.mkdtemp(prefix="loradock-replica-"))
+        self._owned = root is None  # a scratch folder we made is ours to remove; a given root is not
+        if root is None:
+            remove_stale_scratch()
+            root = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+        self.home = Path(root)
         self.home.mkdir(parents=True, exist_ok=True)
         self._folders: dict[str, Path] = {}  # version ref -> folder named by content hash
         self.received = 0  # shipments fetched from the object store (not counting local hits)
@@ -101,6 +149,12 @@ class ShippedAdapters:
         self.received += 1
         log.info("received %s (%s) through the object store", version.ref, version.sha256[:12])
         return final
+
+    def close(self) -> None:
+        """Remove the scratch folder this store made (the replica is stopping); a given root is left alone."""
+        if self._owned:
+            shutil.rmtree(self.home, ignore_errors=True)
+        self._folders.clear()
 
     async def receive(self, version: AdapterVersion, object_ref: Any) -> Path:
         """Fetch `object_ref` (a {name: bytes} dict) unless this replica already holds the version."""
