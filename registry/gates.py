@@ -106,7 +106,7 @@ def check(metrics: Mapping[str, Any], label_counts: Mapping[str, int], gate: Qua
         reasons.append(f"accuracy {accuracy:.4f} < {gate.min_accuracy:g}")
     if gate.min_macro_f1 is not None and macro_f1 < gate.min_macro_f1:
         reasons.append(f"macro-F1 {macro_f1:.4f} < {gate.min_macro_f1:g}")
-    result = {"passed": not reasons, "reasons": reasons, "baseline": baseline, **gate.to_dict()}
+    result: dict[str, Any] = {"passed": not reasons, "reasons": reasons, "baseline": baseline, **gate.to_dict()}
     if paired is not None:
         result["baseline_test"] = paired
         if not reasons and not paired["beyond_noise"]:

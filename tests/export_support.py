@@ -79,8 +79,8 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def train_on_sample(folder: Path, steps: int = 300, seed: int = 0) -> Path:
-    """A PEFT LoRA folder whose classifier head is trained on the embedded sentiment sample.
+def train_on_sample(folder: Path, steps: int = 300, seed: int = 0, domain: str = "sentiment") -> Path:
+    """A PEFT LoRA folder whose classifier head is trained on the embedded sample of a preset domain.
 
     LoRA A/B are random (init_lora_weights=False, so they change the logits);
     the head is fitted on the LoRA model's pooled features, which takes a
@@ -93,8 +93,9 @@ def train_on_sample(folder: Path, steps: int = 300, seed: int = 0) -> Path:
 
     from loradock.adapters.base import load_classifier, load_tokenizer
 
-    rows = [json.loads(line) for line in SAMPLE.read_text().splitlines() if line.strip()]
-    labels = list(PRESETS["sentiment"].labels)
+    sample = SAMPLE.with_name(f"{domain}.jsonl")
+    rows = [json.loads(line) for line in sample.read_text().splitlines() if line.strip()]
+    labels = list(PRESETS[domain].labels)
     torch.manual_seed(seed)
     model = get_peft_model(load_classifier(DEFAULT_BASE, labels), LoraConfig(
         task_type=TaskType.SEQ_CLS, r=8, lora_alpha=16, target_modules=["query", "value"], init_lora_weights=False))
