@@ -280,7 +280,8 @@ def check_recorded(artifact: Artifact, tolerance: float, max_drop: float) -> Non
     if recorded["verdict"] != gate.get("verdict"):
         raise ParityError(
             f"The registered export {artifact.name} records the verdict {gate.get('verdict')!r}, but its own "
-            f"numbers give {recorded['verdict']!r}; nothing was written. Delete the artifact and export again.")
+            f"numbers give {recorded['verdict']!r} (edited, or written by other rules); nothing was written. Export with "
+            "another --opset for a fresh, checked export.")
     if not now["passed"]:
         raise ParityError(f"The registered export {artifact.name} fails the accuracy gate at --max-accuracy-drop "
                           f"{max_drop:g}: {now['reason']}; nothing was written.")
