@@ -1,7 +1,8 @@
 # Two commands do all set-up on a fresh machine (see README):
 #   make demo   trains the preset domains on the embedded default, exports one
 #               to ONNX, serves them all and sends one request per domain
-#   make test   runs the test suite
+#   make test   runs the test suite (what CI runs)
+#   make test-fast  the same without the tests marked slow: the inner loop
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
 # Debian packages the tests use: Chromium for the console's browser tests, wrk for the
@@ -9,7 +10,7 @@ PIP = $(PYTHON) -m pip
 # elsewhere those tests skip and say why.
 SYSTEM_PACKAGES = chromium chromium-driver wrk
 
-.PHONY: setup test-setup system demo test check
+.PHONY: setup test-setup system demo test test-fast check
 
 # CPU torch first: a bare `torch` requirement could pull a multi-GB CUDA build.
 setup:
@@ -40,3 +41,6 @@ check: test-setup
 
 test: test-setup system check
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q -p no:cacheprovider
+
+test-fast:
+	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -q -p no:cacheprovider -m "not slow"

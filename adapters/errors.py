@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from loradock.registry.errors import ConflictError, GateError
 
 
@@ -23,6 +25,14 @@ class TrainingInterrupted(AdaptersError):
 
 class ParityError(AdaptersError, GateError):
     """A merged or exported model disagrees with the adapter beyond tolerance."""
+
+
+class AccuracyGateRefused(ParityError):
+    """An export lost accuracy beyond noise and beyond its limit (registry/gate_stats.py); `gate` holds the verdict."""
+
+    def __init__(self, message: str, gate: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.gate = gate
 
 
 class QualityGateFailed(AdaptersError, GateError):

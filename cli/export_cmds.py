@@ -35,8 +35,10 @@ def _checked(report: dict, reused: bool) -> str:
     parts = [f"max abs logit diff {diff:.2g}" if isinstance(diff, float) else None]
     gate = report.get("gate") or {}
     if gate.get("applied"):
-        parts.append(f"accuracy {gate['accuracy_export']:.2f}% vs adapter {gate['accuracy_adapter']:.2f}%"
-                     f" (drop {gate['accuracy_drop']:.2f} <= {gate['max_accuracy_drop']:g})")
+        verdict = f"{gate['verdict']} by {gate['statistic']}" if "verdict" in gate else "within the limit"
+        parts.append(f"accuracy {gate['accuracy_export']:.2f}% vs adapter {gate['accuracy_adapter']:.2f}% on "
+                     f"{gate.get('eval_size', '?')} texts (drop {gate['accuracy_drop']:.2f}, limit "
+                     f"{gate['max_accuracy_drop']:g}: {verdict})")
     elif gate:
         parts.append("accuracy gate skipped: no eval data")
     parts.append(f"size {size(report.get('sizes', {}).get('total'))}")
@@ -85,7 +87,8 @@ def merge_cmd(ref: str, out: Path, tolerance: float, overwrite: bool, json_: boo
 @click.option("--quantize", type=click.Choice(["int8"]), default=None, help="Quantize weights (dynamic int8).")
 @click.option("--opset", type=int, default=None, help="ONNX opset (default 17).")
 @click.option("--max-accuracy-drop", type=float, default=1.0, show_default=True,
-              help="Points of accuracy the export may lose against the fp32 adapter on the version's eval data.")
+              help="Points of accuracy the export may lose against the fp32 adapter on the version's eval data; "
+                   "a larger loss is refused only when a paired test says it is more than noise.")
 @tolerance_option
 @out_option
 @overwrite_option

@@ -36,7 +36,8 @@ def _gate_line(result: Any) -> str:
     base = gate.get("baseline") or {}
     floor = f"majority class {base.get('label')!r}: accuracy {base.get('accuracy', 0):.4f}, macro-F1 {base.get('macro_f1', 0):.4f}"
     if gate.get("passed"):
-        return f"Quality gate: passed ({floor})"
+        note = f"; {gate['note']}" if gate.get("note") else ""
+        return f"Quality gate: passed ({floor}){note}"
     return f"Quality gate: FAILED - {'; '.join(gate.get('reasons') or [])}"
 
 

@@ -3,6 +3,11 @@
 Merging and exporting MiniLM takes seconds, so a session-scoped fixture does it
 once (fp32 merge, fp32 ONNX, int8 ONNX) and the tests check what came out.
 Import `exported` into a test module to use it.
+
+int8 kernels differ by CPU, so nothing here depends on what real int8 scores:
+the fixture's int8 export allows any accuracy drop (it is always written),
+and gate behaviour is tested with `FlippingQuantizer`, a stand-in whose effect
+on predictions is the same on every CPU.
 """
 
 from __future__ import annotations
@@ -74,8 +79,8 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def train_on_sample(folder: Path, steps: int = 300, seed: int = 0) -> Path:
-    """A PEFT LoRA folder whose classifier head is trained on the embedded sentiment sample.
+def train_on_sample(folder: Path, steps: int = 300, seed: int = 0, domain: str = "sentiment") -> Path:
+    """A PEFT LoRA folder whose classifier head is trained on the embedded sample of a preset domain.
 
     LoRA A/B are random (init_lora_weights=False, so they change the logits);
     the head is fitted on the LoRA model's pooled features, which takes a
@@ -88,8 +93,9 @@ def train_on_sample(folder: Path, steps: int = 300, seed: int = 0) -> Path:
 
     from loradock.adapters.base import load_classifier, load_tokenizer
 
-    rows = [json.loads(line) for line in SAMPLE.read_text().splitlines() if line.strip()]
-    labels = list(PRESETS["sentiment"].labels)
+    sample = SAMPLE.with_name(f"{domain}.jsonl")
+    rows = [json.loads(line) for line in sample.read_text().splitlines() if line.strip()]
+    labels = list(PRESETS[domain].labels)
     torch.manual_seed(seed)
     model = get_peft_model(load_classifier(DEFAULT_BASE, labels), LoraConfig(
         task_type=TaskType.SEQ_CLS, r=8, lora_alpha=16, target_modules=["query", "value"], init_lora_weights=False))
@@ -107,6 +113,55 @@ def train_on_sample(folder: Path, steps: int = 300, seed: int = 0) -> Path:
         optimizer.zero_grad()
     model.save_pretrained(str(folder))
     return folder
+
+
+def token_sums(tokenizer: Any, texts: list[str], max_length: int) -> list[int]:
+    """Per text, the sum of its token ids as the model sees them: what `FlippingQuantizer` recognises rows by."""
+    enc = tokenizer(texts, truncation=True, max_length=max_length)
+    return [int(sum(ids)) for ids in enc["input_ids"]]
+
+
+@dataclass
+class FlippingQuantizer:
+    """A stand-in quantizer: the fp32 graph with the logits of chosen rows negated, which flips their argmax.
+
+    `rows` are token-id sums (`token_sums`) of the texts to flip; None flips
+    every text. The graph stays fp32, so what it predicts is the same on every
+    CPU: a gate test controls exactly how many predictions change.
+    """
+
+    rows: list[int] | None = None
+
+    def __call__(self, fp32: Path, out: Path) -> dict[str, Any]:
+        import onnx
+        from onnx import TensorProto, helper
+
+        model = onnx.load(str(fp32))
+        graph = model.graph
+        (last,) = [n for n in graph.node if "logits" in n.output]
+        last.output[list(last.output).index("logits")] = "raw_logits"
+        nodes = [helper.make_node("Neg", ["raw_logits"], ["negated"])]
+        if self.rows is None:
+            nodes.append(helper.make_node("Identity", ["negated"], ["logits"]))
+        else:
+            graph.initializer.extend([
+                helper.make_tensor("flip_sums", TensorProto.INT64, [1, len(self.rows)], self.rows),
+                helper.make_tensor("sum_axis", TensorProto.INT64, [1], [1]),
+                helper.make_tensor("col_axis", TensorProto.INT64, [1], [1]),
+            ])
+            nodes += [
+                helper.make_node("Mul", ["input_ids", "attention_mask"], ["kept_ids"]),
+                helper.make_node("ReduceSum", ["kept_ids", "sum_axis"], ["row_sums"], keepdims=1),  # [B, 1]
+                helper.make_node("Equal", ["row_sums", "flip_sums"], ["hits"]),  # [B, K]
+                helper.make_node("Cast", ["hits"], ["hits_int"], to=TensorProto.INT64),
+                helper.make_node("ReduceMax", ["hits_int"], ["hit"], axes=[1], keepdims=1),  # [B, 1]
+                helper.make_node("Cast", ["hit"], ["flip"], to=TensorProto.BOOL),
+                helper.make_node("Where", ["flip", "negated", "raw_logits"], ["logits"]),
+            ]
+        graph.node.extend(nodes)
+        onnx.save(model, str(out))
+        return {"method": "stand-in: fp32 with chosen rows' logits negated",
+                "rows": "all" if self.rows is None else len(self.rows)}
 
 
 @dataclass
@@ -140,6 +195,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
         outputs = root / "out"
         merged = merge_version(registry, version.ref, outputs / "merged")
         fp32 = export_onnx(registry, version.ref, outputs / "fp32")
-        int8 = export_onnx(registry, version.ref, outputs / "int8", quantize="int8")
+        # Any drop allowed: real int8 scores differ by CPU, and the tests that use this export must not.
+        int8 = export_onnx(registry, version.ref, outputs / "int8", quantize="int8", max_accuracy_drop=100.0)
         _BUILT["sentiment"] = Exported(root / "home", registry, version, outputs, merged, fp32, int8)
     return _BUILT["sentiment"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from loradock.registry import Domain, Registry, VersionInfo
@@ -17,7 +18,8 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(tiny_base(tmp_path_factory.mktemp("tiny-bert")))
 
 
-def register(registry: Registry, base: str, work: Path, domain: str, eval_split: bool) -> object:
+def register(registry: Registry, base: str, work: Path, domain: str, eval_split: bool,
+             texts: list[str] = TEXTS) -> object:
     from loradock.adapters.base import base_info
 
     labels = ("neg", "pos")
@@ -28,7 +30,7 @@ def register(registry: Registry, base: str, work: Path, domain: str, eval_split:
     if eval_split:
         data = work / f"{domain}-eval" / "eval.jsonl"
         data.parent.mkdir()
-        data.write_text("".join(json.dumps({"text": t, "label": labels[i % 2]}) + "\n" for i, t in enumerate(TEXTS)))
+        data.write_text("".join(json.dumps({"text": t, "label": labels[i % 2]}) + "\n" for i, t in enumerate(texts)))
         registry.add_artifact(version.ref, "data", "eval", {"eval.jsonl": data})
     return version
 
@@ -56,27 +58,66 @@ def test_only_base_matmuls_are_quantized(registry: Registry, tiny: str) -> None:
     assert {by_name[k] for k in kept} <= {"Gather", "Transpose", "MatMul"}  # the LoRA path stays fp32
 
 
-def test_domain_passing_its_gate_is_served_from_int8(registry: Registry, tiny: str, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from loradock.serving.backends import onnx as backend
-
-    monkeypatch.setattr(backend, "MAX_INT8_DROP", 100.0)
-    model, adapter = prepared(registry, tiny, register(registry, tiny, tmp_path, "good", eval_split=True))
-    assert adapter.precision == "int8" and adapter.gate["applied"] and adapter.gate["eval_size"] == len(TEXTS)
-    logits = model.run(model.encode(TEXTS[:3]), [adapter] * 3)
-    assert [row.shape for row in logits] == [(2,)] * 3
+EVAL = TEXTS * 3  # 21 texts: enough for a paired test to refuse (registry/gate_stats.py MIN_TEXTS)
 
 
-def test_domain_failing_its_gate_is_served_from_fp32_with_the_reason(registry: Registry, tiny: str,
-                                                                      tmp_path: Path, monkeypatch, caplog) -> None:
-    from loradock.serving.backends import onnx as backend
+def flipping(count: int):
+    """A stand-in for the graphs' predictions, the same on every CPU: fp32 right on every eval text (labels
+    alternate), int8 wrong on the first `count`."""
+    def predictions(self, adapter, texts, precision):
+        gold = [i % 2 for i in range(len(texts))]
+        return gold if precision == "fp32" else [1 - g if i < count else g for i, g in enumerate(gold)]
+    return predictions
 
-    monkeypatch.setattr(backend, "MAX_INT8_DROP", -1.0)  # any result fails
+
+def test_domain_whose_int8_flips_are_noise_is_served_from_int8(registry: Registry, tiny: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """2 of 21 flipped: 9.5 points over a 0.5-point limit, but McNemar cannot tell 2-0 from a coin."""
+    from loradock.serving.backends.onnx import OnnxMultiLoraModel
+
+    monkeypatch.setattr(OnnxMultiLoraModel, "gate_predictions", flipping(2))
+    model, adapter = prepared(registry, tiny, register(registry, tiny, tmp_path, "good", True, EVAL))
+    gate = adapter.gate
+    assert adapter.precision == "int8" and gate["applied"] and gate["eval_size"] == len(EVAL)
+    assert (gate["losses"], gate["gains"], gate["verdict"], gate["statistic"]) == (2, 0, "kept", "McNemar exact")
+    assert "2 of 21 eval texts changed" in gate["reason"] and gate["reason"].endswith("served from int8")
+    logits = model.run(model.encode(TEXTS[:3]), [adapter] * 3)  # the real int8 graph runs, finite
+    assert [row.shape for row in logits] == [(2,)] * 3 and all(np.isfinite(row).all() for row in logits)
+
+
+def test_domain_whose_int8_loses_beyond_noise_is_served_from_fp32_with_the_reason(
+        registry: Registry, tiny: str, tmp_path: Path, monkeypatch, caplog) -> None:
+    from loradock.serving.backends.onnx import OnnxMultiLoraModel
+
+    monkeypatch.setattr(OnnxMultiLoraModel, "gate_predictions", flipping(8))
     with caplog.at_level("WARNING"):
-        _, adapter = prepared(registry, tiny, register(registry, tiny, tmp_path, "strict", eval_split=True))
-    assert adapter.precision == "fp32" and not adapter.gate["passed"]
-    assert "over the limit, served from fp32" in adapter.gate["reason"]
+        _, adapter = prepared(registry, tiny, register(registry, tiny, tmp_path, "strict", True, EVAL))
+    assert adapter.precision == "fp32" and not adapter.gate["passed"] and adapter.gate["verdict"] == "refused"
+    assert "says the loss is real" in adapter.gate["reason"] and "served from fp32" in adapter.gate["reason"]
     assert "strict@1 served from fp32" in caplog.text
+
+
+def test_real_int8_gate_records_the_verdict_its_numbers_give(registry: Registry, tiny: str, tmp_path: Path) -> None:
+    """The real int8 graph: what it scores differs by CPU, so only the record's consistency is asserted."""
+    from loradock.registry import gate_stats
+
+    _, adapter = prepared(registry, tiny, register(registry, tiny, tmp_path, "real", True, EVAL))
+    gate = adapter.gate
+    assert gate["applied"] and gate["verdict"] == gate_stats.recheck(gate)["verdict"]
+    assert adapter.precision == ("int8" if gate["passed"] else "fp32")
+
+
+def test_a_stored_gate_whose_verdict_does_not_follow_from_its_numbers_is_run_again(
+        registry: Registry, tiny: str, tmp_path: Path, monkeypatch) -> None:
+    from loradock.serving.backends.onnx import OnnxMultiLoraModel
+
+    monkeypatch.setattr(OnnxMultiLoraModel, "gate_predictions", flipping(8))
+    version = register(registry, tiny, tmp_path, "edited", True, EVAL)
+    model, first = prepared(registry, tiny, version)
+    stored = model.graph.folder / "gates" / f"{version.sha256}.json"  # type: ignore[attr-defined]
+    stored.write_text(json.dumps({**first.gate, "verdict": "kept", "passed": True}))
+    _, second = prepared(registry, tiny, version)
+    assert second.precision == "fp32" and second.gate["verdict"] == "refused"
 
 
 def test_domain_without_eval_split_is_served_from_fp32(registry: Registry, tiny: str, tmp_path: Path) -> None:

@@ -73,6 +73,22 @@ def eval_probes(registry: Registry, version: AdapterVersion) -> Probes | None:
     return Probes(texts, labels, f"artifact {EVAL_KIND}/{EVAL_NAME} of {version.ref}")
 
 
+def training_texts(version: AdapterVersion) -> list[str]:
+    """The texts the version was trained on, where they still ship with loradock (`embedded:DOMAIN`); else none.
+
+    Only their predictions are compared (agreement needs no labels), so the
+    eval texts among them count once, where the caller dedupes.
+    """
+    source = str((version.data or {}).get("source", ""))
+    name = source.removeprefix("embedded:")
+    if not source.startswith("embedded:") or not name.isidentifier():  # a domain name, never a path
+        return []
+    sample = SAMPLES / f"{name}.jsonl"
+    if not sample.is_file():
+        return []
+    return read_jsonl(sample)[0]
+
+
 def probe_set(registry: Registry, version: AdapterVersion, limit: int | None = 64) -> Probes:
     """Eval data, else the embedded sample of the domain, else the built-in texts."""
     found = eval_probes(registry, version)
