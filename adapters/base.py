@@ -148,7 +148,7 @@ def _drop_base_head(model: PreTrainedModel, heads: list[str], info: dict[str, An
     """
     import torch
 
-    missing = set(info.get("missing_keys") or ())
+    missing: set[str] = {str(k) for k in info.get("missing_keys") or ()}
     mismatched = {str(m[0] if isinstance(m, (tuple, list)) else m) for m in info.get("mismatched_keys") or ()}
     bad = sorted(k for k in mismatched if not _in_head(k, heads))
     if bad:
@@ -173,9 +173,9 @@ def _reinit(model: PreTrainedModel, paths: list[str]) -> None:
     with torch.no_grad():
         for path in paths:
             for module in model.get_submodule(path).modules():
-                for tensor in [*module.parameters(recurse=False), *module.buffers(recurse=False)]:
-                    tensor._is_hf_initialized = False  # transformers 5 skips tensors marked as loaded
-                module._is_hf_initialized = False
+                # transformers 5 skips what it marked as loaded (a flag on each tensor and module)
+                for item in [*module.parameters(recurse=False), *module.buffers(recurse=False), module]:
+                    setattr(item, "_is_hf_initialized", False)  # noqa: B010 - not a declared attribute
                 model._init_weights(module)
 
 
