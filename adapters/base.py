@@ -156,7 +156,7 @@ def _drop_base_head(model: PreTrainedModel, heads: list[str], info: dict[str, An
                              f"config.json ({', '.join(bad[:3])}); the checkpoint is damaged or mislabelled.")
     head_params = [n for n, _ in model.named_parameters() if _in_head(n, heads)]
     if any(n not in missing for n in head_params):  # the base carried a head: never reuse it
-        _reinit(model, heads)
+        _reinit(model, [h for h in heads if any(_in_head(n, [h]) for n in head_params)])
     encoder_missing = sorted({k.rsplit(".", 1)[0] for k in missing if not _in_head(k, heads)})
     if encoder_missing:
         log.info("base %s lacks %s; drawn from its fingerprint", name, ", ".join(encoder_missing))
