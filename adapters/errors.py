@@ -87,6 +87,10 @@ class HubRecordError(HubError, ValueError):
     """A Hub repo's loradock.json or files are malformed, unsafe or too large; nothing was registered."""
 
 
+class HubLocalBaseError(HubError, ValueError):
+    """A version to push names its base by a local path, which a pull elsewhere could not use; nothing was pushed."""
+
+
 class PredictInputError(AdaptersError, ValueError):
     """Texts to predict that cannot be read (no texts, a missing CSV column, not UTF-8); nothing was predicted."""
 

@@ -22,7 +22,7 @@ MARKER = ".loradock-output.json"
 
 
 def check_output(out: Path, overwrite: bool) -> Path:
-    """Refuse an existing `out` unless `overwrite` and it is a previous output of ours; refuse a file always."""
+    """Refuse a non-empty `out` unless `overwrite` and it is a previous output of ours; refuse a file always."""
     out = Path(out).expanduser()
     try:
         str(out).encode("utf-8")
@@ -32,11 +32,16 @@ def check_output(out: Path, overwrite: bool) -> Path:
     if out.exists() and not out.is_dir():
         raise ExportError(f"Output {str(out)!r} is a file, not a folder; pass another --out.")
     _check_not_home(out)
-    if out.exists() and not overwrite:
-        raise ExportError(f"Output folder {str(out)!r} already exists; pass --overwrite to replace it, or another --out.")
+    if out.exists() and not overwrite and _has_entries(out):  # an empty folder made for us is fine
+        raise ExportError(f"Output folder {str(out)!r} already exists and is not empty; pass --overwrite to "
+                          "replace it, or another --out.")
     if out.exists():
         _check_replaceable(out)
     return out
+
+
+def _has_entries(folder: Path) -> bool:
+    return any(True for _ in folder.iterdir())
 
 
 def _check_not_home(out: Path) -> None:
@@ -54,7 +59,7 @@ def _check_not_home(out: Path) -> None:
 def _check_replaceable(out: Path) -> None:
     """--overwrite replaces an empty folder, or one we wrote that holds only what we wrote."""
     present = {p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir()} - {MARKER}
-    if not present and not any(out.iterdir()):
+    if not present and not _has_entries(out):
         return
     try:
         written = set(json.loads((out / MARKER).read_text())["files"])

@@ -4,11 +4,14 @@ and the check that its LoRA weights fit that base's layers."""
 from __future__ import annotations
 
 import logging
+import os
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loradock.registry import DEFAULT_BASE, InvalidAdapterError
+from loradock.registry import DEFAULT_BASE, InvalidAdapterError, Registry
 from loradock.registry.json_files import read_json
 
 from loradock.adapters.base import embedded_path, weight_files, fingerprint, resolve_base
@@ -22,8 +25,73 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-
 _PEFT_PREFIX = "base_model.model."
 
 
-def base_metadata_for_folder(folder: Path, fallback: str, explicit: str | None = None) -> dict[str, Any]:
-    """Base id, revision and weight fingerprint for the adapter in `folder`.
+@dataclass(frozen=True)
+class BaseIdentity:
+    """What a version records about its base: a Hub id other machines can fetch, or else a local folder.
+
+    `source` says how the id was found: "hub" (named by its id), "embedded" or
+    "registry" (a local folder recognised by its weight fingerprint), or "local"
+    (a folder no Hub id is known for: recorded as its absolute path, which
+    `adapters push` refuses without --base-id).
+    """
+
+    base_model: str
+    base_revision: str | None
+    base_fingerprint: str
+    source: str
+    folder: Path
+
+    @property
+    def is_local(self) -> bool:
+        return self.source == "local"
+
+    def record(self) -> dict[str, Any]:
+        """The version fields: base_model, base_revision, base_fingerprint."""
+        return {"base_model": self.base_model, "base_revision": self.base_revision,
+                "base_fingerprint": self.base_fingerprint}
+
+    def provenance(self) -> dict[str, Any]:
+        """How the base was identified, for the version's provenance."""
+        if self.source == "hub":
+            return {"base_source": "hub"}
+        return {"base_source": self.source, "base_path": os.fspath(self.folder)}
+
+
+def identify_base(name: str, revision: str | None = None, registry: Registry | None = None) -> BaseIdentity:
+    """The one base resolver of train and register: a local folder becomes its Hub id when its weights are known.
+
+    Known are the embedded default and every Hub-id base the registry already
+    records (versions by fingerprint, domains by their locally cached base).
+    """
+    folder = resolve_base(name, revision)
+    digest = fingerprint(folder)
+    if not Path(name).expanduser().is_dir():
+        return BaseIdentity(name, revision, digest, "hub", folder)
+    for hub_id, hub_revision, source in _known_bases(registry, digest):
+        log.info("base folder %s holds the weights of %s; recording the Hub id", folder, hub_id)
+        return BaseIdentity(hub_id, hub_revision, digest, source, folder)
+    return BaseIdentity(os.fspath(folder), None, digest, "local", folder)
+
+
+def _known_bases(registry: Registry | None, digest: str) -> Iterator[tuple[str, str | None, str]]:
+    """(Hub id, revision, source) of the bases with fingerprint `digest`, cheapest look first."""
+    embedded = embedded_path()
+    if embedded is not None and fingerprint(embedded) == digest:
+        yield DEFAULT_BASE, None, "embedded"
+    if registry is None:
+        return
+    for version in registry.versions():
+        if version.base_fingerprint == digest and is_hub_id(version.base_model):
+            yield str(version.base_model), version.base_revision, "registry"
+    for domain in registry.domains():
+        found = local_fingerprint(domain.base_model, domain.base_revision) if is_hub_id(domain.base_model) else None
+        if found is not None and found[1] == digest:
+            yield domain.base_model, domain.base_revision, "registry"
+
+
+def base_for_folder(folder: Path, fallback: str, explicit: str | None = None,
+                    registry: Registry | None = None) -> BaseIdentity:
+    """The base of the adapter in `folder`, identified (see identify_base) and checked to fit.
 
     An explicit base wins, then the adapter config's `base_model_name_or_path`,
     then the domain's default. LoRA shapes that do not fit that base are refused.
@@ -40,9 +108,9 @@ def base_metadata_for_folder(folder: Path, fallback: str, explicit: str | None =
     if not isinstance(name, str) or (revision is not None and not isinstance(revision, str)):
         raise InvalidAdapterError(f"{folder}/adapter_config.json names base {name!r} at revision {revision!r}; "
                                   "pass the base explicitly with --base.")
-    base = resolve_base(name, revision)
-    check_fits_base(folder, base, name)
-    return {"base_model": name, "base_revision": revision, "base_fingerprint": fingerprint(base)}
+    identity = identify_base(name, revision, registry)
+    check_fits_base(folder, identity.folder, name)
+    return identity
 
 
 def is_hub_id(name: object) -> bool:

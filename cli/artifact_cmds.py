@@ -87,8 +87,9 @@ def select(artifacts: list[Any], spec: str, ref: str) -> list[Any]:
 @click.argument("ref", metavar="DOMAIN@REF", shell_complete=complete_ref)
 @click.argument("kind", metavar="KIND[/NAME]")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="Folder to write; it must not exist unless --overwrite.")
-@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+              help="Folder to write; it must be missing or empty unless --overwrite.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace --out if it is a previous output (never deletes files loradock did not write).")
 @write_json_option
 def artifacts_get(ref: str, kind: str, out: Path, overwrite: bool, json_: bool) -> None:
     """Copy an artifact of DOMAIN@REF into --out (hash-checked; the folder appears whole or not at all).

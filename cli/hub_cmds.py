@@ -16,8 +16,11 @@ from .render import emit_json
 @click.option("--private", is_flag=True, help="Create the repo as private (an existing repo keeps its visibility).")
 @click.option("--all-versions", is_flag=True, help="Push every version of the domain, oldest first.")
 @click.option("--license", "license_", default=None, help="License id for the model card (default: apache-2.0, the base's).")
+@click.option("--base-id", default=None, metavar="ORG/NAME",
+              help="Hub id to publish as the base of a version trained on a local base folder.")
 @write_json_option
-def push_cmd(ref: str, repo_id: str, private: bool, all_versions: bool, license_: str | None, json_: bool) -> None:
+def push_cmd(ref: str, repo_id: str, private: bool, all_versions: bool, license_: str | None, base_id: str | None,
+             json_: bool) -> None:
     """Upload a version to the Hub as tag vN, with its model card, plots and metadata.
 
     Aliases of versions on the Hub become branches of the same name, so
@@ -25,13 +28,21 @@ def push_cmd(ref: str, repo_id: str, private: bool, all_versions: bool, license_
     (default huggingface.co); the token is huggingface_hub's (HF_TOKEN or
     'hf auth login').
 
+    A version whose base is a local folder loradock knows no Hub id for
+    (its weights are neither the embedded default's nor those of a base in
+    the registry) is refused unless --base-id names the Hub model with those
+    weights.
+
     Example usage:
 
+    \b
         adapters push sentiment@2 --repo alice/sentiment-lora
+        adapters push tickets@1 --repo alice/tickets-lora --base-id FacebookAI/roberta-base
     """
     from loradock.adapters.hub.sync import push
 
-    report = push(open_registry(), ref, repo_id, private=private, all_versions=all_versions, license=license_)
+    report = push(open_registry(), ref, repo_id, private=private, all_versions=all_versions, license=license_,
+                  base_id=base_id)
     if json_:
         emit_json(dataclasses.asdict(report))
         return

@@ -120,15 +120,14 @@ def register_cmd(domain: str, path: str, aliases: tuple[str, ...], description: 
     """
     from pathlib import Path
 
-    from loradock.adapters.registration import base_metadata_for_folder
+    from loradock.adapters.registration import base_for_folder
 
     reg = open_registry()
     reg.check_folder(domain, Path(path))
-    base = base_metadata_for_folder(Path(path), reg.domain(domain).base_model, base_model)
+    base = base_for_folder(Path(path), reg.domain(domain).base_model, base_model, reg)
     info = VersionInfo(
-        base_model=base["base_model"], base_revision=base.get("base_revision"),
-        base_fingerprint=base.get("base_fingerprint"), parent=parent, description=description,
-        provenance={"source": "register", "path": str(Path(path).resolve())},
+        **base.record(), parent=parent, description=description,
+        provenance={"source": "register", "path": str(Path(path).resolve()), **base.provenance()},
     )
     version = reg.register(domain, Path(path), info, aliases=aliases, new_version=new_version)
     if json_:

@@ -37,9 +37,19 @@ ARCHITECTURES: dict[str, tuple[str, dict[str, Any]]] = {
 _NO_TOKEN_TYPES = {"distilbert", "modernbert"}
 
 
-def build_tiny_base(name: str, folder: Path, seed: int = 0) -> Path:
-    """Save a tiny random `name` encoder plus a tokenizer into `folder` (a usable `--base`)."""
+# Heads a base checkpoint may carry (people start from fine-tuned checkpoints): the auto class that saves each.
+HEADS = {"sequence-classification": "AutoModelForSequenceClassification", "masked-lm": "AutoModelForMaskedLM",
+         "token-classification": "AutoModelForTokenClassification"}
+
+
+def build_tiny_base(name: str, folder: Path, seed: int = 0, head: str | None = None, num_labels: int = 2) -> Path:
+    """Save a tiny random `name` encoder plus a tokenizer into `folder` (a usable `--base`).
+
+    With `head` (a key of HEADS) the checkpoint is saved with that head on top,
+    e.g. a 2-label `RobertaForSequenceClassification`, as a fine-tuned model is.
+    """
     import torch
+    import transformers
     from transformers import AutoConfig, AutoModel
 
     from loradock.adapters.base import resolve_base
@@ -47,9 +57,10 @@ def build_tiny_base(name: str, folder: Path, seed: int = 0) -> Path:
 
     model_type, sizes = ARCHITECTURES[name]
     torch.manual_seed(seed)
-    config = AutoConfig.for_model(model_type, **_COMMON, **sizes)
+    config = AutoConfig.for_model(model_type, **_COMMON, **sizes, num_labels=num_labels)
     folder.mkdir(parents=True, exist_ok=True)
-    AutoModel.from_config(config).save_pretrained(str(folder), safe_serialization=True)
+    auto = getattr(transformers, HEADS[head]) if head else AutoModel
+    auto.from_config(config).save_pretrained(str(folder), safe_serialization=True)
     source = resolve_base(DEFAULT_BASE)
     for file in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         if (source / file).is_file():

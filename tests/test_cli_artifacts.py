@@ -97,3 +97,23 @@ def test_get_keeps_an_existing_out_unless_overwrite(with_artifacts, tmp_path) ->
     assert refused.exit_code != 0 and "--overwrite" in refused.output and "loss.png" in names(out)
     assert run("artifacts", "get", with_artifacts, "eval", "--out", str(out), "--overwrite").exit_code == 0
     assert names(out) == ["eval.jsonl"]
+
+
+def test_get_fills_an_existing_empty_folder(with_artifacts, tmp_path) -> None:
+    out = tmp_path / "made-by-the-user"
+    out.mkdir()
+    result = run("artifacts", "get", with_artifacts, "plots", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert names(out) == ["accuracy.png", "confusion.png", "loss.png"]
+
+
+def test_get_refuses_a_non_empty_folder_and_overwrite_keeps_foreign_files(with_artifacts, tmp_path) -> None:
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    refused = run("artifacts", "get", with_artifacts, "plots", "--out", str(out))
+    assert refused.exit_code != 0 and "not empty" in refused.output and "--overwrite" in refused.output
+    forced = run("artifacts", "get", with_artifacts, "plots", "--out", str(out), "--overwrite")
+    assert forced.exit_code != 0 and "not written by loradock" in forced.output
+    assert names(out) == ["notes.txt"] and (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".busy")) == []  # no staging left

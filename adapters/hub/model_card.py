@@ -91,7 +91,7 @@ def _body(version: AdapterVersion, repo_id: str, plots: list[str]) -> list[str]:
         "from peft import PeftModel",
         "from transformers import AutoModelForSequenceClassification, AutoTokenizer", "",
         f'base = AutoModelForSequenceClassification.from_pretrained("{version.base_model}", num_labels={len(labels)},',
-        f"    id2label={id2label})",
+        f"    id2label={id2label}, ignore_mismatched_sizes=True)  # a head the base carries is replaced",
         f'model = PeftModel.from_pretrained(base, "{repo_id}", revision="{tag}").eval()',
         f'tokenizer = AutoTokenizer.from_pretrained("{version.base_model}")',
         "```", "", "With loradock (keeps versions, aliases, metadata and hashes):", "", "```bash",

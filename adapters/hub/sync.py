@@ -30,7 +30,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -67,13 +67,14 @@ from loradock.adapters.errors import (
     HubError,
     HubFileNotFoundError,
     HubIntegrityError,
+    HubLocalBaseError,
     HubNetworkError,
     HubRepoNotFoundError,
     HubRecordError,
     HubRevisionNotFoundError,
 )
 from loradock.adapters.hub.model_card import read_card, render_card
-from loradock.adapters.registration import is_hub_id
+from loradock.adapters.registration import is_hub_id, local_fingerprint
 
 try:  # huggingface_hub >= 2 speaks httpx2; older releases httpx
     import httpx2 as _httpx
@@ -278,13 +279,18 @@ class _Remote:
 
 
 def push(registry: Registry, ref: str, repo_id: str, *, private: bool = False, all_versions: bool = False,
-         api: HfApi | None = None, license: str | None = None) -> PushReport:
-    """Upload `ref` (or every version of its domain) to `repo_id`, tag it `vN` and mirror aliases as branches."""
+         api: HfApi | None = None, license: str | None = None, base_id: str | None = None) -> PushReport:
+    """Upload `ref` (or every version of its domain) to `repo_id`, tag it `vN` and mirror aliases as branches.
+
+    `base_id` is the Hub id to publish for versions whose base is a local folder
+    (without it they are refused before anything is uploaded).
+    """
     api = api or HfApi()
     if parse_repo_spec(repo_id)[1] is not None:
         raise HubError(f"Push to a repo, not a revision: {repo_id!r}; drop the '@...' (versions become tags vN).")
     first = registry.resolve(ref)
     versions = sorted(registry.versions(first.domain), key=lambda v: v.number) if all_versions else [first]
+    versions = [_publishable(v, repo_id, base_id) for v in versions]  # every refusal before the first Hub call
     with _hub_errors(api, repo_id, action="push to"):
         url = str(_retrying("create repo", lambda: api.create_repo(repo_id, private=private, exist_ok=True)))
         remote = _retrying("list refs", lambda: _Remote.read(api, repo_id))
@@ -292,6 +298,31 @@ def push(registry: Registry, ref: str, repo_id: str, *, private: bool = False, a
         pushed = [_push_version(registry, api, repo_id, v, remote, license) for v in versions]
         moved, skipped = _mirror_aliases(registry, api, repo_id, first.domain, remote)
     return PushReport(repo_id, url, pushed, moved, skipped)
+
+
+LOCAL_BASE_MESSAGE = (
+    "{ref} names its base by a local path, {base!r} (fingerprint {fingerprint}), which no Hub id is known for; "
+    "a pull on another machine could not load it, so nothing was pushed. Pass the Hub id of a model with "
+    "exactly those weights: adapters push {ref} --repo {repo} --base-id ORG/NAME"
+)
+
+
+def _publishable(version: AdapterVersion, repo_id: str, base_id: str | None) -> AdapterVersion:
+    """`version` as the Hub record will name it: its base a Hub id, or refused (pull accepts nothing else)."""
+    if version.base_model is None or is_hub_id(version.base_model):
+        return version
+    if base_id is None:
+        raise HubLocalBaseError(LOCAL_BASE_MESSAGE.format(
+            ref=version.ref, base=version.base_model, fingerprint=(version.base_fingerprint or "none")[:19],
+            repo=repo_id))
+    if not is_hub_id(base_id) or "/" not in base_id:
+        raise HubLocalBaseError(f"--base-id {base_id!r} is not a Hub model id; pass it as ORG/NAME.")
+    found = local_fingerprint(base_id)  # when this machine holds it, its weights must be the version's
+    if found is not None and version.base_fingerprint and found[1] != version.base_fingerprint:
+        raise HubLocalBaseError(
+            f"--base-id {base_id} has fingerprint {found[1][:19]} here, but {version.ref} was trained on "
+            f"{version.base_fingerprint[:19]} ({version.base_model}); name the Hub model with the same weights.")
+    return replace(version, base_model=base_id, base_revision=None)
 
 
 def _check_domain(api: HfApi, repo_id: str, remote: _Remote, domain: str) -> None:

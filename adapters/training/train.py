@@ -29,6 +29,7 @@ from loradock.adapters.label_config import save_label_config
 from loradock.adapters.training import checkpoints, plots
 from loradock.adapters import data as datamod
 from loradock.adapters.base import base_info, load_classifier, load_tokenizer, pick_device
+from loradock.adapters.registration import identify_base
 from loradock.adapters.training.batching import collate, length_grouped_batches
 from loradock.adapters.environment import library_versions
 from loradock.adapters.errors import NoCheckpointError, TrainingInterrupted, TrainingOptionsError
@@ -234,6 +235,9 @@ def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> _Pre
     datamod.check_trainable(train_data)
     base_name = options.base or domain.base_model
     base = base_info(base_name, domain.base_revision if options.base is None else None)
+    # A local --base folder is recorded by its Hub id when its weights are known, so a push can be pulled.
+    identity = identify_base(base_name, base["base_revision"], registry)
+    base.update(identity.record(), provenance=identity.provenance())
     runs = checkpoints.run_dir(registry.home, domain.name, "*")
     if options.resume and not any(runs.parent.glob(runs.name)):  # nothing to resume: say so before tokenizing
         raise _no_checkpoint(domain.name, runs)
@@ -302,6 +306,7 @@ def _build_model(prep: _Prepared, options: TrainOptions) -> torch.nn.Module:
     torch.manual_seed(options.seed)  # head init and LoRA A init
     model = load_classifier(prep.args["base"], prep.domain.labels,
                             prep.base["base_revision"])
+    model.name_or_path = model.config._name_or_path = prep.base["base_model"]  # PEFT writes it into adapter_config
     if options.full:
         return model
     from peft import LoraConfig, TaskType, get_peft_model
@@ -564,7 +569,7 @@ def _register_adapter(registry: Registry, prep: _Prepared, options: TrainOptions
         base_model=prep.base["base_model"], base_revision=prep.base["base_revision"],
         base_fingerprint=prep.base["base_fingerprint"], data=prep.data_meta, metrics=metrics,
         train_args=prep.args, description=options.description, extra=extra,
-        provenance={"source": "adapters train", "run": prep.run_folder.name}, gate=gate,
+        provenance={"source": "adapters train", "run": prep.run_folder.name, **prep.base["provenance"]}, gate=gate,
     )
     # The alias moves last: a failure below must leave it on the version it named.
     version = registry.register(prep.domain.name, adapter, info)
