@@ -48,7 +48,8 @@ class CliError(click.ClickException):
 
     def __init__(self, message: str, code: int = ERROR) -> None:
         super().__init__(message)
-        self.exit_code = code
+        # click declares exit_code on the class; each of our errors carries its own, read from the instance.
+        self.exit_code = code  # type: ignore[misc]
 
 
 class NotFound(CliError):

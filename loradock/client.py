@@ -111,8 +111,9 @@ class Client:
 
     # -- calls ------------------------------------------------------------------------
 
+    # A str is also a Sequence[str]; the str overload comes first, so it wins.
     @overload
-    def classify(self, model: str, inputs: str, top_k: int | None = None) -> Classification: ...
+    def classify(self, model: str, inputs: str, top_k: int | None = None) -> Classification: ...  # type: ignore[overload-overlap]
 
     @overload
     def classify(self, model: str, inputs: Sequence[str], top_k: int | None = None) -> list[Classification]: ...

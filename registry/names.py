@@ -17,7 +17,7 @@ LATEST = "latest"
 MAX_NUMBER = 2**63 - 1
 
 
-def check_name(value: str, what: str = "name") -> str:
+def check_name(value: object, what: str = "name") -> str:
     """Return `value` if it is a safe domain or alias name, else raise."""
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise InvalidNameError(

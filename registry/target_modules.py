@@ -33,7 +33,7 @@ from typing import Any
 try:
     from re import _parser as sre  # type: ignore[attr-defined]
 except ImportError:  # Python 3.10
-    import sre_parse as sre  # type: ignore[no-redef]
+    import sre_parse as sre
 
 MAX_MODULE_NAME = 256
 MAX_PATTERN = 1024

@@ -79,12 +79,12 @@ class ServerMetrics:
         self.queue_depth = Gauge("loradock_queue_depth", "Rows waiting for a batch.", registry=r)
         self.swaps = Counter("loradock_version_swaps", "Served version changes by domain.", ["domain"], registry=r)
 
-    def watch(self, cache: AdapterCache, depth: callable) -> None:  # type: ignore[valid-type]
-        self.registry.register(_CacheCollector(cache))  # type: ignore[arg-type]
+    def watch(self, cache: AdapterCache, depth: Callable[[], float]) -> None:
+        self.registry.register(_CacheCollector(cache))
         self.queue_depth.set_function(depth)
 
     def watch_served(self, rows: ServedRows) -> None:
-        self.registry.register(_ServedCollector(rows))  # type: ignore[arg-type]
+        self.registry.register(_ServedCollector(rows))
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

@@ -96,15 +96,18 @@ def build_app(config: ServeConfig, options: RayOptions | None = None, home: str 
                                max_ongoing_requests=options.max_ongoing_requests,
                                ray_actor_options={"num_cpus": options.replica_cpus,
                                                   "runtime_env": {"env_vars": _env(config, options.replica_env)}},
-                               request_router_config=RequestRouterConfig(
-                                   request_router_class=AdapterAffinityRouter,
-                                   request_router_kwargs={"spill": options.spill},
-                                   request_routing_stats_period_s=1.0, request_routing_stats_timeout_s=5.0))
+                               # Validated from a dict: Ray declares these fields with Field(...) extras,
+                               # which type checkers misread as dict-typed keyword arguments.
+                               request_router_config=RequestRouterConfig.model_validate({
+                                   "request_router_class": AdapterAffinityRouter,
+                                   "request_router_kwargs": {"spill": options.spill},
+                                   "request_routing_stats_period_s": 1.0, "request_routing_stats_timeout_s": 5.0}))
     ingress = serve.deployment(serve.ingress()(Ingress), name=INGRESS_DEPLOYMENT, num_replicas=1,
                                max_ongoing_requests=4096,
                                ray_actor_options={"num_cpus": options.ingress_cpus,
                                                   "runtime_env": {"env_vars": _env(config, {})}})
-    return ingress.bind(config, home, replica.bind(config, options.threads), options.retries)
+    # serve.deployment(cls) returns a Deployment; its stub types the decorator form only.
+    return ingress.bind(config, home, replica.bind(config, options.threads), options.retries)  # type: ignore[attr-defined]
 
 
 def fit(options: RayOptions, cpus: float | None = None) -> RayOptions:

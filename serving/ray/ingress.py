@@ -106,7 +106,8 @@ class IngressEngine(ServingEngine):
 class Ingress:
     """The ingress deployment class (wrapped by `serve.ingress()` in `app.build_app`)."""
 
-    async def __init__(self, config: ServeConfig, home: str | None, replicas: Any, retries: int = 3) -> None:
+    # Ray Serve awaits a coroutine constructor; mypy only knows synchronous ones.
+    async def __init__(self, config: ServeConfig, home: str | None, replicas: Any, retries: int = 3) -> None:  # type: ignore[misc]
         info = await replicas.info.remote()
         model = RemoteBase(info["base_model"], info["base_fingerprint"], info["device"])
         # Built off the event loop: pinning each served version waits for a replica to load it.
