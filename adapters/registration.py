@@ -3,13 +3,13 @@ and the check that its LoRA weights fit that base's layers."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
 from typing import Any
 
 from loradock.registry import DEFAULT_BASE, InvalidAdapterError
+from loradock.registry.adapter_config import read_adapter_config
 
 from loradock.adapters.base import embedded_path, weight_files, fingerprint, resolve_base
 from loradock.adapters.errors import BaseModelError
@@ -28,18 +28,9 @@ def base_metadata_for_folder(folder: Path, fallback: str, explicit: str | None =
     An explicit base wins, then the adapter config's `base_model_name_or_path`,
     then the domain's default. LoRA shapes that do not fit that base are refused.
     """
-    config: dict[str, Any] = {}
-    try:
-        config = json.loads((folder / "adapter_config.json").read_text())
-    except (OSError, ValueError):
-        pass  # validation reports a missing or broken config with a better message
-    if not isinstance(config, dict):
-        config = {}
-    name = explicit or config.get("base_model_name_or_path") or fallback
-    revision = config.get("revision") if not explicit else None
-    if not isinstance(name, str) or (revision is not None and not isinstance(revision, str)):
-        raise InvalidAdapterError(f"{folder}/adapter_config.json names base {name!r} at revision {revision!r}; "
-                                  "pass the base explicitly with --base.")
+    config = read_adapter_config(folder)  # the message validation gives for a missing or broken config
+    name = explicit or config.base_model_name_or_path or fallback
+    revision = config.revision if not explicit else None
     base = resolve_base(name, revision)
     check_fits_base(folder, base, name)
     return {"base_model": name, "base_revision": revision, "base_fingerprint": fingerprint(base)}

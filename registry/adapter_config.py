@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from . import target_modules
 from .errors import InvalidAdapterError
@@ -295,7 +295,7 @@ def _flag(data: Mapping[str, Any], name: str, where: str) -> bool:
     raise InvalidAdapterError(f"{where}: {name} must be true or false, got {value!r}.")
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

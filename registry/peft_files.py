@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import target_modules
-from .adapter_config import CONFIG, MAX_JSON_BYTES, PEFT_PREFIX, AdapterConfig, final_linear, read_adapter_config
+from .adapter_config import MAX_JSON_BYTES, PEFT_PREFIX, AdapterConfig, final_linear, read_adapter_config
 from .errors import InvalidAdapterError
 from .regular_files import is_regular, open_regular
 

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from . import db as dbmod
+from .adapter_config import CONFIG
 from .blobs import BlobStore, fsync_dir, sha256_file
 from .domains import PRESETS, Domain
 from .errors import (
@@ -34,7 +35,7 @@ from .errors import (
 )
 from .home import default_home
 from .names import LATEST, MAX_NUMBER, Ref, check_alias, check_name, parse_ref
-from .peft_files import CONFIG, LABEL_CONFIG, WEIGHTS, AdapterSummary, validate_folder
+from .peft_files import LABEL_CONFIG, WEIGHTS, AdapterSummary, validate_folder
 from .records import AdapterVersion, Artifact, Event, VersionInfo
 from .regular_files import is_regular
 
