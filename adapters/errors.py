@@ -97,3 +97,7 @@ class PredictInputError(AdaptersError, ValueError):
 
 class NoExportError(ExportError, LookupError):
     """An ONNX export was asked for (`predict --backend onnx`) but the version has none."""
+
+
+class AdapterWeightsError(AdaptersError, ValueError):
+    """A version's files that cannot be read as LoRA pairs and a head (an unserved PEFT feature, a stray tensor)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from loradock.registry import DEFAULT_BASE, InvalidAdapterError, Registry
-from loradock.registry.json_files import read_json
+from loradock.registry.adapter_config import read_adapter_config
 
 from loradock.adapters.base import embedded_path, weight_files, fingerprint, resolve_base
 from loradock.adapters.errors import BaseModelError
@@ -96,18 +96,9 @@ def base_for_folder(folder: Path, fallback: str, explicit: str | None = None,
     An explicit base wins, then the adapter config's `base_model_name_or_path`,
     then the domain's default. LoRA shapes that do not fit that base are refused.
     """
-    config: dict[str, Any] = {}
-    try:
-        config = read_json(folder / "adapter_config.json")
-    except (OSError, ValueError):
-        pass  # validation reports a missing or broken config with a better message
-    if not isinstance(config, dict):
-        config = {}
-    name = explicit or config.get("base_model_name_or_path") or fallback
-    revision = config.get("revision") if not explicit else None
-    if not isinstance(name, str) or (revision is not None and not isinstance(revision, str)):
-        raise InvalidAdapterError(f"{folder}/adapter_config.json names base {name!r} at revision {revision!r}; "
-                                  "pass the base explicitly with --base.")
+    config = read_adapter_config(folder)  # the message validation gives for a missing or broken config
+    name = explicit or config.base_model_name_or_path or fallback
+    revision = config.revision if not explicit else None
     identity = identify_base(name, revision, registry)
     check_fits_base(folder, identity.folder, name)
     return identity

@@ -120,7 +120,7 @@ def export_cmd(ref: str, fmt: str, quantize: str | None, opset: int | None, max_
 
 
 def _export_bundle(refs: str, quantize: str | None, out: Path, overwrite: bool, json_: bool) -> None:
-    from loradock.serving.backends.bundle import export_bundle
+    from loradock.adapters.export.bundle import export_bundle
 
     result = export_bundle(open_registry(), [r.strip() for r in refs.split(",") if r.strip()], out,
                            quantize=quantize, overwrite=overwrite)

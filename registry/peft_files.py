@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import target_modules
+from .adapter_config import MAX_JSON_BYTES, PEFT_PREFIX, AdapterConfig, final_linear, read_adapter_config
 from .errors import InvalidAdapterError
 from .json_files import loads as json_loads
 from .regular_files import is_regular, open_regular
@@ -21,7 +22,6 @@ from .regular_files import is_regular, open_regular
 if TYPE_CHECKING:
     import numpy as np
 
-CONFIG = "adapter_config.json"
 WEIGHTS = "adapter_model.safetensors"
 LABEL_CONFIG = "config.json"  # optional: the base config with id2label, which AutoConfig.from_pretrained reads
 PICKLED = ("adapter_model.bin", "pytorch_model.bin", "adapter_model.pt")
@@ -31,17 +31,16 @@ _DTYPES = {
 }
 _FLOATS = {"F64", "F32", "F16", "BF16"}
 _MAX_HEADER = 100 * 1024 * 1024
-# A LoRA adapter is a few MB. Register and pull (adapters/hub/sync.py) share these caps,
-# checked against the file's size before it is read.
+# A LoRA adapter is a few MB. Register and pull (adapters/hub/sync.py) share this cap (and
+# adapter_config.MAX_JSON_BYTES), checked against the file's size before it is read.
 MAX_WEIGHTS_BYTES = 1 << 30
-MAX_JSON_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
 class AdapterSummary:
     """What validation learned about a PEFT folder."""
 
-    config: dict[str, Any]
+    config: AdapterConfig
     num_labels: int | None
     lora_modules: int
     parameters: int
@@ -128,74 +127,11 @@ def _check_with_library(path: Path) -> None:
         ) from None
 
 
-def _module_matches(module: str, targets: Any) -> bool:
-    if isinstance(targets, str):
-        return target_modules.matches(targets, module)
-    return any(module == t or module.endswith("." + t) for t in targets)
-
-
-def _refused_pattern(path: Path, targets: str, exc: Exception) -> InvalidAdapterError:
-    return InvalidAdapterError(f"{path}: target_modules {targets[:80]!r} is refused: {exc}.")
-
-
-def _check_targets(path: Path, targets: Any) -> None:
-    """target_modules is a regex string (bounded: see target_modules.py) or a list of module names."""
-    if isinstance(targets, str):
-        try:
-            target_modules.parse(targets)
-        except target_modules.PatternError as exc:
-            raise _refused_pattern(path, targets, exc) from None
-    elif not isinstance(targets, list) or not all(isinstance(t, str) and t for t in targets):
-        raise InvalidAdapterError(f"{path}: target_modules must be a regex or a list of module names, got {targets!r}.")
-
-
-def _load_config(folder: Path) -> dict[str, Any]:
-    path = folder / CONFIG
-    if not is_regular(path):
-        raise InvalidAdapterError(
-            f"No {CONFIG} in {folder}: point at a folder written by PEFT's save_pretrained()."
-        )
-    try:
-        config = json_loads(_read_text(path))
-    except ValueError as exc:
-        raise InvalidAdapterError(f"{path} is not valid JSON ({exc}); re-save it with save_pretrained().") from None
-    if not isinstance(config, dict):
-        raise InvalidAdapterError(f"{path} must hold a JSON object, got {type(config).__name__}.")
-    if config.get("peft_type") != "LORA":
-        raise InvalidAdapterError(f"{path}: peft_type is {config.get('peft_type')!r}; only LORA adapters are supported.")
-    r = config.get("r")
-    if not isinstance(r, int) or isinstance(r, bool) or r < 1:
-        raise InvalidAdapterError(f"{path}: r must be a positive integer, got {r!r}.")
-    if not config.get("target_modules"):
-        raise InvalidAdapterError(f"{path}: target_modules is missing or empty.")
-    _check_targets(path, config["target_modules"])
-    ranks = config.get("rank_pattern")
-    if ranks is not None and not (
-        isinstance(ranks, dict) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in ranks.values())
-    ):
-        raise InvalidAdapterError(f"{path}: rank_pattern must map module names to positive ranks, got {ranks!r}.")
-    _check_pattern_keys(path, config)
-    return config
-
-
-def _check_pattern_keys(path: Path, config: dict[str, Any]) -> None:
-    """rank_pattern and alpha_pattern keys are regexes to PEFT (and to serving/weights.py): bounded like target_modules."""
-    for field in ("rank_pattern", "alpha_pattern"):
-        patterns = config.get(field)
-        for key in patterns if isinstance(patterns, dict) else ():
-            try:
-                target_modules.parse(key)
-            except target_modules.PatternError as exc:
-                raise InvalidAdapterError(f"{path}: {field} key {key[:80]!r} is refused: {exc}.") from None
-
-
 def _head_labels(tensors: dict[str, np.ndarray]) -> int | None:
-    heads = [k for k in tensors if "lora_" not in k and k.endswith(".weight") and tensors[k].ndim == 2]
-    for suffix in (".out_proj.weight", "classifier.weight", "score.weight"):
-        for key in heads:
-            if ("." + key).endswith("." + suffix.lstrip(".")):  # DistilBERT's pre_classifier is not the head
-                return int(tensors[key].shape[0])
-    return None
+    """Outputs of the head's last Linear (adapter_config.FINAL_LINEAR, the rule serving uses)."""
+    names = {k.removeprefix(PEFT_PREFIX): k for k in tensors if "lora_" not in k}
+    final = final_linear(names)
+    return int(tensors[names[f"{final}.weight"]].shape[0]) if final else None
 
 
 def _check_label_config(path: Path, num_labels: int | None) -> None:
@@ -229,6 +165,25 @@ def _read_text(path: Path) -> str:
     return data.decode("utf-8")
 
 
+def _check_pair(weights: Path, config: AdapterConfig, key: str, a: np.ndarray, b: np.ndarray | None) -> None:
+    """One module's lora_A/lora_B: both there, on a targeted module, matrices of the rank the config gives it."""
+    module = key.split(".lora_A.")[0]
+    if b is None:
+        raise InvalidAdapterError(f"{weights}: {key} has no matching lora_B weight.")
+    if not config.targets(module):
+        shown = config.target_modules if isinstance(config.target_modules, str) else list(config.target_modules)
+        raise InvalidAdapterError(f"{weights}: LoRA weights on {module!r}, which target_modules {shown!r} does not name.")
+    if a.ndim < 2 or b.ndim < 2:
+        raise InvalidAdapterError(
+            f"{weights}: {key} has shape {list(a.shape)} and its lora_B {list(b.shape)}; LoRA weights are matrices."
+        )
+    expected = config.rank_for(module.removeprefix(PEFT_PREFIX))
+    if a.shape[0] != expected or b.shape[-1] != expected:
+        raise InvalidAdapterError(
+            f"{weights}: {module} has rank {a.shape[0]}x{b.shape[-1]} but adapter_config.json says r={expected}."
+        )
+
+
 def validate_folder(folder: Path, num_labels: int | None = None) -> AdapterSummary:
     """Raise InvalidAdapterError unless `folder` is a loadable, finite LoRA adapter."""
     import numpy as np
@@ -241,7 +196,7 @@ def validate_folder(folder: Path, num_labels: int | None = None) -> AdapterSumma
                 f"{folder / name} holds pickled weights, which can run code when loaded. "
                 "Re-save with safetensors: model.save_pretrained(path, safe_serialization=True)."
             )
-    config = _load_config(folder)
+    config = read_adapter_config(folder)
     weights = folder / WEIGHTS
     if not is_regular(weights):
         raise InvalidAdapterError(f"No {WEIGHTS} in {folder}: re-save the adapter with safe_serialization=True.")
@@ -249,7 +204,7 @@ def validate_folder(folder: Path, num_labels: int | None = None) -> AdapterSumma
     lora_a = {k: v for k, v in tensors.items() if ".lora_A." in k}
     if not lora_a:
         raise InvalidAdapterError(f"{weights} holds no lora_A weights; is this a LoRA adapter?")
-    targets = config["target_modules"]
+    targets = config.target_modules
     modules = [key.split(".lora_A.")[0] for key in lora_a]
     try:  # names and pattern bounded before the first match (target_modules.py says why)
         target_modules.check_lengths(modules)
@@ -259,29 +214,13 @@ def validate_folder(folder: Path, num_labels: int | None = None) -> AdapterSumma
         try:
             target_modules.check_cost(target_modules.parse(targets), modules)
         except target_modules.PatternError as exc:
-            raise _refused_pattern(weights, targets, exc) from None
-    ranks = config.get("rank_pattern") or {}
+            raise InvalidAdapterError(f"{weights}: target_modules {targets[:80]!r} is refused: {exc}.") from None
     for key, a in lora_a.items():
-        module = key.split(".lora_A.")[0]
-        b = tensors.get(key.replace(".lora_A.", ".lora_B."))
-        if b is None:
-            raise InvalidAdapterError(f"{weights}: {key} has no matching lora_B weight.")
-        if not _module_matches(module, config["target_modules"]):
-            raise InvalidAdapterError(
-                f"{weights}: LoRA weights on {module!r}, which target_modules {config['target_modules']!r} does not name."
-            )
-        if a.ndim < 2 or b.ndim < 2:
-            raise InvalidAdapterError(
-                f"{weights}: {key} has shape {list(a.shape)} and its lora_B {list(b.shape)}; LoRA weights are matrices."
-            )
-        expected = next((v for k, v in ranks.items() if module.endswith(k)), config["r"])
-        if a.shape[0] != expected or b.shape[-1] != expected:
-            raise InvalidAdapterError(
-                f"{weights}: {module} has rank {a.shape[0]}x{b.shape[-1]} but adapter_config.json says r={expected}."
-            )
+        _check_pair(weights, config, key, a, tensors.get(key.replace(".lora_A.", ".lora_B.")))
     for key, array in tensors.items():
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise InvalidAdapterError(f"{weights}: tensor {key!r} holds NaN or Inf values; the adapter diverged in training.")
+    config.layout(tensors, str(weights))  # every tensor is one the server applies
     head = _head_labels(tensors)
     if num_labels is not None and head is not None and head != num_labels:
         raise InvalidAdapterError(

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from . import db as dbmod
+from .adapter_config import CONFIG
 from .blobs import BlobStore, fsync_dir, sha256_file
 from .domains import PRESETS, Domain
 from .errors import (
@@ -34,7 +35,7 @@ from .errors import (
 )
 from .home import default_home, make_home
 from .names import LATEST, MAX_NUMBER, Ref, check_alias, check_name, parse_ref
-from .peft_files import CONFIG, LABEL_CONFIG, WEIGHTS, AdapterSummary, validate_folder
+from .peft_files import LABEL_CONFIG, WEIGHTS, AdapterSummary, validate_folder
 from .records import AdapterVersion, Artifact, Event, VersionInfo
 from .regular_files import is_regular
 
@@ -401,17 +402,12 @@ class Registry:
                 return self._reuse(same, aliases, sources)
         files = self._store_files(sources)
         cfg = summary.config
-        peft = {
-            "r": cfg.get("r"), "alpha": cfg.get("lora_alpha"), "dropout": cfg.get("lora_dropout"),
-            "target_modules": cfg.get("target_modules"), "modules_to_save": cfg.get("modules_to_save"),
-            "task_type": cfg.get("task_type"), "lora_modules": summary.lora_modules,
-            "parameters": summary.parameters,
-        }
+        peft = {**cfg.record(), "lora_modules": summary.lora_modules, "parameters": summary.parameters}
         row = {
             "domain": domain, "kind": kind, "sha256": content_hash(files), "files": _dumps(files),
             "size_bytes": sum(f["size"] for f in files.values()),
-            "base_model": info.base_model or cfg.get("base_model_name_or_path") or dom.base_model,
-            "base_revision": info.base_revision or cfg.get("revision"),
+            "base_model": info.base_model or cfg.base_model_name_or_path or dom.base_model,
+            "base_revision": info.base_revision or cfg.revision,
             "base_fingerprint": info.base_fingerprint, "task": dom.task, "labels": _dumps(list(dom.labels)),
             "peft_config": _dumps(peft), "data": _dumps(info.data), "metrics": _dumps(info.metrics),
             "train_args": _dumps(info.train_args), "parent": info.parent, "description": info.description,

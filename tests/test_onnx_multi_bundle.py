@@ -68,7 +68,7 @@ def test_readme_snippet_runs_the_bundle_without_torch_or_loradock(registry: Regi
 
 def test_bundle_refuses_a_domain_twice_and_writes_nothing(registry: Registry, tiny: str, tmp_path: Path) -> None:
     from loradock.adapters.errors import ExportError
-    from loradock.serving.backends.bundle import export_bundle
+    from loradock.adapters.export.bundle import export_bundle
 
     register(registry, tiny, tmp_path)
     with pytest.raises(ExportError, match="sentiment named twice"):

@@ -53,8 +53,9 @@ from loradock.registry import (
     VersionInfo,
     content_hash,
 )
+from loradock.registry.adapter_config import read_adapter_config
 from loradock.registry.blobs import sha256_file
-from loradock.registry.errors import InvalidNameError, UnsafeFileError
+from loradock.registry.errors import InvalidAdapterError, InvalidNameError, UnsafeFileError
 from loradock.registry.names import LATEST, check_alias, check_name
 from loradock.registry.peft_files import LABEL_CONFIG, MAX_WEIGHTS_BYTES, validate_folder
 from loradock.registry.regular_files import is_regular
@@ -785,14 +786,13 @@ def _stage_inferred(download: _Downloader, repo_id: str, domain: str | None, spe
         tmp.cleanup()
         raise
     try:
-        config = json.loads((folder / "adapter_config.json").read_text())
-    except (ValueError, RecursionError, UnicodeDecodeError):
-        config = {}  # validation refuses it with a precise message before anything is written
-    config = config if isinstance(config, dict) else {}
+        config = read_adapter_config(folder)
+    except InvalidAdapterError:
+        config = None  # validation refuses it with this message before anything is written
     files = {n: {"sha256": sha256_file(folder / n), "size": (folder / n).stat().st_size} for n in ADAPTER_FILES}
     # A plain repo's config often names a path on the machine that trained it: only a Hub id is used.
-    named = [b for b in (config.get("base_model_name_or_path"), card.base_model if card else None) if is_hub_id(b)]
-    revision = config.get("revision")
+    named = [b for b in (config and config.base_model_name_or_path, card.base_model if card else None) if is_hub_id(b)]
+    revision = config.revision if config else None
     info = {
         "base_model": named[0] if named else None,
         "base_revision": revision if named and isinstance(revision, str) else None,

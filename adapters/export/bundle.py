@@ -9,9 +9,9 @@
     tokenizer.json  the base's tokenizer (the `tokenizers` package reads it)
 
 It runs with onnxruntime, numpy and tokenizers alone (README snippet; tested
-in a fresh process that imports neither torch nor loradock). It lives beside
-the serving backend because it reads adapters with the same reader
-(`serving/weights.py`), so a served and a bundled adapter are the same numbers.
+in a fresh process that imports neither torch nor loradock). It reads adapters
+with the reader the server uses (`adapters/peft_weights.py`), so a served and a
+bundled adapter are the same numbers.
 """
 
 from __future__ import annotations
@@ -19,18 +19,18 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from loradock.adapters.errors import ExportError
 from loradock.adapters.export.onnx_multi import TOKENIZER_FILE, a_input, b_input, ensure_graph, stack_lora
 from loradock.adapters.outdir import staged_output
+from loradock.adapters.peft_weights import read_adapter
 from loradock.registry import Registry
-
-from ..weights import read_adapter
 
 log = logging.getLogger(__name__)
 
