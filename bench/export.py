@@ -47,7 +47,8 @@ def train_adapter(registry: Any, train_rows: list[dict], test_rows: list[dict], 
              and v.data.get("train_size") == size]
     if found:
         return found[0]
-    from loradock.adapters.training.train import TrainOptions, train
+    from loradock.adapters.training.options import TrainOptions
+    from loradock.adapters.training.train import train
 
     train_path = write_jsonl(train_rows[:size], OUT / "data" / f"train-{size}.jsonl")
     test_path = write_jsonl(test_rows, OUT / "data" / "test.jsonl")

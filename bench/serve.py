@@ -107,7 +107,8 @@ def train_domain(reg: Registry, work: Path, domain: str, train_rows: Sequence[di
     """`adapters train DOMAIN`: sentiment on Rotten Tomatoes training rows, the others on their embedded
     samples; 20% held out as the eval split that the version's gate and its int8 gate read."""
     from bench.data import write_jsonl
-    from loradock.adapters.training.train import TrainOptions, train
+    from loradock.adapters.training.options import TrainOptions
+    from loradock.adapters.training.train import train
 
     data = None
     if domain == "sentiment" and train_rows:

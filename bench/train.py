@@ -92,7 +92,8 @@ def arm_usual(work: Path, epochs: int, lr: float) -> dict[str, Any]:
 
 def arm_adapters(work: Path, epochs: int, lr: float | None, full: bool = False, loop: str = "own") -> dict[str, Any]:
     """adapters.train.train() on the same rows, registered in a throwaway home."""
-    from loradock.adapters.training.train import TrainOptions, train
+    from loradock.adapters.training.options import TrainOptions
+    from loradock.adapters.training.train import train
     from loradock.registry import Registry
 
     with Registry(work / f"home-{os.getpid()}") as reg:
@@ -200,7 +201,8 @@ def _recipe_arm(work: Path, tag: str, data: Path, test: Path, max_length: int | 
     max_length None: the length the recipe chooses from the data.
     """
     from loradock.adapters.training.evaluate import evaluate_version
-    from loradock.adapters.training.train import TrainOptions, train
+    from loradock.adapters.training.options import TrainOptions
+    from loradock.adapters.training.train import train
     from loradock.registry import Domain, Registry
 
     with Registry(work / f"home-{tag}") as reg:
@@ -256,7 +258,8 @@ def recipes(work: Path, args: argparse.Namespace, threads: int) -> None:
 
 def _auto_length(work: Path, tag: str, data: Path, labels: tuple[str, ...]) -> tuple[int, int | None]:
     """The max_length (and 95th-percentile token count) train() would choose for `data`, without training."""
-    from loradock.adapters.training.train import TrainOptions, prepare
+    from loradock.adapters.training.options import TrainOptions
+    from loradock.adapters.training.prepare import prepare
     from loradock.registry import Domain, Registry
 
     with Registry(work / f"home-{tag}") as reg:

@@ -19,7 +19,8 @@ QUERIES = {
 
 def _trained_or_reused(reg: Registry, domain: str) -> tuple[str, bool]:
     """The newest version trained on the embedded sample, training one if there is none."""
-    from loradock.adapters.training.train import TrainOptions, train
+    from loradock.adapters.training.options import TrainOptions
+    from loradock.adapters.training.train import train
 
     for version in reg.versions(domain):
         if str(version.data.get("source", "")).startswith("embedded:"):

@@ -123,11 +123,11 @@ def train_cmd(domain: str, quiet: bool, json_: bool, target_modules: str | None,
         adapters train legal --data cases.csv --text-column body --label-column area
     """
     _passive_threads()
-    from loradock.adapters.training.evaluate import render
-    from loradock.adapters.training.train import TrainOptions, train
-    from loradock.registry import Registry
-
     from loradock.adapters.errors import QualityGateFailed
+    from loradock.adapters.training.evaluate import render
+    from loradock.adapters.training.options import TrainOptions
+    from loradock.adapters.training.train import train
+    from loradock.registry import Registry
 
     # A bar on a terminal; a piped log gets one line per epoch instead (stderr, so --json stays clean).
     terminal = sys.stderr.isatty()

@@ -36,7 +36,8 @@ class Trained:
 @pytest.fixture(scope="module", params=sorted(ARCHITECTURES))
 def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """A tiny base of one architecture with two trained and registered domains."""
-    from loradock.adapters.training.train import TrainOptions, train
+    from loradock.adapters.training.options import TrainOptions
+    from loradock.adapters.training.train import train
     from loradock.registry import Registry
 
     name = request.param

@@ -63,7 +63,8 @@ def test_train_json_reports_the_gate_and_force_moves_the_alias(registry: Registr
 
 
 def test_run_thresholds_override_the_domains(registry: Registry, tiny_base: str, tmp_path: Path) -> None:
-    from loradock.adapters.training.train import TrainOptions, train
+    from loradock.adapters.training.options import TrainOptions
+    from loradock.adapters.training.train import train
 
     registry.update_domain("sentiment", gate=QualityGate(min_accuracy=0.9, min_macro_f1=0.1))
     result = train(registry, "sentiment", TrainOptions(data=unlearnable(tmp_path / "d.jsonl"), base=tiny_base, epochs=1,

@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from loradock.adapters.training import train as trainmod
 from loradock.adapters.errors import (
     AdaptersError,
     DataError,
     NoCheckpointError,
     TrainingOptionsError,
 )
-from loradock.adapters.training.train import TrainOptions, train
+from loradock.adapters.training import model, prepare
+from loradock.adapters.training.options import TrainOptions
+from loradock.adapters.training.train import train
 from loradock.registry import Registry
 from loradock.registry.errors import UnknownDomainError
 
@@ -27,8 +28,8 @@ def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise AssertionError("a model was loaded although the inputs are bad")
 
-    monkeypatch.setattr(trainmod, "load_classifier", refuse)
-    monkeypatch.setattr(trainmod, "load_tokenizer", refuse)
+    monkeypatch.setattr(model, "load_classifier", refuse)
+    monkeypatch.setattr(prepare, "load_tokenizer", refuse)
 
 
 def _jsonl(path: Path, rows: list[dict]) -> str:

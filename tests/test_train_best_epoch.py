@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from loradock.adapters.training import train as trainmod
+from loradock.adapters.training import loop
 from loradock.adapters.training.evaluate import compute_report
-from loradock.adapters.training.train import TrainOptions, train
+from loradock.adapters.training.options import TrainOptions
+from loradock.adapters.training.train import train
 from loradock.registry import Registry
 from tests.train_support import gate_passes_fixture, one_thread_fixture, tiny_base_fixture  # noqa: F401  (fixtures)
 
@@ -27,7 +28,7 @@ def scripted_eval(monkeypatch: pytest.MonkeyPatch, scores: list[float]) -> list[
         score = scores[min(len(seen), len(scores)) - 1]
         return dataclasses.replace(report, macro_f1=score, accuracy=score, eval_loss=1.0 - score)
 
-    monkeypatch.setattr(trainmod, "evaluate_model", fake)
+    monkeypatch.setattr(loop, "evaluate_model", fake)
     return seen
 
 

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from loradock.adapters.training import train as trainmod
 from loradock.adapters.errors import TrainingInterrupted
-from loradock.adapters.training.train import TrainOptions, train
+from loradock.adapters.training import loop
+from loradock.adapters.training.options import TrainOptions
+from loradock.adapters.training.train import train
 from loradock.registry import Registry
 from tests.train_support import one_thread_fixture, tiny_base_fixture  # noqa: F401  (fixtures)
 
@@ -16,7 +17,7 @@ STEPS_PER_EPOCH = 5  # 80 sentiment training rows, batch 16
 
 
 def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
-    real = trainmod._step
+    real = loop._step
     calls = {"n": 0}
 
     def step_then_stop(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -25,7 +26,7 @@ def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(trainmod, "_step", step_then_stop)
+    monkeypatch.setattr(loop, "_step", step_then_stop)
 
 
 def test_interrupt_registers_nothing_and_resume_matches_an_uninterrupted_run(

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from loradock.adapters.training.train import FULL_MODEL_KIND, TrainOptions, train
+from loradock.adapters.training.options import TrainOptions
+from loradock.adapters.training.register import FULL_MODEL_KIND
+from loradock.adapters.training.train import train
 from loradock.registry import Registry
 from tests.train_support import gate_passes_fixture, one_thread_fixture, tiny_base_fixture  # noqa: F401  (fixtures)
 

@@ -36,7 +36,8 @@ def test_presets_follow_the_same_rule() -> None:
 @pytest.mark.slow
 def test_sixty_rows_three_classes_learn_on_the_embedded_base(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Issue 11: 60 tickets, 3 labels, defaults only. The old 1e-3 x 3 recipe predicted one class (0.333)."""
-    from loradock.adapters.training.train import TrainOptions, train
+    from loradock.adapters.training.options import TrainOptions
+    from loradock.adapters.training.train import train
     from tests.train_support import write_keyword_csv
 
     data = write_keyword_csv(tmp_path / "tickets.csv", rows_per_label=20)
@@ -66,7 +67,8 @@ def test_long_texts_get_the_cap_and_the_base_limit_wins() -> None:
 
 def test_train_records_the_length_from_the_data_and_an_explicit_one_wins(registry, tiny_base: str,  # type: ignore[no-untyped-def]
                                                                           tmp_path: Path) -> None:
-    from loradock.adapters.training.train import TrainOptions, prepare
+    from loradock.adapters.training.options import TrainOptions
+    from loradock.adapters.training.prepare import prepare
     from tests.train_support import write_keyword_csv
 
     data = str(write_keyword_csv(tmp_path / "tickets.csv", rows_per_label=10))  # 6 words: about 8 tokens
@@ -82,7 +84,8 @@ def test_train_records_the_length_from_the_data_and_an_explicit_one_wins(registr
 
 
 def test_train_stores_the_chosen_length_with_the_version(registry, tiny_base: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from loradock.adapters.training.train import TrainOptions, train
+    from loradock.adapters.training.options import TrainOptions
+    from loradock.adapters.training.train import train
     from tests.train_support import write_keyword_csv
 
     data = str(write_keyword_csv(tmp_path / "tickets.csv", rows_per_label=8))

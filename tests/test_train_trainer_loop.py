@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from loradock.adapters.errors import TrainingOptionsError
-from loradock.adapters.training.train import TrainOptions, train
+from loradock.adapters.training.options import TrainOptions
+from loradock.adapters.training.train import train
 from loradock.registry import Registry
 from tests.train_support import gate_passes_fixture, one_thread_fixture, tiny_base_fixture  # noqa: F401  (fixtures)
 

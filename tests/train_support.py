@@ -80,11 +80,11 @@ def write_keyword_csv(path: Path, rows_per_label: int = 20, labels: tuple[str, .
 def gate_passes_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
     """For tests about registration, not learning: the tiny random BERT rarely beats the majority
     class, so its versions are judged as passing (tests/test_gates_*.py test the real gate)."""
-    from loradock.adapters.training import train as trainmod
+    from loradock.adapters.training import register
 
-    real = trainmod.check_gate
+    real = register.check_gate
 
     def passing(*args, **kwargs):  # type: ignore[no-untyped-def]
         return {**real(*args, **kwargs), "passed": True, "reasons": []}
 
-    monkeypatch.setattr(trainmod, "check_gate", passing)
+    monkeypatch.setattr(register, "check_gate", passing)

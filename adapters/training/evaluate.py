@@ -15,9 +15,8 @@ from loradock.adapters.training.batching import collate, sorted_batches
 if TYPE_CHECKING:
     import torch
 
-    from loradock.registry import Registry
-
     from loradock.adapters.data import LabelledData
+    from loradock.registry import Registry
 
 log = logging.getLogger(__name__)
 

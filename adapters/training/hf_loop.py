@@ -29,7 +29,8 @@ REPORT_TO = ("tensorboard", "mlflow", "wandb")
 LOGS_DIR = "runs"  # the Trainer's default logging folder inside output_dir
 
 
-def _dataset(ids: Sequence[np.ndarray], labels: Sequence[int], order: Sequence[int] | None = None) -> Any:
+def _dataset(ids: Sequence[np.ndarray], labels: Sequence[int],
+             order: Sequence[int] | np.ndarray | None = None) -> Any:
     from datasets import Dataset
 
     index = list(order) if order is not None else list(range(len(ids)))
@@ -42,22 +43,22 @@ def _dataset(ids: Sequence[np.ndarray], labels: Sequence[int], order: Sequence[i
 def _callback(history: dict[str, Any], on_epoch: Any, epochs: int) -> Any:
     from transformers import TrainerCallback
 
-    class Recorder(TrainerCallback):  # type: ignore[misc]
+    class Recorder(TrainerCallback):
         """Step losses, eval metrics per epoch and training time without eval, into `history`."""
 
         started = 0.0
 
-        def on_epoch_begin(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
+        def on_epoch_begin(self, args, state, control, **kw):
             self.started = time.perf_counter()
 
-        def on_epoch_end(self, args, state, control, **kw):  # type: ignore[no-untyped-def]
+        def on_epoch_end(self, args, state, control, **kw):
             history["train_time_s"] += time.perf_counter() - self.started
 
-        def on_log(self, args, state, control, logs=None, **kw):  # type: ignore[no-untyped-def]
+        def on_log(self, args, state, control, logs=None, **kw):
             if logs and "loss" in logs and "eval_loss" not in logs:
                 history["step_loss"].append(float(logs["loss"]))
 
-        def on_evaluate(self, args, state, control, metrics=None, **kw):  # type: ignore[no-untyped-def]
+        def on_evaluate(self, args, state, control, metrics=None, **kw):
             metrics = metrics or {}
             epoch = len(history["epochs"]) + 1
             per_epoch = history["step_loss"][-history["steps_per_epoch"]:]

@@ -80,14 +80,14 @@ class Recipe:
         return text
 
 
-def choose_max_length(lengths: Sequence[int], position_limit: int | None = None) -> tuple[int, int]:
+def choose_max_length(lengths: Sequence[int] | np.ndarray, position_limit: int | None = None) -> tuple[int, int]:
     """(max_length, 95th-percentile token count) for texts of `lengths` tokens on a base reading `position_limit`."""
     p95 = math.ceil(float(np.percentile(np.asarray(lengths, dtype=np.int64), LENGTH_PERCENTILE))) if len(lengths) else 0
     length = min(MAX_AUTO_LENGTH, max(MIN_AUTO_LENGTH, LENGTH_STEP * math.ceil(p95 / LENGTH_STEP)))
     return (min(length, position_limit) if position_limit else length), p95
 
 
-def choose(rows: int, classes: int, batch_size: int, lengths: Sequence[int] | None = None,
+def choose(rows: int, classes: int, batch_size: int, lengths: Sequence[int] | np.ndarray | None = None,
            position_limit: int | None = None) -> Recipe:
     """The recipe for `rows` training rows of `classes` classes in batches of `batch_size`.
 

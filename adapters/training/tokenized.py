@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -62,7 +62,9 @@ def _write_npz(path: Path, **arrays: np.ndarray) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.incomplete")
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+            # A dict unpacked into savez could carry its `allow_pickle: bool` keyword, so mypy rejects a dict of
+            # arrays; ours holds only array names (flat, offsets, counts).
+            np.savez(fh, **cast(dict[str, Any], arrays))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
