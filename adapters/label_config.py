@@ -5,7 +5,7 @@ names labels only if `base` was built with them. transformers reads them from a
 folder's or Hub repo's `config.json` (`AutoConfig.from_pretrained(folder)`), so
 training and export write one: the base's config plus `id2label`/`label2id`, and
 `architectures` naming the classification class (the base's own config says
-`BertModel`). tests/test_labels_plain_peft.py loads a folder exactly as README shows.
+`BertModel`). tests/adapters/test_labels_plain_peft.py loads a folder exactly as README shows.
 """
 
 from __future__ import annotations

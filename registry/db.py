@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 _BUSY_TIMEOUT_S = 60.0
 # The number of migrations in schema.py, stored as PRAGMA user_version once
 # they are applied. Checking it lets read-only commands skip importing
-# sqlite-utils at all (tests/test_registry_schema.py keeps the two in step).
+# sqlite-utils at all (tests/registry/test_registry_schema.py keeps the two in step).
 SCHEMA_VERSION = 2
 
 

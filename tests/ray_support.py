@@ -1,4 +1,4 @@
-"""A local Ray instance with the loradock application on 2 replicas, for tests/test_ray_*.py.
+"""A local Ray instance with the loradock application on 2 replicas, for tests/serving/test_ray_*.py.
 
 Synthetic adapters (numpy, tests/synthetic_adapters.py) shaped for the embedded MiniLM base;
 the replicas run with ADAPTERS_HOME pointing at an empty folder.

@@ -79,7 +79,7 @@ def write_keyword_csv(path: Path, rows_per_label: int = 20, labels: tuple[str, .
 @pytest.fixture(name="gate_passes")
 def gate_passes_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
     """For tests about registration, not learning: the tiny random BERT rarely beats the majority
-    class, so its versions are judged as passing (tests/test_gates_*.py test the real gate)."""
+    class, so its versions are judged as passing (tests/*/test_gates_*.py test the real gate)."""
     from loradock.adapters.training import register
 
     real = register.check_gate

@@ -11,7 +11,7 @@ is served from the int8 graph only after its own eval split (training's
 `data/eval` artifact, its first `GATE_MAX_TEXTS` texts) shows no loss over
 `MAX_INT8_DROP` accuracy points against the fp32 graph beyond noise
 (registry/gate_stats.py, the rule every gate uses), the fp32 graph matching torch
-within 1e-4 (tests/test_onnx_multi_parity.py). A domain that fails, or has no
+within 1e-4 (tests/adapters/test_onnx_multi_parity.py). A domain that fails, or has no
 eval split, is served from the fp32 graph; the reason is in `/v1/domains`
 (`backend`, `precision`, `int8_gate`) and the log. Gate results are stored
 beside the graph by adapter hash, so each adapter is gated once.
