@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..config import ServeConfig, base_for, default_domains, parse_domains
+from ..connlimits import ConnectionLimits
 from .errors import RayNotInstalledError, RayOptionsError
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,10 @@ def run(config: ServeConfig, options: RayOptions, home: str | None = None,
 
     signal.signal(signal.SIGTERM, stop)
     ray.init(address=options.address, include_dashboard=False, ignore_reinit_error=True)
-    serve.start(http_options={"host": config.host, "port": config.port})
+    # Ray's proxy is its own uvicorn: keep-alive is the only connection limit it exposes; the header
+    # deadline and connection cap belong to the reverse proxy in front (SECURITY.md, "Connections").
+    serve.start(http_options={"host": config.host, "port": config.port,
+                              "keep_alive_timeout_s": ConnectionLimits().keep_alive_s})
     serve.run(build_app(config, options, home), name=APP_NAME, route_prefix="/")
     if announce is not None:
         count = "autoscaling" if options.autoscaling else f"{options.replicas} replica(s)"
