@@ -153,7 +153,13 @@ def predict_cmd(args: tuple[str, ...], file_: Path | None, column: str | None, o
         adapters predict sentiment@production --file reviews.csv --column body
         adapters predict --onnx ./sentiment-onnx "What a great film"
     """
-    from loradock.adapters.predict import MAX_CHARS, over_budget, predict_onnx, predict_version, read_texts
+    from loradock.adapters.predict import (
+        MAX_CHARS,
+        over_budget,
+        predict_onnx,
+        predict_version,
+        read_texts,
+    )
 
     ref, texts = (None, list(args)) if onnx_dir is not None else (args[0] if args else None, list(args[1:]))
     if onnx_dir is None and ref is None:

@@ -154,3 +154,25 @@ def test_unverified_base_is_refused_unless_allowed(api, tmp_path, monkeypatch) -
         ServingEngine(api_config(api.base, domains=(version.ref,)), api.registry)
     allowed = ServingEngine(api_config(api.base, domains=(version.ref,), allow_unverified_base=True), api.registry)
     assert allowed.served["reviews"].current.sha256 == version.sha256
+
+
+def test_a_non_ascii_key_is_refused_at_start_up(api, monkeypatch) -> None:
+    """Headers arrive as latin-1: a UTF-8 key could never match, so it is refused before serving (issue 22, 7)."""
+    from loradock.serving.app import create_app
+    from loradock.serving.errors import ServeConfigError
+
+    monkeypatch.setenv(KEY_ENV, "clé-secrète")
+    with pytest.raises(ServeConfigError, match="position 3") as info:
+        create_app(api_config(api.base), api.registry, engine=api.engine)
+    assert "ASCII" in str(info.value) and "clé" not in str(info.value)  # the key itself is never echoed
+
+
+def test_the_console_refuses_a_non_ascii_key_too(monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from loradock.cli.main import cli
+
+    monkeypatch.setenv("CONSOLE_KEY", "pässword")
+    result = CliRunner().invoke(cli, ["ui", "--api-key-env", "CONSOLE_KEY"], catch_exceptions=False)
+    assert result.exit_code != 0
+    assert "position 2" in result.output and "ASCII" in result.output and "pässword" not in result.output

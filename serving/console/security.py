@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import os
 import secrets
 import time
 from dataclasses import dataclass
 
 from fastapi import Request
+
+from ..guard import read_api_key
 
 SESSION_COOKIE = "loradock_session"
 CSRF_COOKIE = "loradock_csrf"
@@ -65,13 +66,7 @@ class AccessPolicy:
 
     @classmethod
     def from_env(cls, api_key_env: str | None) -> AccessPolicy:
-        if not api_key_env:
-            return cls(None)
-        key = os.environ.get(api_key_env, "")
-        if not key:
-            raise ConsoleConfigError(f"--api-key-env {api_key_env} names an unset or empty environment variable; "
-                                     f"export {api_key_env}=... first.")
-        return cls(key)
+        return cls(read_api_key(api_key_env, ConsoleConfigError))
 
     @property
     def writable(self) -> bool:
