@@ -172,6 +172,12 @@ def test_the_console_refuses_a_non_ascii_key_too(monkeypatch) -> None:
 
     from loradock.cli.main import cli
 
+    import uvicorn
+
+    def started(self, *args, **kwargs):
+        raise AssertionError("the console started with a key no client can send")
+
+    monkeypatch.setattr(uvicorn.Server, "run", started)
     monkeypatch.setenv("CONSOLE_KEY", "pässword")
     result = CliRunner().invoke(cli, ["ui", "--api-key-env", "CONSOLE_KEY"], catch_exceptions=False)
     assert result.exit_code != 0
