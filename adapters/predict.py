@@ -105,7 +105,7 @@ def within_budget(texts: list[str], max_chars: int = MAX_CHARS) -> list[str]:
 def read_lines(stream: TextIO, max_chars: int = MAX_CHARS) -> list[str]:
     """Non-blank lines of `stream`, each kept to `max_chars` + 1 characters while reading (so a 1 GB
     line never sits in memory whole, and `within_budget` still sees that it was longer)."""
-    lines = []
+    lines: list[str] = []
     while True:
         line = stream.readline(max_chars + 1)
         if not line:
