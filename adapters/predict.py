@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import numpy as np
 
@@ -39,6 +39,10 @@ LABELS_FILE = "labels.json"
 REPORT_FILE = "loradock.json"  # where it came from and how it was checked
 DEFAULT_MAX_LENGTH = 128
 DEFAULT_BATCH_SIZE = 32
+# Characters of one text that reach the tokenizer. A tokenizer's time and memory follow the input's
+# length, not max_length: a 100 MB line took 139 s and 13.5 GB before truncation (issue 22, item 5).
+# 4,000 characters hold well over 512 tokens; the server refuses longer texts (ServeConfig.max_chars).
+MAX_CHARS = 4000
 ONNX_KIND = "onnx"
 BACKENDS = ("auto", "onnx", "torch")
 
@@ -85,6 +89,37 @@ def version_max_length(registry: Registry, version: AdapterVersion) -> int:
         return DEFAULT_MAX_LENGTH
 
 
+def over_budget(texts: list[str], max_chars: int = MAX_CHARS) -> int:
+    """How many texts are longer than the character budget (and so are cut before tokenizing)."""
+    return sum(len(t) > max_chars for t in texts)
+
+
+def within_budget(texts: list[str], max_chars: int = MAX_CHARS) -> list[str]:
+    """`texts` cut to `max_chars` characters each: what every tokenizer call here is given."""
+    cut = over_budget(texts, max_chars)
+    if not cut:
+        return texts
+    log.warning("%d text(s) longer than %d characters were cut to %d before tokenizing", cut, max_chars, max_chars)
+    return [t[:max_chars] for t in texts]
+
+
+def read_lines(stream: TextIO, max_chars: int = MAX_CHARS) -> list[str]:
+    """Non-blank lines of `stream`, each kept to `max_chars` + 1 characters while reading (so a 1 GB
+    line never sits in memory whole, and `within_budget` still sees that it was longer)."""
+    lines: list[str] = []
+    while True:
+        line = stream.readline(max_chars + 1)
+        if not line:
+            return lines
+        if not line.endswith("\n"):  # longer than the budget: skip the rest of it piece by piece
+            rest = line
+            while rest and not rest.endswith("\n"):
+                rest = stream.readline(1 << 20)
+        line = line.rstrip("\r\n")
+        if line.strip():
+            lines.append(line)
+
+
 def batches(items: list[T], batch_size: int) -> list[list[T]]:
     return [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
 
@@ -98,7 +133,7 @@ def torch_logits(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, tex
     out = []
     with torch.inference_mode():
         for chunk in batches(texts, batch_size):
-            enc = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            enc = tokenizer(within_budget(chunk), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
             out.append(model(**{k: v.to(device) for k, v in enc.items()}).logits.float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
@@ -173,7 +208,7 @@ class OnnxClassifier:
     def encode(self, texts: list[str], max_length: int) -> dict[str, np.ndarray]:
         """input_ids, attention_mask and token_type_ids, padded to the longest row, truncated to max_length."""
         self.encoder.enable_truncation(max_length)
-        rows = self.encoder.encode_batch(texts)
+        rows = self.encoder.encode_batch(within_budget(texts))
         return {
             "input_ids": np.array([r.ids for r in rows], dtype=np.int64),
             "attention_mask": np.array([r.attention_mask for r in rows], dtype=np.int64),
@@ -300,7 +335,8 @@ def read_texts(path: Path | str, column: str | None = None) -> list[str]:
                     raise PredictInputError(f"{str(path)!r} has no column {name!r} (columns: "
                                      f"{', '.join(reader.fieldnames or []) or 'none'}); pass --column NAME.")
                 return [row[name] for row in reader if (row[name] or "").strip()]
-        return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        with path.open(encoding="utf-8") as fh:
+            return read_lines(fh)
     except UnicodeDecodeError:
         raise PredictInputError(f"{str(path)!r} is not UTF-8 text; save it as UTF-8 and try again.") from None
     except csv.Error as exc:  # e.g. a field over csv's limit (128 KiB), or a NUL byte

@@ -156,7 +156,13 @@ def predict_cmd(args: tuple[str, ...], file_: Path | None, column: str | None, o
         adapters predict sentiment@production --file reviews.csv --column body
         adapters predict --onnx ./sentiment-onnx "What a great film"
     """
-    from loradock.adapters.predict import predict_onnx, predict_version, read_texts
+    from loradock.adapters.predict import (
+        MAX_CHARS,
+        over_budget,
+        predict_onnx,
+        predict_version,
+        read_texts,
+    )
 
     ref, texts = (None, list(args)) if onnx_dir is not None else (args[0] if args else None, list(args[1:]))
     if onnx_dir is None and ref is None:
@@ -167,6 +173,10 @@ def predict_cmd(args: tuple[str, ...], file_: Path | None, column: str | None, o
     if not texts:
         raise click.UsageError("Give at least one text: adapters predict DOMAIN@REF TEXT... ('-' reads stdin, "
                                "--file reads a file)")
+    cut = over_budget(texts)
+    if cut:
+        click.echo(f"{cut} text(s) longer than {MAX_CHARS} characters: only their first {MAX_CHARS} are "
+                   "used (the server refuses them; split them to classify every part).", err=True)
     if onnx_dir is not None:
         predictions, how = predict_onnx(onnx_dir, texts), f"onnxruntime on {onnx_dir}"
     else:
@@ -181,7 +191,9 @@ def predict_cmd(args: tuple[str, ...], file_: Path | None, column: str | None, o
 
 
 def _stdin_lines() -> list[str]:
-    return [line for line in sys.stdin.read().splitlines() if line.strip()]
+    from loradock.adapters.predict import read_lines
+
+    return read_lines(sys.stdin)
 
 
 COMMANDS = [merge_cmd, export_cmd, predict_cmd]

@@ -28,6 +28,7 @@ def ui(host: str, port: int, api_key_env: str | None) -> None:
     import uvicorn
 
     from loradock.registry import Registry
+    from loradock.serving.connlimits import uvicorn_config
     from loradock.serving.console import ConsoleConfigError, create_console_app
     from loradock.serving.console.security import is_loopback
     from loradock.serving.ports import check_bindable
@@ -40,7 +41,7 @@ def ui(host: str, port: int, api_key_env: str | None) -> None:
     if not is_loopback(host) and not api_key_env:
         click.echo(f"Warning: {host} is not loopback and no --api-key-env is set: anyone who can reach it "
                    "can read the registry.", err=True)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn_config(app, host, port, log_level="warning"))
     click.echo(f"Console at http://{host}:{port or 'any-free-port'}/ui/ "
                f"({'alias moves need the token' if api_key_env else 'read-only'}); Ctrl-C stops it.")
     server.run()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, AsyncIterator, Literal, Union
@@ -26,8 +25,8 @@ from loradock.registry import Registry, parse_ref
 from loradock.registry.errors import RegistryError
 
 from .config import ServeConfig
-from .errors import OverloadedError, RequestTooLargeError, ServeConfigError, ServingError
-from .guard import RequestGuard, bearer_ok
+from .errors import OverloadedError, RequestTooLargeError, ServingError
+from .guard import RequestGuard, bearer_ok, read_api_key
 from .watcher import RegistryWatcher
 
 if TYPE_CHECKING:
@@ -281,16 +280,6 @@ def _bad_text(texts: list[str]) -> str | None:
     return None
 
 
-def _api_key(config: ServeConfig) -> str | None:
-    if not config.api_key_env:
-        return None
-    key = os.environ.get(config.api_key_env, "")
-    if not key:
-        raise ServeConfigError(f"--api-key-env {config.api_key_env} names an unset or empty environment variable; "
-                               f"export {config.api_key_env}=... first.")
-    return key
-
-
 def _public_paths(config: ServeConfig) -> tuple[set[str], tuple[str, ...]]:
     """Exact paths and prefixes that need no token: /health always, metrics and docs when opened on purpose."""
     exact = {"/health"}
@@ -339,7 +328,7 @@ def create_app(config: ServeConfig, registry: Registry | None = None, engine: Se
     """A FastAPI app serving `config.domains`; the model loads now, the worker threads start now."""
     from .engine import ServingEngine
 
-    key = _api_key(config)
+    key = read_api_key(config.api_key_env)
     engine = engine or ServingEngine(config, registry)
     watcher = RegistryWatcher(engine, config.poll_interval)
     engine.start()

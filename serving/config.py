@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from typing import TYPE_CHECKING
 
+from loradock.adapters.predict import MAX_CHARS
 from loradock.registry import DEFAULT_BASE, parse_ref
 
 from .errors import MixedBasesError, ServeConfigError
@@ -43,7 +44,7 @@ class ServeConfig:
     max_host: int = 256
     max_queue: int = 512
     max_inputs: int = 64
-    max_chars: int = 4000
+    max_chars: int = MAX_CHARS  # the same budget `adapters predict` and loradock.load() cut texts to
     max_length: int = 128
     api_key_env: str | None = None
     poll_interval: float = 1.0

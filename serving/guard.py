@@ -10,13 +10,36 @@ recent releases; this one answers in the API's error envelope.
 from __future__ import annotations
 
 import hmac
+import os
 from typing import Any, Callable
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .errors import ServeConfigError
+
 UNAUTHORIZED = "Missing or wrong bearer token; send 'Authorization: Bearer <key>'."
+
+
+def read_api_key(api_key_env: str | None, error: type[Exception] = ServeConfigError) -> str | None:
+    """The key in $`api_key_env` (None when no variable is named), read once at start-up.
+
+    HTTP headers arrive as latin-1 and the key is compared as bytes, so a non-ASCII key could
+    never match; it is refused here rather than failing every request later (issue 22, item 7).
+    """
+    if not api_key_env:
+        return None
+    key = os.environ.get(api_key_env, "")
+    if not key:
+        raise error(f"--api-key-env {api_key_env} names an unset or empty environment variable; "
+                    f"export {api_key_env}=... first.")
+    bad = next((i for i, c in enumerate(key) if not (c.isascii() and c.isprintable()) or c.isspace()), None)
+    if bad is not None:  # the position only: the key itself never goes into a message or a log
+        raise error(f"The key in ${api_key_env} has a non-ASCII, space or control character at position {bad + 1}; "
+                    "HTTP headers carry printable ASCII only, so no client could send it. Use an ASCII key, "
+                    "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'.")
+    return key
 
 
 def bearer_ok(header: str | None, key: str) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 from loradock.registry import Registry
 
 from .config import ServeConfig
+from .connlimits import ConnectionLimits, uvicorn_config
 from .errors import ServingError
 from .ports import check_bindable
 
@@ -73,19 +74,21 @@ def run(config: ServeConfig, registry: Registry | None = None, announce: Any = N
         served = ", ".join(row["version"] for row in app.state.engine.describe())
         announce(f"Serving {served} on {config.host}:{config.port or 'any free port'} (docs at /docs)")
     # log_config=None: uvicorn keeps the root logger set up by configure_logging (level and format).
-    uvicorn.run(app, host=config.host, port=config.port, log_config=None, access_log=config.access_log)
+    uvicorn.Server(uvicorn_config(app, config.host, config.port, log_config=None,
+                                  access_log=config.access_log)).run()
 
 
 class BackgroundServer:
     """A uvicorn server in a daemon thread: `with BackgroundServer(config) as s: httpx.get(s.url + ...)`."""
 
-    def __init__(self, config: ServeConfig, registry: Registry | None = None, app: Any = None) -> None:
+    def __init__(self, config: ServeConfig, registry: Registry | None = None, app: Any = None,
+                 limits: ConnectionLimits | None = None) -> None:
         import uvicorn
 
         from .app import create_app
 
         self.app = app or create_app(config, registry)
-        self._server = uvicorn.Server(uvicorn.Config(self.app, host=config.host, port=config.port,
+        self._server = uvicorn.Server(uvicorn_config(self.app, config.host, config.port, limits,
                                                      log_level="warning", lifespan="on",
                                                      access_log=config.access_log))
         self._thread = threading.Thread(target=self._server.run, name="loradock-uvicorn", daemon=True)

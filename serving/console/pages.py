@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlencode
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -27,8 +27,6 @@ from .security import (
     AccessPolicy,
     ConsoleAuthError,
     LoginRequired,
-    csrf_ok,
-    csrf_token,
 )
 
 if TYPE_CHECKING:
@@ -39,6 +37,8 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 16 * 1024
 STALE_FORM = "The form's CSRF token is missing or stale; reload the page and try again."
+CROSS_ORIGIN = ("This form was posted from another site or port; the console accepts forms from its own "
+                "pages only. Open the console at its own address and try again.")
 LIVE_REFRESH_S = 2
 
 
@@ -111,7 +111,7 @@ class Console:
         html = self.env.get_template(template).render(
             request=request, prefix=self.prefix, url=self.url, live=self.sampler is not None,
             writable=self.policy.writable, protected=self.policy.key is not None,
-            csrf=csrf_token(request), refresh_s=LIVE_REFRESH_S, **context,
+            csrf=self.policy.csrf_token(request), refresh_s=LIVE_REFRESH_S, **context,
         )
         return self.finish(request, HTMLResponse(html, status_code=status))
 
@@ -157,7 +157,12 @@ def _install_handlers(app: FastAPI, console: Console) -> None:
 
 
 def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function per page, kept together
-    router = APIRouter(prefix=console.prefix, include_in_schema=False)
+    def same_origin_posts(request: Request) -> None:
+        """Every POST, before its handler: refused when the browser says it comes from another origin."""
+        if request.method == "POST" and not console.policy.same_origin(request):
+            raise ConsoleAuthError(CROSS_ORIGIN)
+
+    router = APIRouter(prefix=console.prefix, include_in_schema=False, dependencies=[Depends(same_origin_posts)])
     registry = console.registry
 
     def page(request: Request, template: str, **context: Any) -> Response:
@@ -178,9 +183,7 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
             data = views.domain_page(registry, name)
         except RegistryError as exc:
             return console.error(request, _status_for(exc), str(exc))
-        notice = None
-        if request.query_params.get("moved"):
-            notice = f"{name}@{request.query_params['moved']} now points to {name}@{request.query_params.get('to', '?')}."
+        notice = views.move_notice(registry, name, request.query_params.get("moved"))
         return page(request, "domain.html", notice=notice, **data)
 
     @router.get("/versions/{domain}/{ref}", response_class=HTMLResponse)
@@ -281,7 +284,7 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
         if refused:
             return refused
         form = await console.form(request)
-        if not csrf_ok(request, form.get("csrf", "")):
+        if not console.policy.csrf_ok(request, form.get("csrf", "")):
             return console.error(request, 403, STALE_FORM)
         if form.get("confirm") != "yes":
             return console.error(request, 400, "Alias moves need the confirmation step; use the Review button first.")
@@ -297,7 +300,9 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
                 watcher.poll()
             except Exception:  # the watcher's own loop will retry
                 log.exception("immediate reload after the console's alias move failed")
-        return console.finish(request, RedirectResponse(console.url("domains", domain, moved=alias, to=moved.number),
+        # The notice names the move's event id; the page reads what happened from the log (issue 22, 7).
+        event = registry.alias_history(domain, alias)[-1]
+        return console.finish(request, RedirectResponse(console.url("domains", domain, moved=event.id),
                                                         status_code=303))
 
     # -- sign-in (only when a key is configured) ---------------------------------
@@ -316,7 +321,7 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
         nxt = form.get("next", "")
         if not nxt.startswith(console.prefix + "/") or nxt.startswith("//"):
             nxt = console.url("")
-        if not csrf_ok(request, form.get("csrf", "")):
+        if not console.policy.csrf_ok(request, form.get("csrf", "")):
             return console.error(request, 403, STALE_FORM)
         if not console.policy.token_ok(form.get("token", "")):
             return console.render(request, "login.html", status=401, next=nxt, failed=True)
@@ -328,7 +333,7 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
     @router.post("/logout")
     async def logout(request: Request) -> Response:
         form = await console.form(request)
-        if not csrf_ok(request, form.get("csrf", "")):
+        if not console.policy.csrf_ok(request, form.get("csrf", "")):
             return console.error(request, 403, STALE_FORM)
         response = RedirectResponse(console.url("login"), status_code=303)
         response.delete_cookie(SESSION_COOKIE, path=console.prefix or "/")

@@ -89,6 +89,22 @@ def alias_timeline(registry: Registry, domain: str) -> list[dict[str, Any]]:
     return [{"at": e.at, "alias": e.name, "action": e.action, "old": e.old, "new": e.new} for e in moves]
 
 
+def move_notice(registry: Registry, domain: str, event_id: str | None) -> str | None:
+    """The notice after an alias move, read from the event log by the move's id: a made-up query
+    string (`?moved=production&to=99`) shows nothing, an old id shows what really happened then."""
+    if not event_id or not event_id.isdigit() or len(event_id) > 18:
+        return None
+    wanted = int(event_id)
+    found = registry.events(wanted - 1, limit=1)
+    event = found[0] if found and found[0].id == wanted else None
+    if event is None or event.domain != domain or event.action != "alias.set" or not event.name:
+        return None
+    current = next((a["number"] for a in registry.aliases(domain) if a["name"] == event.name), None)
+    if str(current) == str(event.new):
+        return f"{domain}@{event.name} now points to {domain}@{event.new}."
+    return f"{domain}@{event.name} was moved to {domain}@{event.new} at {event.at}; it has moved since."
+
+
 def domain_page(registry: Registry, name: str) -> dict[str, Any]:
     """A domain, its versions (newest first), the chart series and the alias timeline."""
     domain = registry.domain(name)

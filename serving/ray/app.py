@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..config import ServeConfig, base_for, default_domains, parse_domains
+from ..connlimits import ConnectionLimits
 from ..ports import check_bindable
 from .errors import RayNotInstalledError, RayOptionsError
 from .layout import cluster_cpus, local_cpus, plan, replicas_to_place
@@ -187,7 +188,10 @@ def run(config: ServeConfig, options: RayOptions, home: str | None = None,
     deployed = False
     try:
         options = fit(options, cpus)  # a joined cluster: checked against its CPUs
-        serve.start(http_options={"host": config.host, "port": config.port})
+        # Ray's proxy is its own uvicorn: keep-alive is the only connection limit it exposes; the header
+        # deadline and connection cap belong to the reverse proxy in front (SECURITY.md, "Connections").
+        serve.start(http_options={"host": config.host, "port": config.port,
+                                  "keep_alive_timeout_s": ConnectionLimits().keep_alive_s})
         deployed = True  # from here on the app may exist, even half-deployed: it is deleted on the way out
         serve.run(build_app(config, options, home), name=APP_NAME, route_prefix="/")
         if announce is not None:

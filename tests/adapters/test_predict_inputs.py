@@ -103,3 +103,64 @@ def test_a_length_chosen_from_short_training_texts_does_not_cut_predictions_shor
     asked = SimpleNamespace(train_args={"max_length": 32, "recipe_rule": {"max_length": None}})
     assert version_max_length(None, auto) == DEFAULT_MAX_LENGTH  # type: ignore[arg-type]
     assert version_max_length(None, asked) == 32  # type: ignore[arg-type]
+
+
+# -- issue 22, item 5: a character budget before tokenizing -------------------------------------
+
+def test_long_texts_are_cut_before_the_tokenizer_sees_them() -> None:
+    import torch
+
+    from loradock.adapters.predict import MAX_CHARS, torch_logits
+
+    lengths: list[int] = []
+
+    class RecordingTokenizer:
+        def __call__(self, texts, **kwargs):
+            lengths.extend(len(t) for t in texts)
+            return {"input_ids": torch.zeros((len(texts), 4), dtype=torch.long)}
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, input_ids):
+            return type("Out", (), {"logits": torch.zeros((input_ids.shape[0], 2))})()
+
+    torch_logits(Model(), RecordingTokenizer(), ["short", "x" * 1_000_000])
+    assert lengths == [5, MAX_CHARS]
+
+
+def test_a_long_stdin_line_is_cut_and_the_cli_says_so(seen) -> None:
+    from loradock.adapters.predict import MAX_CHARS
+
+    result = run(["sentiment@1", "-"], stdin="fine\n" + "y" * 2_000_000 + "\nlast\n")
+    assert result.exit_code == 0, result.output
+    texts = seen[-1]["texts"]
+    assert [t[:4] for t in texts] == ["fine", "yyyy", "last"]
+    assert len(texts[1]) <= MAX_CHARS + 1  # kept short while reading; cut to MAX_CHARS at the tokenizer
+    assert f"1 text(s) longer than {MAX_CHARS} characters" in result.stderr
+
+
+def test_a_huge_line_in_a_file_is_never_held_whole(tmp_path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "huge.txt"
+    with path.open("w") as fh:
+        fh.write("first\n")
+        for _ in range(32):
+            fh.write("z" * (1 << 20))  # one 32 MiB line
+        fh.write("\nlast\n")
+    tracemalloc.start()
+    texts = read_texts(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert [t[:4] for t in texts] == ["firs", "zzzz", "last"]
+    assert peak < 8 * (1 << 20), f"peak {peak / (1 << 20):.1f} MiB while reading"
+
+
+def test_the_server_and_predict_share_one_budget() -> None:
+    from loradock.adapters.predict import MAX_CHARS
+    from loradock.serving.config import ServeConfig
+
+    assert ServeConfig().max_chars == MAX_CHARS

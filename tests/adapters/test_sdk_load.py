@@ -121,3 +121,17 @@ def test_import_loradock_stays_light() -> None:
     code = "import sys, loradock; loradock.load; print('torch' in sys.modules, 'transformers' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.split() == ["False", "False"]
+
+
+def test_a_text_over_the_budget_is_cut_and_logged(home: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import loradock
+    from loradock.adapters.predict import MAX_CHARS
+
+    classify = loradock.load("medical@production", home=home)
+    # One 1 MB "word": a single [UNK] token, so it also fits this tiny BERT's 128 positions.
+    long_text = "x" * 1_000_000
+    with caplog.at_level("WARNING", logger="loradock.adapters.predict"):
+        cut = classify(long_text)
+    assert any(f"longer than {MAX_CHARS} characters were cut" in r.getMessage() for r in caplog.records)
+    assert cut.logits == classify(long_text[:MAX_CHARS]).logits
+    assert cut.text == long_text  # the prediction still names the text it was given

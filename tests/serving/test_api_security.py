@@ -171,3 +171,31 @@ def test_a_missing_blob_is_told_by_ref_never_by_server_path(api, tmp_path) -> No
                                                           "version": str(version.number)}), 409)
     assert f"{version.ref}/adapter_model.safetensors" in body["error"] and "missing" in body["error"]
     assert str(registry.home) not in body["error"] and "blobs" not in body["error"], body
+
+
+def test_a_non_ascii_key_is_refused_at_start_up(api, monkeypatch) -> None:
+    """Headers arrive as latin-1: a UTF-8 key could never match, so it is refused before serving (issue 22, 7)."""
+    from loradock.serving.app import create_app
+    from loradock.serving.errors import ServeConfigError
+
+    monkeypatch.setenv(KEY_ENV, "clé-secrète")
+    with pytest.raises(ServeConfigError, match="position 3") as info:
+        create_app(api_config(api.base), api.registry, engine=api.engine)
+    assert "ASCII" in str(info.value) and "clé" not in str(info.value)  # the key itself is never echoed
+
+
+def test_the_console_refuses_a_non_ascii_key_too(monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from loradock.cli.main import cli
+
+    import uvicorn
+
+    def started(self, *args, **kwargs):
+        raise AssertionError("the console started with a key no client can send")
+
+    monkeypatch.setattr(uvicorn.Server, "run", started)
+    monkeypatch.setenv("CONSOLE_KEY", "pässword")
+    result = CliRunner().invoke(cli, ["ui", "--api-key-env", "CONSOLE_KEY"], catch_exceptions=False)
+    assert result.exit_code != 0
+    assert "position 2" in result.output and "ASCII" in result.output and "pässword" not in result.output

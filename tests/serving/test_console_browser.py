@@ -172,3 +172,54 @@ def test_alias_rollback_from_the_console(signed_in) -> None:
     assert "support@production now points to support@1" in _wait(driver, "notice").text
     assert registry.resolve("support@production").number == 1
     assert console_errors(driver) == []
+
+
+ATTACK_PAGE = """<!doctype html><html><body>
+<form id="f" method="post" action="{console}/ui/alias/support">
+<input name="alias" value="production"><input name="to" value="3"><input name="confirm" value="yes">
+<input name="csrf" value="{planted}"></form>
+<script>document.getElementById("f").submit();</script>
+</body></html>"""
+
+
+def test_a_page_on_another_port_cannot_move_an_alias(signed_in) -> None:
+    """Issue 22, item 4: the signed-in browser opens a page on another 127.0.0.1 port that plants the
+    CSRF cookie (with a Set-Cookie header) and posts an alias move. Cookies are not separated by port and SameSite=Strict lets
+    them through (same site), so only the session-bound token and the origin check stop it."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from selenium.webdriver.common.by import By
+
+    registry = signed_in["registry"]
+    before = registry.resolve("support@production").number
+    planted = "a" * 64
+    page = ATTACK_PAGE.format(console=signed_in["url"], planted=planted).encode()
+
+    class Attacker(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            # A response from any port may set (and overwrite, HttpOnly or not) 127.0.0.1's cookies.
+            self.send_header("set-cookie", f"loradock_csrf={planted}; Path=/ui; HttpOnly; SameSite=Strict")
+            self.send_header("content-length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    attacker = ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+    threading.Thread(target=attacker.serve_forever, daemon=True).start()
+    try:
+        driver = signed_in["driver"]
+        driver.get(f"http://127.0.0.1:{attacker.server_address[1]}/")
+        deadline = time.monotonic() + 20
+        while not driver.current_url.startswith(signed_in["url"]):  # the form posted and its answer loaded
+            assert time.monotonic() < deadline, driver.current_url
+            time.sleep(0.05)
+        assert registry.resolve("support@production").number == before, "the planted form moved the alias"
+        text = driver.find_element(By.TAG_NAME, "body").text
+        assert "another site or port" in text, text
+    finally:
+        attacker.shutdown()
+        attacker.server_close()

@@ -147,10 +147,17 @@ def test_with_a_key_every_page_needs_it(keyed) -> None:
     assert keyed.get("/ui/domains/support").status_code == 200
 
 
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrf" value="([0-9a-f]{64})"', page).group(1)
+
+
 def _login(c: TestClient) -> str:
-    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', c.get("/ui/login").text).group(1)
-    assert c.post("/ui/login", data={"csrf": csrf, "token": KEY}).status_code == 200
-    return csrf
+    """Sign in; the CSRF token of a signed-in page (it is bound to the session, so it changes at sign-in)."""
+    before = _csrf(c.get("/ui/login").text)
+    assert c.post("/ui/login", data={"csrf": before, "token": KEY}).status_code == 200
+    after = _csrf(c.get("/ui/alias/support?alias=production&to=1").text)
+    assert after != before
+    return after
 
 
 def test_alias_move_needs_token_csrf_and_confirmation(keyed, reg) -> None:
@@ -223,3 +230,47 @@ def test_a_failed_gate_is_shown_and_the_console_cannot_alias_it(reg, keyed, tmp_
         assert reg.resolve("support@production").number == 2
     finally:
         reg.remove(failed.ref, force=True)
+
+
+# -- issue 22: CSRF bound to the session, origin checks, notices from the event log ---------------
+
+def test_a_cookie_planted_from_another_port_cannot_move_an_alias(keyed, reg) -> None:
+    """Another 127.0.0.1:PORT can set our cookies; a token equal to a planted cookie proves nothing."""
+    _login(keyed)
+    before = reg.resolve("support@production").number
+    planted = "a" * 64
+    keyed.cookies.set("loradock_csrf", planted, domain="127.0.0.1", path="/ui")
+    r = keyed.post("/ui/alias/support", data={"alias": "production", "to": "1", "confirm": "yes", "csrf": planted},
+                   follow_redirects=False)
+    assert r.status_code == 403 and "stale" in r.text
+    assert reg.resolve("support@production").number == before
+
+
+def test_posts_from_another_origin_are_refused_even_with_a_good_token(keyed, reg) -> None:
+    csrf = _login(keyed)
+    before = reg.resolve("support@production").number
+    form = {"alias": "production", "to": "1", "confirm": "yes", "csrf": csrf}
+    for headers in ({"Origin": "http://127.0.0.1:9999"}, {"Origin": "null"}, {"Origin": "http://evil.example"},
+                    {"Sec-Fetch-Site": "same-site"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "same-site"},
+                    {"Origin": "http://127.0.0.1:9999", "Sec-Fetch-Site": "cross-site"}):
+        r = keyed.post("/ui/alias/support", data=form, headers=headers, follow_redirects=False)
+        assert r.status_code == 403 and "another site or port" in r.text, headers
+        assert reg.resolve("support@production").number == before
+    for path in ("/ui/login", "/ui/logout"):
+        assert keyed.post(path, data={"csrf": csrf}, headers={"Origin": "http://127.0.0.1:9999"}).status_code == 403
+    same = keyed.post("/ui/alias/support", data=form, follow_redirects=False,
+                      headers={"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "same-origin"})
+    assert same.status_code == 303 and reg.resolve("support@production").number == 1
+    keyed.post("/ui/alias/support", data={**form, "to": str(before)})
+    assert reg.resolve("support@production").number == before
+
+
+def test_a_made_up_move_notice_is_not_shown(client, reg) -> None:
+    page = client.get("/ui/domains/support?moved=production&to=99").text
+    assert 'id="notice"' not in page and "support@99" not in page
+    for made_up in ("99999", "0", "-1", "1" * 40):
+        assert 'id="notice"' not in client.get(f"/ui/domains/support?moved={made_up}").text
+    first_move = reg.alias_history("support", "staging")[0]  # a real, old move: told as history
+    page = client.get(f"/ui/domains/support?moved={first_move.id}").text
+    assert "support@staging now points to support@1." in page
