@@ -20,10 +20,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from .serve_support import register_presets
+from tests.serve_support import register_presets
 
 HALF_OPEN = b"GET /v1/models HTTP/1.1\r\nHost: x\r\n"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _client_fds(n: int) -> None:
@@ -127,7 +127,7 @@ def background(**limits: float):
     from loradock.serving.connlimits import ConnectionLimits
     from loradock.serving.server import BackgroundServer
 
-    from .serve_support import serve_config
+    from tests.serve_support import serve_config
 
     return BackgroundServer(serve_config(), app=tiny_app(), limits=ConnectionLimits(**limits))
 
