@@ -39,7 +39,7 @@ def push_cmd(ref: str, repo_id: str, private: bool, all_versions: bool, license_
         adapters push sentiment@2 --repo alice/sentiment-lora
         adapters push tickets@1 --repo alice/tickets-lora --base-id FacebookAI/roberta-base
     """
-    from loradock.adapters.hub.sync import push
+    from loradock.adapters.hub.push import push
 
     report = push(open_registry(), ref, repo_id, private=private, all_versions=all_versions, license=license_,
                   base_id=base_id)
@@ -82,7 +82,7 @@ def pull_cmd(spec: str, domain: str | None, force: bool, aliases: tuple[str, ...
         adapters pull alice/sentiment-lora@v2
         adapters pull alice/sentiment-lora@production --alias production
     """
-    from loradock.adapters.hub.sync import pull
+    from loradock.adapters.hub.pull import pull
 
     report = pull(open_registry(), spec, domain=domain, force=force, aliases=aliases)
     v = report.version

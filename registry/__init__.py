@@ -1,6 +1,7 @@
 """loradock's registry: versioned LoRA adapters per domain, content-addressed files,
 an SQLite index. Knows nothing of torch."""
 
+from .blobs import sha256_file
 from .domains import DEFAULT_BASE, PRESETS, Domain, LoraRecipe
 from .errors import (
     AliasError,
@@ -16,13 +17,17 @@ from .errors import (
     UnsafeFileError,
     VersionInUseError,
 )
-from .names import LATEST, Ref, parse_ref
+from .names import LATEST, Ref, check_alias, check_name, parse_ref
+from .peft_files import LABEL_CONFIG, MAX_WEIGHTS_BYTES, validate_folder
 from .records import AdapterVersion, Artifact, Event, VersionInfo
-from .store import Registry, content_hash
+from .regular_files import is_regular
+from .store import ADAPTER_FILES, Registry, check_relpath, content_hash
 
 __all__ = [
-    "DEFAULT_BASE", "LATEST", "PRESETS", "AdapterVersion", "AliasError", "Artifact", "ArtifactError",
-    "CorruptBlobError", "Domain", "DomainExistsError", "Event", "InvalidAdapterError", "InvalidNameError",
-    "InvalidRefError", "LoraRecipe", "Ref", "Registry", "RegistryError", "UnknownDomainError",
-    "UnknownVersionError", "UnsafeFileError", "VersionInUseError", "VersionInfo", "content_hash", "parse_ref",
+    "ADAPTER_FILES", "DEFAULT_BASE", "LABEL_CONFIG", "LATEST", "MAX_WEIGHTS_BYTES", "PRESETS", "AdapterVersion",
+    "AliasError", "Artifact", "ArtifactError", "CorruptBlobError", "Domain", "DomainExistsError", "Event",
+    "InvalidAdapterError", "InvalidNameError", "InvalidRefError", "LoraRecipe", "Ref", "Registry", "RegistryError",
+    "UnknownDomainError", "UnknownVersionError", "UnsafeFileError", "VersionInUseError", "VersionInfo",
+    "check_alias", "check_name", "check_relpath", "content_hash", "is_regular", "parse_ref", "sha256_file",
+    "validate_folder",
 ]

@@ -31,7 +31,7 @@ _DTYPES = {
 }
 _FLOATS = {"F64", "F32", "F16", "BF16"}
 _MAX_HEADER = 100 * 1024 * 1024
-# A LoRA adapter is a few MB. Register and pull (adapters/hub/sync.py) share this cap (and
+# A LoRA adapter is a few MB. Register and pull (adapters/hub/transport.py) share this cap (and
 # adapter_config.MAX_JSON_BYTES), checked against the file's size before it is read.
 MAX_WEIGHTS_BYTES = 1 << 30
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import loradock.adapters.hub.sync as hubmod
+import loradock.adapters.hub.transport as transport
 from loradock.adapters.errors import (
     BaseModelError,
     HubAuthError,
@@ -18,7 +18,8 @@ from loradock.adapters.errors import (
     HubRepoNotFoundError,
     HubRevisionNotFoundError,
 )
-from loradock.adapters.hub.sync import pull, push
+from loradock.adapters.hub.pull import pull
+from loradock.adapters.hub.push import push
 from loradock.cli.main import cli
 from loradock.registry import Registry, VersionInfo
 
@@ -29,7 +30,7 @@ REPO = "alice/sentiment-lora"
 
 @pytest.fixture
 def no_wait(fast_retries, monkeypatch):
-    monkeypatch.setattr(hubmod, "RETRY_WAIT_S", 0.0)
+    monkeypatch.setattr(transport, "RETRY_WAIT_S", 0.0)
 
 
 def _state(reg: Registry) -> tuple:
@@ -63,7 +64,7 @@ def test_dropped_connection_mid_upload_is_retried_by_the_client(hub, sentiment_v
 
 def test_upload_that_keeps_failing_changes_nothing_and_a_retry_completes(hub, sentiment_versions, no_wait):
     before = _state(sentiment_versions)
-    hub.drop("POST", r"/commit/main$", times=hubmod.RETRIES)
+    hub.drop("POST", r"/commit/main$", times=transport.RETRIES)
     with pytest.raises(HubNetworkError, match=r"Network error while trying to push to alice/sentiment-lora .*"
                                               r"Run the same command again"):
         push(sentiment_versions, "sentiment@2", REPO)

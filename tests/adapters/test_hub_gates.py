@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from loradock.adapters.errors import HubRecordError
-from loradock.adapters.hub.sync import pull, push
+from loradock.adapters.hub.pull import pull
+from loradock.adapters.hub.push import push
 from loradock.registry import Registry
 from loradock.registry.errors import GateError
 

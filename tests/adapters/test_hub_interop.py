@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from loradock.adapters.errors import HubError
-from loradock.adapters.hub.sync import pull, push
+from loradock.adapters.hub.pull import pull
+from loradock.adapters.hub.push import push
 from loradock.registry import DEFAULT_BASE, content_hash
 
 pytest_plugins = ["tests.hub_server"]  # the fake Hub and its fixtures

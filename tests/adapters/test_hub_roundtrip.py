@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 pytest_plugins = ["tests.hub_server"]  # the fake Hub and its fixtures
 
-from loradock.adapters.hub.sync import pull, push
+from loradock.adapters.hub.pull import pull
+from loradock.adapters.hub.push import push
 from loradock.cli.main import cli
 from loradock.registry import Registry
 

@@ -77,7 +77,8 @@ def test_plain_peft_loading_of_adapters_path_names_the_labels(tickets) -> None:
 
 
 def test_plain_peft_loading_of_a_pushed_repo_names_the_labels(tickets, registry, hub) -> None:
-    from loradock.adapters.hub.sync import pull, push
+    from loradock.adapters.hub.pull import pull
+    from loradock.adapters.hub.push import push
 
     push(registry, "tickets@1", "alice/tickets-lora")
     model = run_snippet("alice/tickets-lora")

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import loradock.adapters.hub.sync as hubmod
+import loradock.adapters.hub.transport as transport
 from loradock.adapters.errors import HubIntegrityError, HubRecordError
-from loradock.adapters.hub.sync import pull, push
+from loradock.adapters.hub.pull import pull
+from loradock.adapters.hub.push import push
 from loradock.cli.main import cli
 from loradock.registry import DEFAULT_BASE, Registry
 from loradock.registry.errors import InvalidAdapterError
@@ -179,7 +180,7 @@ def test_sizes_are_capped_and_unused_files_never_downloaded(hub, hostile, tmp_pa
     assert pull(fresh, repo).created
     assert hub.count("GET", r"/resolve/[0-9a-f]{40}/junk\.bin$") == 0
 
-    monkeypatch.setattr(hubmod, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(transport, "MAX_FILE_BYTES", 1000)
     other = Registry(tmp_path / "other")
     with pytest.raises(HubRecordError, match=r"over the 1000-byte limit"):
         pull(other, repo)

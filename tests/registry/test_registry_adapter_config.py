@@ -98,7 +98,7 @@ def test_mistyped_fields_are_refused_quoting_the_value(registry, tmp_path, field
 def test_pull_refuses_dora_before_anything_is_written(hub, registry, tmp_path):
     from huggingface_hub import HfApi
 
-    from loradock.adapters.hub.sync import pull
+    from loradock.adapters.hub.pull import pull
 
     api = HfApi()
     api.create_repo("alice/dora")
