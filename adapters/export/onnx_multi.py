@@ -286,10 +286,11 @@ def _trace(wrapper: Any, tokenizer: Any, targets: dict, text_inputs: tuple[str, 
 
 def _check_graph(wrapper: Any, tokenizer: Any, targets: dict, text_inputs: tuple[str, ...], path: Path) -> float:
     """Max abs difference of the pooled output, graph vs eager torch, on shapes other than the traced ones."""
-    import onnxruntime as ort
     import torch
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    from loradock.adapters.ort_session import session as ort_session
+
+    session = ort_session(path)
     texts = ["one", "two words here", "and a third, longer text with several more words in it", "x y z", "ok"]
     worst = 0.0
     for count, rank, index in ((1, 1, [0, 0, 0, 0, 0]), (4, 7, [3, 1, 0, 2, 1])):

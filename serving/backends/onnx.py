@@ -34,11 +34,11 @@ from loradock.registry import gate_stats
 from loradock.adapters.export.onnx_multi import (
     INDEX_INPUT, OUTPUT, GraphInfo, a_input, b_input, ensure_graph, stack_lora,
 )
+from loradock.adapters.ort_session import session
 
 from .errors import GraphMismatchError
 
 if TYPE_CHECKING:
-    import onnxruntime
     from prometheus_client import CollectorRegistry
 
     from loradock.registry import Registry
@@ -71,19 +71,6 @@ class OnnxAdapter:
         return pooled @ self.head_weight.T + self.head_bias
 
 
-def session_options(threads: int) -> onnxruntime.SessionOptions:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # Busy-waiting intra-op threads would take the core the HTTP side needs between batches.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    return options
-
-
 class OnnxMultiLoraModel:
     """The engine's model for the onnx backend (same duck type as `MultiLoraModel`)."""
 
@@ -91,7 +78,6 @@ class OnnxMultiLoraModel:
 
     def __init__(self, graph: GraphInfo, registry: Registry | None = None, threads: int = 1,
                  int8: bool = True, max_length: int | None = None, require_gate: bool = True) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.graph = graph
@@ -101,13 +87,11 @@ class OnnxMultiLoraModel:
         self.device = "cpu"
         self.max_length = max_length or graph.max_length
         self.targets = graph.targets
-        providers = ["CPUExecutionProvider"]
-        self.sessions = {"fp32": ort.InferenceSession(str(graph.fp32_path), session_options(threads),
-                                                      providers=providers)}
+        # No spinning: busy-waiting intra-op threads would take the core the HTTP side needs between batches.
+        self.sessions = {"fp32": session(graph.fp32_path, threads, spin=False)}
         self.int8 = int8 and graph.int8_path.is_file()
         if self.int8:
-            self.sessions["int8"] = ort.InferenceSession(str(graph.int8_path), session_options(threads),
-                                                         providers=providers)
+            self.sessions["int8"] = session(graph.int8_path, threads, spin=False)
         self.tokenizer = Tokenizer.from_file(str(graph.folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_length)
