@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 from torch import nn
 
+from loradock.adapters.padding import TEXT_INPUTS, pad_batch
+
 from .errors import AdapterLoadError
 
 if TYPE_CHECKING:
@@ -116,7 +118,7 @@ class MultiLoraModel:
         self.encoder = full.base_model  # e.g. BertModel, with its pooler
         self.model_type: str = full.config.model_type
         # DistilBERT and ModernBERT take no token_type_ids.
-        self._inputs = {"input_ids", "attention_mask", "token_type_ids"} & set(
+        self._inputs = set(TEXT_INPUTS) & set(
             inspect.signature(self.encoder.forward).parameters)
         self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(base_model)
         self._state = _BatchState()
@@ -182,16 +184,9 @@ class MultiLoraModel:
         return self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
 
     def _collate(self, rows: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
-        width = max(len(r) for r in rows)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = 1
-        batch = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device),
-                 "token_type_ids": torch.zeros_like(ids).to(self.device)}
-        return {k: v for k, v in batch.items() if k in self._inputs}
+        names = [n for n in TEXT_INPUTS if n in self._inputs]
+        batch = pad_batch(rows, self.tokenizer.pad_token_id or 0, names)
+        return {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
 
     def _stacks(self, unique: list[AdapterWeights], index: torch.Tensor | None) -> dict[str, _Stack]:
         paths = sorted({p for w in unique for p in w.lora})

@@ -35,6 +35,7 @@ from loradock.adapters.export.onnx_multi import (
     INDEX_INPUT, OUTPUT, GraphInfo, a_input, b_input, ensure_graph, stack_lora,
 )
 from loradock.adapters.ort_session import session
+from loradock.adapters.padding import pad_batch
 
 from .errors import GraphMismatchError
 
@@ -269,14 +270,7 @@ class OnnxMultiLoraModel:
         return logits  # type: ignore[return-value]
 
     def _collate(self, rows: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
-        width = max(len(r) for r in rows)
-        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for i, row in enumerate(rows):
-            ids[i, :len(row)] = row
-            mask[i, :len(row)] = 1
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        return {n: feeds[n] for n in self.graph.text_inputs}
+        return pad_batch(rows, self.pad_id, self.graph.text_inputs)
 
     def _stacks(self, unique: Sequence[OnnxAdapter]) -> dict[str, Any]:
         import onnxruntime as ort
