@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from loradock.registry import AdapterVersion, Registry, parse_ref
 
-from .backends import backend_name, bind_metrics, describe_adapter, make_model
+from .backends import Backend, bind_metrics, make_model
 from .batcher import Job, MicroBatcher
 from .cache import AdapterCache, CacheEntry
 from .config import ServeConfig
@@ -22,8 +22,6 @@ from .weights import AdapterWeights, read_adapter
 
 if TYPE_CHECKING:
     import torch
-
-    from .multilora import MultiLoraModel
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +54,16 @@ class ServingEngine:
     """One base model, many adapters: route, batch, run, swap."""
 
     def __init__(self, config: ServeConfig, registry: Registry | None = None,
-                 model: MultiLoraModel | None = None) -> None:
+                 model: Backend | None = None) -> None:
         self.config = config
         self.registry = registry or Registry()
-        self.model = model or make_model(config, self.registry, config.backend)  # torch or onnx (backends/)
+        self.model: Backend = model or make_model(config, self.registry, config.backend)  # torch or onnx
         self.metrics = ServerMetrics()
         bind_metrics(self.model, self.metrics.registry)
         self.cache = AdapterCache(self._load, self.model.prepare, config.max_loaded, config.max_host)
         self.batcher = MicroBatcher(self._run, config.max_batch_size, config.max_wait_ms, config.max_queue,
                                     fits=self._fits, on_batch=self.metrics.observe_batch,
-                                    workers=config.batch_workers(backend_name(self.model)))
+                                    workers=config.batch_workers(self.model.backend))
         self.metrics.watch(self.cache, lambda: self.batcher.depth)
         self._lock = threading.RLock()
         self.served: dict[str, ServedDomain] = {}
@@ -219,7 +217,7 @@ class ServingEngine:
                     "sha256": v.sha256, "labels": list(v.labels), "tier": s.current.tier,
                     "pinned": bool(s.current.pinned), "requests": s.requests, "errors": s.errors,
                     "load_ms": round(s.current.load_ms, 2), "last_error": s.last_error,
-                    **describe_adapter(self.model, s.current.device),
+                    **self.model.describe(s.current.device),
                 })
             return rows
 

@@ -2,7 +2,7 @@
 
 onnxruntime picks LoRA adapters per `Run()` (the whole batch); here the
 adapters are graph *inputs* instead. At every targeted Linear the graph adds
-a LoRA term built from standard ops, as `serving/multilora.py` does in torch:
+a LoRA term built from standard ops, as `serving/backends/torch_backend.py` does in torch:
 
     a = Gather(lora_A.<path> [U, r, in], adapter_index [B])     -> [B, r, in]
     b = Gather(lora_B.<path> [U, out, r], adapter_index [B])    -> [B, out, r]

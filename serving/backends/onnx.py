@@ -40,7 +40,7 @@ from loradock.adapters.padding import pad_batch
 from .errors import GraphMismatchError
 
 if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
+    from prometheus_client import CollectorRegistry, Counter
 
     from loradock.registry import Registry
 
@@ -73,7 +73,7 @@ class OnnxAdapter:
 
 
 class OnnxMultiLoraModel:
-    """The engine's model for the onnx backend (same duck type as `MultiLoraModel`)."""
+    """The engine's model for the onnx backend (a `Backend`, as `MultiLoraModel` is)."""
 
     backend = "onnx"
 
@@ -101,7 +101,7 @@ class OnnxMultiLoraModel:
         self.require_gate = require_gate
         self._gates: dict[str, dict[str, Any]] = {}
         self._gate_lock = threading.Lock()
-        self._rows = None
+        self._rows: Counter | None = None  # bound by bind_metrics
 
     @classmethod
     def for_base(cls, registry: Registry, base_model: str, max_length: int = 128, threads: int = 1,

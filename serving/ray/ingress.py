@@ -29,15 +29,40 @@ WARM_TIMEOUT_S = 120.0
 
 @dataclass
 class RemoteBase:
-    """The replicas' base model as the ingress knows it: names and fingerprint, no weights here."""
+    """The replicas' base model as the ingress knows it (a `Backend`): names and fingerprint, no weights here.
+
+    `IngressEngine` overrides loading and prediction, so `encode` and `run` are
+    never called here: batches run on the replicas' own backends.
+    """
 
     base_model: str
     fingerprint: str
     device: str
+    max_length: int = 0  # the replicas truncate
     backend: str = "ray"
 
-    def prepare(self, shipment: Shipment) -> Shipment:  # the "device tier" of the ingress is the object store
-        return shipment
+    @property
+    def name(self) -> str:
+        return self.backend
+
+    def check_modules(self, weights: Any) -> None:
+        """Nothing to check here: a replica refuses an adapter when it warms it (`IngressEngine._load`)."""
+
+    def prepare(self, weights: Any) -> Any:
+        """The `Shipment` IngressEngine._load made, as it is: the ingress's "device tier" is the object store."""
+        return weights
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        raise NotImplementedError("The ingress does not tokenize: its replicas do (IngressEngine.predict).")
+
+    def run(self, rows: Sequence[Sequence[int]], adapters: Sequence[Any]) -> list[Any]:
+        raise NotImplementedError("The ingress runs no batches: its replicas do (IngressEngine.predict).")
+
+    def bind_metrics(self, registry: Any) -> None:
+        """No counters of its own: each replica's backend keeps its own."""
+
+    def describe(self, adapter: Any) -> dict[str, Any]:
+        return {"backend": self.backend}
 
 
 def _retryable() -> tuple[type[BaseException], ...]:
@@ -67,7 +92,7 @@ class IngressEngine(ServingEngine):
         self.replicas = replicas  # DeploymentHandle of the model deployment
         self.retries = retries
         self.retried = 0  # calls repeated on another replica (a replica died or was full)
-        super().__init__(config, registry, model=model)  # type: ignore[arg-type]
+        super().__init__(config, registry, model=model)
 
     def _load(self, version: AdapterVersion) -> Shipment:  # type: ignore[override]
         """Registry -> object store, then one replica loads it, so a version that cannot be served

@@ -1,4 +1,4 @@
-"""One shared encoder, many LoRA adapters: each row of a batch through its own adapter and head.
+"""The torch backend: one shared encoder, many LoRA adapters, each row of a batch through its own adapter and head.
 
 Every targeted Linear (query/value for our presets) is wrapped once. For a
 batch, the adapters present are stacked (padded to the largest rank; zero
@@ -28,12 +28,13 @@ from torch import nn
 
 from loradock.adapters.padding import TEXT_INPUTS, pad_batch
 
-from .errors import AdapterLoadError
+from ..errors import AdapterLoadError
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
     from transformers import PreTrainedTokenizerBase
 
-    from .weights import AdapterWeights
+    from ..weights import AdapterWeights
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,9 @@ class _Replay(nn.Module):
 
 
 class MultiLoraModel:
-    """The base encoder loaded once, serving any number of LoRA adapters per batch."""
+    """The base encoder loaded once, serving any number of LoRA adapters per batch (a `Backend`)."""
+
+    backend = "torch"
 
     def __init__(self, base_model: str = "sentence-transformers/all-MiniLM-L6-v2", device: str = "cpu",
                  max_length: int = 128, dtype: torch.dtype | None = None) -> None:
@@ -126,6 +129,17 @@ class MultiLoraModel:
         # Set once a mixed batch met a shared input: then rows run one forward per adapter.
         self.per_adapter_forward = False
 
+    @property
+    def name(self) -> str:
+        return self.backend
+
+    def bind_metrics(self, registry: CollectorRegistry) -> None:
+        """No counters of its own: the engine's cache and batch metrics cover this backend."""
+
+    def describe(self, adapter: Any) -> dict[str, Any]:
+        """What `/v1/domains` shows for an adapter on this backend."""
+        return {"backend": self.backend}
+
     # -- adapters ------------------------------------------------------------
 
     def check_modules(self, weights: AdapterWeights) -> None:
@@ -145,7 +159,7 @@ class MultiLoraModel:
         """Every head tensor must exist in this base's classifier with its shape (label rows aside)."""
         from loradock.adapters.architectures import head_modules
 
-        from .weights import FINAL_LINEAR
+        from ..weights import FINAL_LINEAR
 
         params = dict(self._full.named_parameters())
         for name, tensor in weights.head.items():
