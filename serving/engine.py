@@ -8,7 +8,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 from loradock.registry import AdapterVersion, Registry, parse_ref
 
@@ -19,9 +19,6 @@ from .config import ServeConfig
 from .errors import AdapterLoadError, UnknownServedDomainError, UnverifiedBaseError
 from .metrics import ServerMetrics
 from .weights import AdapterWeights, read_adapter
-
-if TYPE_CHECKING:
-    import torch
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +40,13 @@ class ServedDomain:
 
 
 @dataclass(frozen=True)
-class Prediction:
-    """The logits for one input and the version that produced them."""
+class VersionedLogits:
+    """The raw logits for one input and the version that produced them (labels and scores come later, in app.py).
 
-    logits: torch.Tensor
+    Not `adapters.predict.Prediction`, which is a finished label and score for a text.
+    """
+
+    logits: Any  # one row: a torch tensor, a numpy array or a list of floats, by backend
     version: AdapterVersion
 
 
@@ -140,7 +140,7 @@ class ServingEngine:
             self.served[domain].requests += 1
         return self.cache.lease(self.registry.resolve(f"{domain}@{ref}"))
 
-    async def predict(self, entry: CacheEntry, texts: Sequence[str]) -> list[Prediction]:
+    async def predict(self, entry: CacheEntry, texts: Sequence[str]) -> list[VersionedLogits]:
         """Logits for each text through `entry`, batched with whatever else is in flight."""
         if sum(len(t) for t in texts) <= INLINE_ENCODE_CHARS:
             ids = self.model.encode(texts)  # tens of microseconds: cheaper than a hop to a thread and back
@@ -149,7 +149,7 @@ class ServingEngine:
         jobs = [Job(row, entry) for row in ids]
         self.batcher.submit(jobs)
         logits = await asyncio.gather(*(asyncio.wrap_future(job.future) for job in jobs))
-        return [Prediction(lg, entry.version) for lg in logits]
+        return [VersionedLogits(lg, entry.version) for lg in logits]
 
     # -- the batch runner (worker thread) -------------------------------------
 

@@ -17,7 +17,7 @@ from loradock.registry import AdapterVersion, Registry
 
 from ..cache import CacheEntry
 from ..config import ServeConfig
-from ..engine import Prediction, ServingEngine
+from ..engine import ServingEngine, VersionedLogits
 from ..errors import AdapterLoadError, RequestTooLargeError, ServingError
 from .errors import ReplicaRefusedError, ReplicasUnavailableError
 from .shipping import Shipment, ship
@@ -104,7 +104,7 @@ class IngressEngine(ServingEngine):
             raise refusal(out)
         return shipment
 
-    async def predict(self, entry: CacheEntry, texts: Sequence[str]) -> list[Prediction]:
+    async def predict(self, entry: CacheEntry, texts: Sequence[str]) -> list[VersionedLogits]:
         """Logits per text from a replica; classify is idempotent, so a dead or full replica is retried."""
         version, shipment = entry.version, entry.host
         handle = self.replicas.options(multiplexed_model_id=version.sha256)
@@ -120,7 +120,7 @@ class IngressEngine(ServingEngine):
                 log.warning("replica call for %s failed (%s); retrying on another replica", version.ref, problem)
                 continue
             if "error" not in out:
-                return [Prediction(row, version) for row in out["logits"]]
+                return [VersionedLogits(row, version) for row in out["logits"]]
             if int(out.get("status", 500)) != 503:
                 raise refusal(out)
             problem = f"replica {out.get('replica')} full"
