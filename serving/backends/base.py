@@ -10,7 +10,7 @@ for `torch_backend.py`, numpy arrays and ready onnxruntime values for `onnx.py`)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -56,3 +56,25 @@ class Backend(Protocol):
     def describe(self, adapter: Any) -> dict[str, Any]:
         """Backend fields for `/v1/domains` about a prepared adapter (at least `backend`)."""
         ...
+
+
+class _Hashed(Protocol):
+    @property
+    def sha256(self) -> str: ...
+
+
+H = TypeVar("H", bound=_Hashed)
+
+
+def adapter_slots(adapters: Sequence[H]) -> tuple[dict[str, int], list[H]]:
+    """Each distinct adapter of a batch once, in first-seen order, and its slot by content hash.
+
+    A mixed batch stacks each adapter once and gives every row the slot of its own.
+    """
+    slots: dict[str, int] = {}
+    unique: list[H] = []
+    for adapter in adapters:
+        if adapter.sha256 not in slots:
+            slots[adapter.sha256] = len(unique)
+            unique.append(adapter)
+    return slots, unique

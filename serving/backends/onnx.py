@@ -37,6 +37,7 @@ from loradock.adapters.export.onnx_multi import (
 from loradock.adapters.ort_session import session
 from loradock.adapters.padding import pad_batch
 
+from .base import adapter_slots
 from .errors import GraphMismatchError
 
 if TYPE_CHECKING:
@@ -251,12 +252,7 @@ class OnnxMultiLoraModel:
                    precision: str) -> list[np.ndarray]:
         import onnxruntime as ort
 
-        slots: dict[str, int] = {}
-        unique: list[OnnxAdapter] = []
-        for a in adapters:
-            if a.sha256 not in slots:
-                slots[a.sha256] = len(unique)
-                unique.append(a)
+        slots, unique = adapter_slots(adapters)
         feeds = {name: ort.OrtValue.ortvalue_from_numpy(array) for name, array in self._collate(rows).items()}
         feeds[INDEX_INPUT] = ort.OrtValue.ortvalue_from_numpy(
             np.array([slots[a.sha256] for a in adapters], dtype=np.int64))

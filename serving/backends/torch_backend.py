@@ -29,6 +29,7 @@ from torch import nn
 from loradock.adapters.padding import TEXT_INPUTS, pad_batch
 
 from ..errors import AdapterLoadError
+from .base import adapter_slots
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -226,12 +227,7 @@ class MultiLoraModel:
 
     def run(self, rows: Sequence[Sequence[int]], adapters: Sequence[AdapterWeights]) -> list[torch.Tensor]:
         """Logits per row (float32, on CPU), row i through adapters[i] and its head."""
-        slots: dict[str, int] = {}
-        unique: list[AdapterWeights] = []
-        for w in adapters:
-            if w.sha256 not in slots:
-                slots[w.sha256] = len(unique)
-                unique.append(w)
+        slots, unique = adapter_slots(adapters)
         index = None
         if len(unique) > 1:
             index = torch.tensor([slots[w.sha256] for w in adapters], device=self.device)
