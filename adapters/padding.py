@@ -9,8 +9,9 @@ import numpy as np
 TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def pad_batch(rows: Sequence[Sequence[int] | np.ndarray], pad_id: int,
-              names: Iterable[str] = ("input_ids", "attention_mask")) -> dict[str, np.ndarray]:
+def pad_batch(
+    rows: Sequence[Sequence[int] | np.ndarray], pad_id: int, names: Iterable[str] = ("input_ids", "attention_mask")
+) -> dict[str, np.ndarray]:
     """The model inputs `names` (of TEXT_INPUTS) as int64 arrays, each row padded to the longest row.
 
     Padding goes on the right with `pad_id`, masked out by `attention_mask`;

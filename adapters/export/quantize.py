@@ -34,8 +34,13 @@ class Quantizer(Protocol):
     def __call__(self, fp32: Path, out: Path) -> dict[str, Any]: ...
 
 
-def quantize_int8(fp32: Path, out: Path, *, op_types: Sequence[str] | None = None,
-                  keep_fp32: Callable[[onnx.ModelProto], list[str]] | None = None) -> dict[str, Any]:
+def quantize_int8(
+    fp32: Path,
+    out: Path,
+    *,
+    op_types: Sequence[str] | None = None,
+    keep_fp32: Callable[[onnx.ModelProto], list[str]] | None = None,
+) -> dict[str, Any]:
     """Dynamic int8 quantization of `fp32` into `out`, after onnxruntime's pre-processing.
 
     `op_types` limits the op types quantized (None: all onnxruntime supports);
@@ -48,10 +53,20 @@ def quantize_int8(fp32: Path, out: Path, *, op_types: Sequence[str] | None = Non
         pre = Path(work) / "preprocessed.onnx"
         preprocess = pre_process(fp32, pre)
         excluded = keep_fp32(onnx.load(str(pre))) if keep_fp32 else []
-        quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                         op_types_to_quantize=list(op_types) if op_types else None, nodes_to_exclude=excluded)
-    report: dict[str, Any] = {"method": "onnxruntime.quantization.quantize_dynamic",
-                              "preprocess": {"quant_pre_process": preprocess}, **WEIGHT_OPTIONS}
+        quantize_dynamic(
+            str(pre),
+            str(out),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=True,
+            op_types_to_quantize=list(op_types) if op_types else None,
+            nodes_to_exclude=excluded,
+        )
+    report: dict[str, Any] = {
+        "method": "onnxruntime.quantization.quantize_dynamic",
+        "preprocess": {"quant_pre_process": preprocess},
+        **WEIGHT_OPTIONS,
+    }
     if op_types:
         report["op_types_to_quantize"] = list(op_types)
     if keep_fp32:
