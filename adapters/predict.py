@@ -24,7 +24,6 @@ from loradock.registry.json_files import read_json
 from loradock.adapters.errors import ExportError, NoExportError, PredictInputError
 
 if TYPE_CHECKING:
-    import onnxruntime
     import tokenizers
     import torch
     from transformers import PreTrainedTokenizerBase
@@ -138,18 +137,6 @@ def torch_logits(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, tex
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
-def session_options(threads: int | None = None) -> onnxruntime.SessionOptions:
-    """Full graph optimisation; `threads` caps intra-op threads (None: onnxruntime decides)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        options.intra_op_num_threads = threads
-    options.log_severity_level = 3  # ORT's own warnings about unused initializers are noise here
-    return options
-
-
 def fast_tokenizer(folder: Path) -> tokenizers.Tokenizer:
     """The folder's tokenizer.json through `tokenizers` alone: the same encoder transformers' fast
     tokenizer wraps, without importing transformers (and, with it, torch)."""
@@ -176,7 +163,7 @@ class OnnxClassifier:
 
     def __init__(self, folder: Path | str, threads: int | None = None, model: Path | None = None) -> None:
         """`model` overrides folder/model.onnx (used while an export is checked before it is written)."""
-        import onnxruntime as ort
+        from loradock.adapters.ort_session import session
 
         self.folder = Path(folder)
         path = model or self.folder / ONNX_FILE
@@ -187,8 +174,7 @@ class OnnxClassifier:
         self._hf_tokenizer: PreTrainedTokenizerBase | None = None
         try:
             self.encoder = fast_tokenizer(self.folder)
-            self.session = ort.InferenceSession(str(path), session_options(threads),
-                                                providers=["CPUExecutionProvider"])
+            self.session = session(path, threads)
         except Exception as exc:  # tokenizers and onnxruntime raise assorted types for a broken folder
             raise ExportError(
                 f"{self.folder} is not a loadable export ({type(exc).__name__}: {str(exc)[:120]}); "

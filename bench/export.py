@@ -77,15 +77,11 @@ def torch_runner(model: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
 
 
 def ort_runner(path: Path, threads: int, spin: bool = False) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
-    import onnxruntime as ort
+    from loradock.adapters.ort_session import session as ort_session
 
-    from loradock.adapters.predict import session_options
-
-    options = session_options(threads)
     # ORT's intra-op threads busy-wait after each run by default; with engines interleaved on 2 shared
     # cores that spinning lands on whichever engine runs next (first run: PEFT eager looked 5x slower).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = ort_session(path, threads, spin=spin)
     names = [i.name for i in session.get_inputs()]
 
     def run(enc: dict[str, np.ndarray]) -> np.ndarray:

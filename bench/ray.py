@@ -74,7 +74,7 @@ def stock_deployment(config: Any) -> Any:
         def __init__(self, config: Any) -> None:
             import torch
 
-            from loradock.serving.multilora import MultiLoraModel
+            from loradock.serving.backends.torch_backend import MultiLoraModel
             from loradock.serving.ray.shipping import ShippedAdapters
 
             torch.set_num_threads(1)

@@ -11,7 +11,7 @@ minimal asyncio client is used instead, and the report says so.
   onnx-int8   one onnxruntime graph per base, adapters as inputs, int8 base MatMuls where each domain
               passes its gate on its own eval split (serving/backends/onnx.py)
   onnx-fp32   the same graph in fp32
-  torch       per-row LoRA in eager torch (serving/multilora.py)
+  torch       per-row LoRA in eager torch (serving/backends/torch_backend.py)
   naive       one PeftModel, `set_adapter` then the request alone (batch 1)
   merged      the ceiling: one domain's LoRA merged into the base, torch, same micro-batcher
 
@@ -140,7 +140,7 @@ def _naive_model():
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from loradock.serving.multilora import MultiLoraModel
+    from loradock.serving.backends.torch_backend import MultiLoraModel
 
     class NaivePeftModel(MultiLoraModel):
         def __init__(self) -> None:
@@ -184,7 +184,7 @@ def _merged_model(registry: Registry, ref: str):
     """The ceiling: one domain's LoRA merged into the base weights; no adapter work at all."""
     import torch
 
-    from loradock.serving.multilora import MultiLoraModel
+    from loradock.serving.backends.torch_backend import MultiLoraModel
     from loradock.serving.weights import read_adapter
 
     class MergedModel(MultiLoraModel):
@@ -442,7 +442,7 @@ def tensor_bytes(weights: Any) -> int:
 def cold_load_and_memory(home: Path, names: Sequence[str]) -> dict:
     """Cold load from the registry (resolve + hash-verified path + read + prepare) and RSS per adapter."""
     from loradock.serving.cache import AdapterCache
-    from loradock.serving.multilora import MultiLoraModel
+    from loradock.serving.backends.torch_backend import MultiLoraModel
     from loradock.serving.weights import read_adapter
 
     reg = Registry(home)
@@ -482,7 +482,7 @@ def model_level(home: Path, texts: Sequence[str], iters: int = 15) -> dict:
     """Batch 16 of mixed domains: our stacked LoRA vs PEFT `adapter_names`; plus merged and batch-1 set_adapter."""
     import torch
 
-    from loradock.serving.multilora import MultiLoraModel
+    from loradock.serving.backends.torch_backend import MultiLoraModel
     from loradock.serving.weights import read_adapter
 
     torch.set_num_threads(1)  # the onnx sessions below run one intra-op thread too: compare like with like

@@ -14,6 +14,7 @@ import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, AsyncIterator, Literal, Union
 
+import numpy as np
 from fastapi import Body, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from loradock.adapters.predict import softmax
 from loradock.registry import Registry, parse_ref
 from loradock.registry.errors import RegistryError
 
@@ -30,7 +32,7 @@ from .guard import RequestGuard, bearer_ok, read_api_key
 from .watcher import RegistryWatcher
 
 if TYPE_CHECKING:
-    from .engine import Prediction, ServingEngine
+    from .engine import ServingEngine, VersionedLogits
 
 log = logging.getLogger(__name__)
 
@@ -214,18 +216,15 @@ def _scores(logits: Any, function: str | None) -> list[float]:
         return values
     if function == "sigmoid" or (function is None and len(values) == 1):
         return [1 / (1 + math.exp(-v)) for v in values]
-    top = max(values)
-    exps = [math.exp(v - top) for v in values]
-    total = sum(exps)
-    return [e / total for e in exps]
+    return [float(p) for p in softmax(np.asarray(values, dtype=np.float64))]
 
 
-def _ranked(p: Prediction, top_k: int | None, function: str | None = None) -> list[dict[str, Any]]:
+def _ranked(p: VersionedLogits, top_k: int | None, function: str | None = None) -> list[dict[str, Any]]:
     pairs = sorted(zip(p.version.labels, _scores(p.logits, function)), key=lambda x: -x[1])
     return [{"label": label, "score": score} for label, score in pairs[: top_k or len(pairs)]]
 
 
-def _class_data(i: int, p: Prediction) -> dict[str, Any]:
+def _class_data(i: int, p: VersionedLogits) -> dict[str, Any]:
     probs = _scores(p.logits, None)
     best = max(range(len(probs)), key=probs.__getitem__)
     return {"index": i, "label": p.version.labels[best], "probs": probs, "num_classes": len(probs)}
@@ -362,7 +361,7 @@ def create_app(config: ServeConfig, registry: Registry | None = None, engine: Se
                 raise RequestTooLargeError(f"inputs[{i}] has {len(text)} characters; the limit is "
                                            f"{config.max_chars}. Shorten it.")
 
-    async def serve(domain: str, inputs: Inputs, version: str | None) -> list[Prediction] | JSONResponse:
+    async def serve(domain: str, inputs: Inputs, version: str | None) -> list[VersionedLogits] | JSONResponse:
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
         if not texts:
             return error_response(422, "Invalid request: field 'inputs': give at least one text.", field="inputs")
@@ -402,7 +401,7 @@ def create_app(config: ServeConfig, registry: Registry | None = None, engine: Se
             if status >= 400:
                 engine.count_error(domain)
 
-    def version_headers(response: Response, predictions: list[Prediction]) -> None:
+    def version_headers(response: Response, predictions: list[VersionedLogits]) -> None:
         v = predictions[0].version
         response.headers["X-Adapter-Version"] = v.ref
         response.headers["X-Adapter-Sha256"] = v.sha256

@@ -8,22 +8,17 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 from loradock.registry import AdapterVersion, Registry, parse_ref
 
-from .backends import backend_name, bind_metrics, describe_adapter, make_model
+from .backends import Backend, bind_metrics, make_model
 from .batcher import Job, MicroBatcher
 from .cache import AdapterCache, CacheEntry
 from .config import ServeConfig
 from .errors import AdapterLoadError, UnknownServedDomainError, UnverifiedBaseError
 from .metrics import ServerMetrics
 from .weights import AdapterWeights, read_adapter
-
-if TYPE_CHECKING:
-    import torch
-
-    from .multilora import MultiLoraModel
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +40,13 @@ class ServedDomain:
 
 
 @dataclass(frozen=True)
-class Prediction:
-    """The logits for one input and the version that produced them."""
+class VersionedLogits:
+    """The raw logits for one input and the version that produced them (labels and scores come later, in app.py).
 
-    logits: torch.Tensor
+    Not `adapters.predict.Prediction`, which is a finished label and score for a text.
+    """
+
+    logits: Any  # one row: a torch tensor, a numpy array or a list of floats, by backend
     version: AdapterVersion
 
 
@@ -56,16 +54,16 @@ class ServingEngine:
     """One base model, many adapters: route, batch, run, swap."""
 
     def __init__(self, config: ServeConfig, registry: Registry | None = None,
-                 model: MultiLoraModel | None = None) -> None:
+                 model: Backend | None = None) -> None:
         self.config = config
         self.registry = registry or Registry()
-        self.model = model or make_model(config, self.registry, config.backend)  # torch or onnx (backends/)
+        self.model: Backend = model or make_model(config, self.registry, config.backend)  # torch or onnx
         self.metrics = ServerMetrics()
         bind_metrics(self.model, self.metrics.registry)
         self.cache = AdapterCache(self._load, self.model.prepare, config.max_loaded, config.max_host)
         self.batcher = MicroBatcher(self._run, config.max_batch_size, config.max_wait_ms, config.max_queue,
                                     fits=self._fits, on_batch=self.metrics.observe_batch,
-                                    workers=config.batch_workers(backend_name(self.model)))
+                                    workers=config.batch_workers(self.model.backend))
         self.metrics.watch(self.cache, lambda: self.batcher.depth)
         self._lock = threading.RLock()
         self.served: dict[str, ServedDomain] = {}
@@ -142,7 +140,7 @@ class ServingEngine:
             self.served[domain].requests += 1
         return self.cache.lease(self.registry.resolve(f"{domain}@{ref}"))
 
-    async def predict(self, entry: CacheEntry, texts: Sequence[str]) -> list[Prediction]:
+    async def predict(self, entry: CacheEntry, texts: Sequence[str]) -> list[VersionedLogits]:
         """Logits for each text through `entry`, batched with whatever else is in flight."""
         if sum(len(t) for t in texts) <= INLINE_ENCODE_CHARS:
             ids = self.model.encode(texts)  # tens of microseconds: cheaper than a hop to a thread and back
@@ -151,7 +149,7 @@ class ServingEngine:
         jobs = [Job(row, entry) for row in ids]
         self.batcher.submit(jobs)
         logits = await asyncio.gather(*(asyncio.wrap_future(job.future) for job in jobs))
-        return [Prediction(lg, entry.version) for lg in logits]
+        return [VersionedLogits(lg, entry.version) for lg in logits]
 
     # -- the batch runner (worker thread) -------------------------------------
 
@@ -219,7 +217,7 @@ class ServingEngine:
                     "sha256": v.sha256, "labels": list(v.labels), "tier": s.current.tier,
                     "pinned": bool(s.current.pinned), "requests": s.requests, "errors": s.errors,
                     "load_ms": round(s.current.load_ms, 2), "last_error": s.last_error,
-                    **describe_adapter(self.model, s.current.device),
+                    **self.model.describe(s.current.device),
                 })
             return rows
 

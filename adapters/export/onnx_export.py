@@ -4,8 +4,8 @@ The merged fp32 model goes through `torch.onnx.export`. The TorchScript-based
 exporter (`dynamo=False`) is the default: on MiniLM it exports in ~2 s to one
 file and the graph runs faster under onnxruntime than the dynamo exporter's
 (BENCHMARKS.md has the side-by-side numbers). int8 is onnxruntime's
-dynamic quantization after its `quant_pre_process` step (shape inference and
-graph optimisation), which is what its docs recommend for transformer models.
+dynamic quantization (adapters/export/quantize.py, shared with the
+multi-adapter graph).
 
 Every export is compared with the unmerged fp32 adapter: max abs logit
 difference on probe batches of several sizes and lengths (fp32), argmax
@@ -30,7 +30,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +54,7 @@ from loradock.adapters.outdir import check_output, folder_files, staged_output
 from loradock.adapters.label_config import save_label_config
 from loradock.adapters.predict import LABELS_FILE, ONNX_FILE, OnnxClassifier, torch_logits
 from loradock.adapters.export.probes import EVAL_KIND, EVAL_NAME, Probes, eval_probes, training_texts
+from loradock.adapters.export.quantize import Quantizer, quantize_int8
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,6 @@ DEFAULT_MAX_ACCURACY_DROP = 1.0
 # axes that were baked in as constants at export time.
 SHAPES: tuple[tuple[int, int | None], ...] = ((1, 8), (2, None), (5, 24), (16, 64))
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-class Quantizer(Protocol):
-    """Writes a quantized copy of the fp32 ONNX file `fp32` to `out`; returns what the report records about it."""
-
-    def __call__(self, fp32: Path, out: Path) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -137,57 +132,13 @@ def torch_to_onnx(merged: MergedModel, path: Path, opset: int, exporter: str = D
     return names
 
 
-def quantize_int8(fp32: Path, out: Path) -> dict[str, Any]:
-    """onnxruntime dynamic int8 quantization, after its pre-processing step."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    # Per-channel scales with 7-bit weights: on the RT sentiment adapter (BENCHMARKS.md) per-tensor
-    # int8 lost 1.1 points on an AVX2 CPU without VNNI (u8s8 products saturate there), per-channel 0.4,
-    # per-channel + reduce_range 0.04, at the same 23 MB.
-    options = {"weight_type": "QInt8", "per_channel": True, "reduce_range": True}
-    with tempfile.TemporaryDirectory() as work:
-        pre = Path(work) / "preprocessed.onnx"
-        # BERT's attention-mask arithmetic leaves symbolic dims that only merge with auto_merge;
-        # without it symbolic shape inference stops ("Incomplete symbolic shape inference").
-        preprocess = {"auto_merge": True}
-        started = time.time()
-        try:
-            quant_pre_process(str(fp32), str(pre), **preprocess)
-        except Exception as exc:  # noqa: BLE001  (onnxruntime raises a bare Exception here)
-            log.warning("symbolic shape inference failed (%s); pre-processing without it", exc)
-            _remove_debug_dump(started)
-            preprocess = {"skip_symbolic_shape": True}
-            quant_pre_process(str(fp32), str(pre), **preprocess)
-        quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True)
-    return {"method": "onnxruntime.quantization.quantize_dynamic", "preprocess": {"quant_pre_process": preprocess},
-            **options}
-
-
+# Quantizer and quantize_int8 live in quantize.py; imported here as the table's entries.
 QUANTIZERS: dict[str, Quantizer] = {"int8": quantize_int8}
 
 
 def long_text(texts: list[str], start: int, count: int) -> str:
     """`count` probe texts joined: rows of mixed lengths, some past max_length (truncation)."""
     return " ".join(texts[(start + j) % len(texts)] for j in range(count))
-
-
-def _remove_debug_dump(since: float) -> None:
-    """On failure onnxruntime's symbolic shape inference dumps its partial model into the working directory."""
-    dump = Path("sym_shape_infer_temp.onnx")
-    if dump.is_file() and dump.stat().st_mtime >= since - 1:
-        names = {t.location for t in _external_locations(dump)}
-        dump.unlink()
-        for name in names:
-            Path(name).unlink(missing_ok=True)
-
-
-def _external_locations(path: Path) -> list[Any]:
-    import onnx
-    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
-
-    model = onnx.load(str(path), load_external_data=False)
-    return [ExternalDataInfo(t) for t in _get_all_tensors(model) if uses_external_data(t)]
 
 
 def shape_parity(merged: MergedModel, onnx: OnnxClassifier) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 onnxruntime picks LoRA adapters per `Run()` (the whole batch); here the
 adapters are graph *inputs* instead. At every targeted Linear the graph adds
-a LoRA term built from standard ops, as `serving/multilora.py` does in torch:
+a LoRA term built from standard ops, as `serving/backends/torch_backend.py` does in torch:
 
     a = Gather(lora_A.<path> [U, r, in], adapter_index [B])     -> [B, r, in]
     b = Gather(lora_B.<path> [U, out, r], adapter_index [B])    -> [B, out, r]
@@ -19,15 +19,14 @@ The graph lives under the registry home, keyed by the base's weight
 fingerprint: `ADAPTERS_HOME/graphs/<fingerprint>/<targets>/` (the registry
 stores artifacts per version and per domain, and a graph belongs to neither),
 written whole or not at all through `adapters/outdir.py`'s staged output.
-The int8 variant quantizes only the base MatMuls (per-channel, reduce_range,
-as `onnx_export.py` does); the LoRA path stays fp32.
+The int8 variant quantizes only the base MatMuls, through the same quantizer
+as `onnx_export.py` (adapters/export/quantize.py); the LoRA path stays fp32.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -287,10 +286,11 @@ def _trace(wrapper: Any, tokenizer: Any, targets: dict, text_inputs: tuple[str, 
 
 def _check_graph(wrapper: Any, tokenizer: Any, targets: dict, text_inputs: tuple[str, ...], path: Path) -> float:
     """Max abs difference of the pooled output, graph vs eager torch, on shapes other than the traced ones."""
-    import onnxruntime as ort
     import torch
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    from loradock.adapters.ort_session import session as ort_session
+
+    session = ort_session(path)
     texts = ["one", "two words here", "and a third, longer text with several more words in it", "x y z", "ok"]
     worst = 0.0
     for count, rank, index in ((1, 1, [0, 0, 0, 0, 0]), (4, 7, [3, 1, 0, 2, 1])):
@@ -326,30 +326,10 @@ def lora_nodes(model: Any) -> list[str]:
 
 def quantize_graph(fp32: Path, out: Path) -> dict[str, Any]:
     """int8 base MatMuls (dynamic, per-channel, reduce_range), the LoRA path left in fp32."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from loradock.adapters.export.quantize import quantize_int8
 
-    from loradock.adapters.export.onnx_export import _remove_debug_dump
-
-    with tempfile.TemporaryDirectory() as work:
-        pre = Path(work) / "pre.onnx"
-        started = time.time()
-        try:
-            quant_pre_process(str(fp32), str(pre), auto_merge=True)
-            preprocess: dict[str, Any] = {"auto_merge": True}
-        except Exception as exc:  # noqa: BLE001  (onnxruntime raises a bare Exception here)
-            log.warning("symbolic shape inference failed (%s); pre-processing without it", exc)
-            _remove_debug_dump(started)
-            quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-            preprocess = {"skip_symbolic_shape": True}
-        excluded = lora_nodes(onnx.load(str(pre)))
-        # MatMul only: the weights are the base's; activations x activations (attention, LoRA) stay fp32.
-        quantize_dynamic(str(pre), str(out), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                         op_types_to_quantize=["MatMul"], nodes_to_exclude=excluded)
-    return {"method": "onnxruntime.quantization.quantize_dynamic", "weight_type": "QInt8", "per_channel": True,
-            "reduce_range": True, "op_types_to_quantize": ["MatMul"], "lora_nodes_kept_fp32": len(excluded),
-            "preprocess": preprocess}
+    # MatMul only: the weights are the base's; activations x activations (attention, LoRA) stay fp32.
+    return quantize_int8(fp32, out, op_types=["MatMul"], keep_fp32=lora_nodes)
 
 
 def ensure_graph(home: Path, base_model: str, suffixes: Sequence[str] | None = None,

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from loradock.adapters.padding import pad_batch
+
 if TYPE_CHECKING:
     import torch
 
@@ -42,14 +44,7 @@ def collate(ids: Sequence[np.ndarray], batch: np.ndarray, pad_id: int) -> dict[s
     """`input_ids` and `attention_mask` for one batch, padded to its longest row."""
     import torch
 
-    rows = [ids[i] for i in batch]
-    width = max(len(r) for r in rows)
-    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for j, row in enumerate(rows):
-        input_ids[j, : len(row)] = row
-        mask[j, : len(row)] = 1
-    return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
+    return {k: torch.from_numpy(v) for k, v in pad_batch([ids[i] for i in batch], pad_id).items()}
 
 
 def padding_ratio(lengths: np.ndarray, batches: Sequence[np.ndarray], fixed: int | None = None) -> float:

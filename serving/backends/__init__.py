@@ -2,9 +2,10 @@
 
 The engine owns routing, batching and the adapter cache; a backend prepares an
 adapter for its device tier, runs rows each with its own adapter, and says its
-name. `torch` is `serving/multilora.py` (per-row LoRA in eager torch); `onnx`
-is one onnxruntime graph per base fingerprint with the adapters as inputs
-(`onnx.py`, graph from `adapters/export/onnx_multi.py`).
+name: the `Backend` protocol (`base.py`). `torch` is `torch_backend.py`
+(per-row LoRA in eager torch); `onnx` is one onnxruntime graph per base
+fingerprint with the adapters as inputs (`onnx.py`, graph from
+`adapters/export/onnx_multi.py`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .base import Backend
 from .errors import BackendError
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from loradock.registry import Registry
 
     from ..config import ServeConfig
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "torch", "onnx")
+__all__ = ["BACKENDS", "Backend", "bind_metrics", "check_backend", "choose_backend", "make_model"]
 
 
 def check_backend(name: str) -> str:
@@ -50,7 +55,7 @@ def choose_backend(name: str, device: str, home: Any, base_model: str) -> str:
     return "onnx"
 
 
-def make_model(config: ServeConfig, registry: Registry, backend: str = "auto") -> Any:
+def make_model(config: ServeConfig, registry: Registry, backend: str = "auto") -> Backend:
     """The model object the engine drives, for the backend chosen."""
     from loradock.adapters.base import pick_device
 
@@ -61,27 +66,15 @@ def make_model(config: ServeConfig, registry: Registry, backend: str = "auto") -
 
         return OnnxMultiLoraModel.for_base(registry, config.base_model, config.max_length,
                                            threads=config.onnx_threads(config.batch_workers("onnx")))
-    from ..multilora import MultiLoraModel
+    from .torch_backend import MultiLoraModel
 
     return MultiLoraModel(config.base_model, device, config.max_length)
 
 
-def backend_name(model: Any) -> str:
-    return str(getattr(model, "backend", "torch"))
-
-
-def bind_metrics(model: Any, registry: Any) -> None:
+def bind_metrics(model: Backend, registry: CollectorRegistry) -> None:
     """`loradock_backend_info{backend=...}` for every backend, plus the backend's own counters."""
     from prometheus_client import Gauge
 
     Gauge("loradock_backend_info", "The backend running batches (value 1).", ["backend"],
-          registry=registry).labels(str(getattr(model, "name", backend_name(model)))).set(1)
-    own = getattr(model, "bind_metrics", None)
-    if own is not None:
-        own(registry)
-
-
-def describe_adapter(model: Any, prepared: Any) -> dict[str, Any]:
-    """Backend fields for `/v1/domains`: which backend, and for onnx the precision and int8 gate."""
-    view = getattr(model, "describe", None)
-    return view(prepared) if view is not None else {"backend": backend_name(model)}
+          registry=registry).labels(model.name).set(1)
+    model.bind_metrics(registry)

@@ -34,12 +34,14 @@ from loradock.registry import gate_stats
 from loradock.adapters.export.onnx_multi import (
     INDEX_INPUT, OUTPUT, GraphInfo, a_input, b_input, ensure_graph, stack_lora,
 )
+from loradock.adapters.ort_session import session
+from loradock.adapters.padding import pad_batch
 
+from .base import adapter_slots
 from .errors import GraphMismatchError
 
 if TYPE_CHECKING:
-    import onnxruntime
-    from prometheus_client import CollectorRegistry
+    from prometheus_client import CollectorRegistry, Counter
 
     from loradock.registry import Registry
 
@@ -71,27 +73,13 @@ class OnnxAdapter:
         return pooled @ self.head_weight.T + self.head_bias
 
 
-def session_options(threads: int) -> onnxruntime.SessionOptions:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    # Busy-waiting intra-op threads would take the core the HTTP side needs between batches.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    return options
-
-
 class OnnxMultiLoraModel:
-    """The engine's model for the onnx backend (same duck type as `MultiLoraModel`)."""
+    """The engine's model for the onnx backend (a `Backend`, as `MultiLoraModel` is)."""
 
     backend = "onnx"
 
     def __init__(self, graph: GraphInfo, registry: Registry | None = None, threads: int = 1,
                  int8: bool = True, max_length: int | None = None, require_gate: bool = True) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.graph = graph
@@ -101,13 +89,11 @@ class OnnxMultiLoraModel:
         self.device = "cpu"
         self.max_length = max_length or graph.max_length
         self.targets = graph.targets
-        providers = ["CPUExecutionProvider"]
-        self.sessions = {"fp32": ort.InferenceSession(str(graph.fp32_path), session_options(threads),
-                                                      providers=providers)}
+        # No spinning: busy-waiting intra-op threads would take the core the HTTP side needs between batches.
+        self.sessions = {"fp32": session(graph.fp32_path, threads, spin=False)}
         self.int8 = int8 and graph.int8_path.is_file()
         if self.int8:
-            self.sessions["int8"] = ort.InferenceSession(str(graph.int8_path), session_options(threads),
-                                                         providers=providers)
+            self.sessions["int8"] = session(graph.int8_path, threads, spin=False)
         self.tokenizer = Tokenizer.from_file(str(graph.folder / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_length)
@@ -116,7 +102,7 @@ class OnnxMultiLoraModel:
         self.require_gate = require_gate
         self._gates: dict[str, dict[str, Any]] = {}
         self._gate_lock = threading.Lock()
-        self._rows = None
+        self._rows: Counter | None = None  # bound by bind_metrics
 
     @classmethod
     def for_base(cls, registry: Registry, base_model: str, max_length: int = 128, threads: int = 1,
@@ -266,12 +252,7 @@ class OnnxMultiLoraModel:
                    precision: str) -> list[np.ndarray]:
         import onnxruntime as ort
 
-        slots: dict[str, int] = {}
-        unique: list[OnnxAdapter] = []
-        for a in adapters:
-            if a.sha256 not in slots:
-                slots[a.sha256] = len(unique)
-                unique.append(a)
+        slots, unique = adapter_slots(adapters)
         feeds = {name: ort.OrtValue.ortvalue_from_numpy(array) for name, array in self._collate(rows).items()}
         feeds[INDEX_INPUT] = ort.OrtValue.ortvalue_from_numpy(
             np.array([slots[a.sha256] for a in adapters], dtype=np.int64))
@@ -285,14 +266,7 @@ class OnnxMultiLoraModel:
         return logits  # type: ignore[return-value]
 
     def _collate(self, rows: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
-        width = max(len(r) for r in rows)
-        ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for i, row in enumerate(rows):
-            ids[i, :len(row)] = row
-            mask[i, :len(row)] = 1
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        return {n: feeds[n] for n in self.graph.text_inputs}
+        return pad_batch(rows, self.pad_id, self.graph.text_inputs)
 
     def _stacks(self, unique: Sequence[OnnxAdapter]) -> dict[str, Any]:
         import onnxruntime as ort

@@ -17,7 +17,7 @@ from loradock.registry import AdapterVersion, Registry
 
 from ..cache import CacheEntry
 from ..config import ServeConfig
-from ..engine import Prediction, ServingEngine
+from ..engine import ServingEngine, VersionedLogits
 from ..errors import AdapterLoadError, RequestTooLargeError, ServingError
 from .errors import ReplicaRefusedError, ReplicasUnavailableError
 from .shipping import Shipment, ship
@@ -29,15 +29,40 @@ WARM_TIMEOUT_S = 120.0
 
 @dataclass
 class RemoteBase:
-    """The replicas' base model as the ingress knows it: names and fingerprint, no weights here."""
+    """The replicas' base model as the ingress knows it (a `Backend`): names and fingerprint, no weights here.
+
+    `IngressEngine` overrides loading and prediction, so `encode` and `run` are
+    never called here: batches run on the replicas' own backends.
+    """
 
     base_model: str
     fingerprint: str
     device: str
+    max_length: int = 0  # the replicas truncate
     backend: str = "ray"
 
-    def prepare(self, shipment: Shipment) -> Shipment:  # the "device tier" of the ingress is the object store
-        return shipment
+    @property
+    def name(self) -> str:
+        return self.backend
+
+    def check_modules(self, weights: Any) -> None:
+        """Nothing to check here: a replica refuses an adapter when it warms it (`IngressEngine._load`)."""
+
+    def prepare(self, weights: Any) -> Any:
+        """The `Shipment` IngressEngine._load made, as it is: the ingress's "device tier" is the object store."""
+        return weights
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        raise NotImplementedError("The ingress does not tokenize: its replicas do (IngressEngine.predict).")
+
+    def run(self, rows: Sequence[Sequence[int]], adapters: Sequence[Any]) -> list[Any]:
+        raise NotImplementedError("The ingress runs no batches: its replicas do (IngressEngine.predict).")
+
+    def bind_metrics(self, registry: Any) -> None:
+        """No counters of its own: each replica's backend keeps its own."""
+
+    def describe(self, adapter: Any) -> dict[str, Any]:
+        return {"backend": self.backend}
 
 
 def _retryable() -> tuple[type[BaseException], ...]:
@@ -67,7 +92,7 @@ class IngressEngine(ServingEngine):
         self.replicas = replicas  # DeploymentHandle of the model deployment
         self.retries = retries
         self.retried = 0  # calls repeated on another replica (a replica died or was full)
-        super().__init__(config, registry, model=model)  # type: ignore[arg-type]
+        super().__init__(config, registry, model=model)
 
     def _load(self, version: AdapterVersion) -> Shipment:  # type: ignore[override]
         """Registry -> object store, then one replica loads it, so a version that cannot be served
@@ -79,7 +104,7 @@ class IngressEngine(ServingEngine):
             raise refusal(out)
         return shipment
 
-    async def predict(self, entry: CacheEntry, texts: Sequence[str]) -> list[Prediction]:
+    async def predict(self, entry: CacheEntry, texts: Sequence[str]) -> list[VersionedLogits]:
         """Logits per text from a replica; classify is idempotent, so a dead or full replica is retried."""
         version, shipment = entry.version, entry.host
         handle = self.replicas.options(multiplexed_model_id=version.sha256)
@@ -95,7 +120,7 @@ class IngressEngine(ServingEngine):
                 log.warning("replica call for %s failed (%s); retrying on another replica", version.ref, problem)
                 continue
             if "error" not in out:
-                return [Prediction(row, version) for row in out["logits"]]
+                return [VersionedLogits(row, version) for row in out["logits"]]
             if int(out.get("status", 500)) != 503:
                 raise refusal(out)
             problem = f"replica {out.get('replica')} full"

@@ -134,7 +134,7 @@ def test_onnx_fp32_matches_the_adapter(trained: Trained, tmp_path: Path) -> None
 
 
 def test_mixed_batch_matches_each_row_alone_in_plain_peft(trained: Trained) -> None:
-    from loradock.serving.multilora import MultiLoraModel
+    from loradock.serving.backends.torch_backend import MultiLoraModel
     from loradock.serving.weights import read_adapter
 
     model = MultiLoraModel(trained.base, max_length=32)
@@ -160,7 +160,7 @@ def test_an_adapter_without_its_head_layers_is_refused_not_served_wrong(tmp_path
     from loradock.adapters.base import base_info, load_classifier
     from loradock.registry import Domain, Registry, VersionInfo
     from loradock.serving.errors import AdapterLoadError
-    from loradock.serving.multilora import MultiLoraModel
+    from loradock.serving.backends.torch_backend import MultiLoraModel
     from loradock.serving.weights import read_adapter
 
     base = str(build_tiny_base("deberta-v2", tmp_path / "base"))

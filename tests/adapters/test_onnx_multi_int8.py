@@ -53,7 +53,7 @@ def test_only_base_matmuls_are_quantized(registry: Registry, tiny: str) -> None:
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("MatMulInteger") >= 2 * 6  # 2 layers x (q, k, v, out, ffn in, ffn out)
     kept = lora_nodes(model)
-    assert kept and graph.meta["int8"]["lora_nodes_kept_fp32"] > 0
+    assert kept and graph.meta["int8"]["nodes_kept_fp32"] > 0
     by_name = {n.name: n.op_type for n in model.graph.node}
     assert {by_name[k] for k in kept} <= {"Gather", "Transpose", "MatMul"}  # the LoRA path stays fp32
 
@@ -133,3 +133,14 @@ def test_gate_result_is_stored_by_adapter_hash_and_reused(registry: Registry, ti
     stored.write_text(json.dumps({**first.gate, "reason": "from disk"}))
     _, second = prepared(registry, tiny, version)
     assert second.gate["reason"] == "from disk"
+
+
+def test_graph_and_single_export_share_one_quantizer(registry: Registry, tiny: str) -> None:
+    """The multi-adapter graph's int8 settings are the single-adapter export's (one quantizer, one report shape)."""
+    from loradock.adapters.export.onnx_multi import ensure_graph
+    from loradock.adapters.export.quantize import WEIGHT_OPTIONS
+
+    report = ensure_graph(registry.home, tiny).meta["int8"]
+    assert {k: report[k] for k in WEIGHT_OPTIONS} == WEIGHT_OPTIONS
+    assert report["preprocess"]["quant_pre_process"]
+    assert report["op_types_to_quantize"] == ["MatMul"]

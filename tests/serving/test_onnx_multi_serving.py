@@ -67,6 +67,7 @@ def mixed_logits(engine, domains: list[str]) -> list[np.ndarray]:  # type: ignor
 
 
 def test_onnx_engine_answers_mixed_batches_like_the_torch_engine(served: Registry, tiny: str) -> None:
+    from loradock.serving.backends import Backend
     from loradock.serving.engine import ServingEngine
 
     domains = [list(LABELS)[i % 3] for i in range(len(TEXTS))]
@@ -76,6 +77,8 @@ def test_onnx_engine_answers_mixed_batches_like_the_torch_engine(served: Registr
     assert onnx_engine.batcher.batches == 1  # one mixed batch over three adapters and heads
     torch_engine = ServingEngine(config(tiny, "torch", max_batch_size=len(TEXTS), max_wait_ms=1000.0), served)
     want = mixed_logits(torch_engine, domains)
+    assert all(isinstance(e.model, Backend) for e in (onnx_engine, torch_engine))  # one interface, both backends
+    assert torch_engine.model.describe(None) == {"backend": "torch"} and torch_engine.model.name == "torch"
     for g, w, d in zip(got, want, domains):
         assert g.shape == (len(LABELS[d]),)
         assert np.abs(g - np.asarray(w)).max() <= 1e-4

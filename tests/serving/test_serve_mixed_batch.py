@@ -34,7 +34,7 @@ def peft_logits(registry, domain: str, text: str) -> torch.Tensor:
 
 
 def test_mixed_batch_rows_match_plain_peft(registry, make_peft_folder) -> None:
-    from loradock.serving.multilora import MultiLoraModel
+    from loradock.serving.backends.torch_backend import MultiLoraModel
     from loradock.serving.weights import read_adapter
 
     # Different ranks too: the stack pads to the largest one.

@@ -1,4 +1,4 @@
-"""One shared encoder, many LoRA adapters: each row of a batch through its own adapter and head.
+"""The torch backend: one shared encoder, many LoRA adapters, each row of a batch through its own adapter and head.
 
 Every targeted Linear (query/value for our presets) is wrapped once. For a
 batch, the adapters present are stacked (padded to the largest rank; zero
@@ -26,12 +26,16 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 from torch import nn
 
-from .errors import AdapterLoadError
+from loradock.adapters.padding import TEXT_INPUTS, pad_batch
+
+from ..errors import AdapterLoadError
+from .base import adapter_slots
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
     from transformers import PreTrainedTokenizerBase
 
-    from .weights import AdapterWeights
+    from ..weights import AdapterWeights
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +100,9 @@ class _Replay(nn.Module):
 
 
 class MultiLoraModel:
-    """The base encoder loaded once, serving any number of LoRA adapters per batch."""
+    """The base encoder loaded once, serving any number of LoRA adapters per batch (a `Backend`)."""
+
+    backend = "torch"
 
     def __init__(self, base_model: str = "sentence-transformers/all-MiniLM-L6-v2", device: str = "cpu",
                  max_length: int = 128, dtype: torch.dtype | None = None) -> None:
@@ -116,13 +122,24 @@ class MultiLoraModel:
         self.encoder = full.base_model  # e.g. BertModel, with its pooler
         self.model_type: str = full.config.model_type
         # DistilBERT and ModernBERT take no token_type_ids.
-        self._inputs = {"input_ids", "attention_mask", "token_type_ids"} & set(
+        self._inputs = set(TEXT_INPUTS) & set(
             inspect.signature(self.encoder.forward).parameters)
         self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(base_model)
         self._state = _BatchState()
         self._wrapped: set[str] = set()
         # Set once a mixed batch met a shared input: then rows run one forward per adapter.
         self.per_adapter_forward = False
+
+    @property
+    def name(self) -> str:
+        return self.backend
+
+    def bind_metrics(self, registry: CollectorRegistry) -> None:
+        """No counters of its own: the engine's cache and batch metrics cover this backend."""
+
+    def describe(self, adapter: Any) -> dict[str, Any]:
+        """What `/v1/domains` shows for an adapter on this backend."""
+        return {"backend": self.backend}
 
     # -- adapters ------------------------------------------------------------
 
@@ -143,7 +160,7 @@ class MultiLoraModel:
         """Every head tensor must exist in this base's classifier with its shape (label rows aside)."""
         from loradock.adapters.architectures import head_modules
 
-        from .weights import FINAL_LINEAR
+        from ..weights import FINAL_LINEAR
 
         params = dict(self._full.named_parameters())
         for name, tensor in weights.head.items():
@@ -182,16 +199,9 @@ class MultiLoraModel:
         return self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
 
     def _collate(self, rows: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
-        width = max(len(r) for r in rows)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
-            mask[i, : len(row)] = 1
-        batch = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device),
-                 "token_type_ids": torch.zeros_like(ids).to(self.device)}
-        return {k: v for k, v in batch.items() if k in self._inputs}
+        names = [n for n in TEXT_INPUTS if n in self._inputs]
+        batch = pad_batch(rows, self.tokenizer.pad_token_id or 0, names)
+        return {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
 
     def _stacks(self, unique: list[AdapterWeights], index: torch.Tensor | None) -> dict[str, _Stack]:
         paths = sorted({p for w in unique for p in w.lora})
@@ -217,12 +227,7 @@ class MultiLoraModel:
 
     def run(self, rows: Sequence[Sequence[int]], adapters: Sequence[AdapterWeights]) -> list[torch.Tensor]:
         """Logits per row (float32, on CPU), row i through adapters[i] and its head."""
-        slots: dict[str, int] = {}
-        unique: list[AdapterWeights] = []
-        for w in adapters:
-            if w.sha256 not in slots:
-                slots[w.sha256] = len(unique)
-                unique.append(w)
+        slots, unique = adapter_slots(adapters)
         index = None
         if len(unique) > 1:
             index = torch.tensor([slots[w.sha256] for w in adapters], device=self.device)
