@@ -108,7 +108,7 @@ def test_train_and_predict_on_a_headed_base(headed: Headed) -> None:
 
 
 def test_serve_matches_predict(headed: Headed) -> None:
-    from loradock.serving.multilora import MultiLoraModel
+    from loradock.serving.backends.torch_backend import MultiLoraModel
     from loradock.serving.weights import read_adapter
 
     model = MultiLoraModel(headed.base, max_length=32)
