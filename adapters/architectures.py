@@ -18,7 +18,8 @@ BERT's pooler comes with the base checkpoint, so only `classifier` is saved.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from loradock.adapters.errors import AdaptersError
 
@@ -134,8 +135,9 @@ def _heads_from_class(config: Any, kind: str) -> list[str]:
         log.warning("no sequence-classification head known for %r (%s); saving 'classifier' only", kind, exc)
         return ["classifier"]
     prefix = model.base_model_prefix
-    return [name for name, module in model.named_children()
-            if name != prefix and any(True for _ in module.parameters())] or ["classifier"]
+    return [
+        name for name, module in model.named_children() if name != prefix and any(True for _ in module.parameters())
+    ] or ["classifier"]
 
 
 def describe_targets(config: Any, role: str | list[str] | tuple[str, ...] = DEFAULT_ROLE) -> str:

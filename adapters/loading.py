@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from loradock.registry import AdapterVersion, Registry
-
 from loradock.adapters.base import fingerprint, load_classifier, load_tokenizer, resolve_base
 from loradock.adapters.errors import BaseModelError
+from loradock.registry import AdapterVersion, Registry
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -36,8 +35,9 @@ def check_base(version: AdapterVersion, base: str | None = None) -> str:
     return name
 
 
-def load_version(registry: Registry, ref: str, device: str = "cpu", base: str | None = None,
-                 **model_kwargs: Any) -> LoadedVersion:
+def load_version(
+    registry: Registry, ref: str, device: str = "cpu", base: str | None = None, **model_kwargs: Any
+) -> LoadedVersion:
     """A PEFT model for `DOMAIN@REF`, in eval mode on `device`."""
     from peft import PeftModel
 

@@ -27,14 +27,17 @@ def check_output(out: Path, overwrite: bool) -> Path:
     try:
         str(out).encode("utf-8")
     except UnicodeEncodeError:  # bytes the filesystem took but UTF-8 cannot name: no record could hold it
-        raise ExportError(f"Output {str(out)!r} is not a valid UTF-8 path; pass an --out whose name is "
-                          "UTF-8 text.") from None
+        raise ExportError(
+            f"Output {str(out)!r} is not a valid UTF-8 path; pass an --out whose name is UTF-8 text."
+        ) from None
     if out.exists() and not out.is_dir():
         raise ExportError(f"Output {str(out)!r} is a file, not a folder; pass another --out.")
     _check_not_home(out)
     if out.exists() and not overwrite and _has_entries(out):  # an empty folder made for us is fine
-        raise ExportError(f"Output folder {str(out)!r} already exists and is not empty; pass --overwrite to "
-                          "replace it, or another --out.")
+        raise ExportError(
+            f"Output folder {str(out)!r} already exists and is not empty; pass --overwrite to "
+            "replace it, or another --out."
+        )
     if out.exists():
         _check_replaceable(out)
     return out
@@ -114,8 +117,10 @@ def staged_output(out: Path, overwrite: bool = False) -> Iterator[Path]:
         tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".incomplete"))
     except OSError as exc:  # a parent that is a file, a read-only folder
         _remove_empty(made)
-        raise ExportError(f"Cannot write output {str(out)!r} ({exc.strerror or exc}: "
-                          f"{exc.filename or out.parent}); pass another --out.") from None
+        raise ExportError(
+            f"Cannot write output {str(out)!r} ({exc.strerror or exc}: "
+            f"{exc.filename or out.parent}); pass another --out."
+        ) from None
     try:
         yield tmp
         _mark(tmp)

@@ -53,13 +53,19 @@ class AdapterWeights:
 
     def to(self, device: str, dtype: torch.dtype) -> AdapterWeights:
         """A copy on `device` in `dtype` (the same tensors when nothing changes)."""
+
         def move(t: torch.Tensor) -> torch.Tensor:
             return t.to(device=device, dtype=dtype)
 
         return AdapterWeights(
-            self.sha256, self.ref, self.labels,
+            self.sha256,
+            self.ref,
+            self.labels,
             {k: (move(a), move(b)) for k, (a, b) in self.lora.items()},
-            move(self.head_weight), move(self.head_bias), self.file_bytes, self.extra,
+            move(self.head_weight),
+            move(self.head_bias),
+            self.file_bytes,
+            self.extra,
             {k: move(t) for k, t in self.head.items()},
         )
 
@@ -84,6 +90,16 @@ def read_adapter(version: AdapterVersion, folder: Path) -> AdapterWeights:
     weight = head[f"{layout.final}.weight"]
     bias = head.get(f"{layout.final}.bias", weight.new_zeros(weight.shape[0]))
     if weight.shape[0] != len(version.labels):
-        raise AdapterWeightsError(f"{version.ref}: head has {weight.shape[0]} outputs but {len(version.labels)} labels.")
-    return AdapterWeights(version.sha256, version.ref, list(version.labels), lora, weight.contiguous(),
-                          bias.contiguous(), weights_file.stat().st_size, head=head)
+        raise AdapterWeightsError(
+            f"{version.ref}: head has {weight.shape[0]} outputs but {len(version.labels)} labels."
+        )
+    return AdapterWeights(
+        version.sha256,
+        version.ref,
+        list(version.labels),
+        lora,
+        weight.contiguous(),
+        bias.contiguous(),
+        weights_file.stat().st_size,
+        head=head,
+    )

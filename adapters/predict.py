@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import numpy as np
 
+from loradock.adapters.errors import ExportError, NoExportError, PredictInputError
 from loradock.registry import AdapterVersion, Registry
 from loradock.registry.errors import RegistryError
 from loradock.registry.json_files import read_json
-
-from loradock.adapters.errors import ExportError, NoExportError, PredictInputError
 
 if TYPE_CHECKING:
     import tokenizers
@@ -120,11 +119,16 @@ def read_lines(stream: TextIO, max_chars: int = MAX_CHARS) -> list[str]:
 
 
 def batches(items: list[T], batch_size: int) -> list[list[T]]:
-    return [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
+    return [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
 
 
-def torch_logits(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, texts: list[str],
-                 max_length: int = DEFAULT_MAX_LENGTH, batch_size: int = 32) -> np.ndarray:
+def torch_logits(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    max_length: int = DEFAULT_MAX_LENGTH,
+    batch_size: int = 32,
+) -> np.ndarray:
     """Logits of a (PEFT or plain) classifier, in fp32, batch by batch."""
     import torch
 
@@ -132,7 +136,9 @@ def torch_logits(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, tex
     out = []
     with torch.inference_mode():
         for chunk in batches(texts, batch_size):
-            enc = tokenizer(within_budget(chunk), padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+            enc = tokenizer(
+                within_budget(chunk), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            )
             out.append(model(**{k: v.to(device) for k, v in enc.items()}).logits.float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
@@ -168,7 +174,9 @@ class OnnxClassifier:
         self.folder = Path(folder)
         path = model or self.folder / ONNX_FILE
         if not path.is_file():
-            raise ExportError(f"No {ONNX_FILE} in {self.folder}; export one with: adapters export DOMAIN@REF --out DIR.")
+            raise ExportError(
+                f"No {ONNX_FILE} in {self.folder}; export one with: adapters export DOMAIN@REF --out DIR."
+            )
         self.labels = read_labels(self.folder)
         self.max_length = read_report(self.folder).get("max_length", DEFAULT_MAX_LENGTH)
         self._hf_tokenizer: PreTrainedTokenizerBase | None = None
@@ -260,8 +268,9 @@ class PredictRun:
 
 def onnx_artifact(registry: Registry, version: AdapterVersion) -> Artifact | None:
     """The version's ONNX export to predict with: fp32 (exact) before int8, default exporter first."""
-    usable = [a for a in registry.artifacts(version.ref, ONNX_KIND)
-              if ONNX_FILE in a.files and "tokenizer.json" in a.files]
+    usable = [
+        a for a in registry.artifacts(version.ref, ONNX_KIND) if ONNX_FILE in a.files and "tokenizer.json" in a.files
+    ]
     usable.sort(key=lambda a: (a.meta.get("quantize") is not None, "dynamo" in a.name, a.name))
     return usable[0] if usable else None
 
@@ -276,9 +285,16 @@ def by_length(texts: list[str], batch_size: int, logits_of: Callable[[list[str]]
     return out
 
 
-def predict_version(registry: Registry, ref: str, texts: list[str], *, backend: str = "auto",
-                    device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
-                    before_torch: Callable[[], None] | None = None) -> PredictRun:
+def predict_version(
+    registry: Registry,
+    ref: str,
+    texts: list[str],
+    *,
+    backend: str = "auto",
+    device: str = "cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    before_torch: Callable[[], None] | None = None,
+) -> PredictRun:
     """Labels for `texts` from DOMAIN@REF, batched; through its ONNX export when it has one ('auto').
 
     `before_torch` runs just before the torch path imports transformers (the CLI quiets it there).
@@ -290,8 +306,9 @@ def predict_version(registry: Registry, ref: str, texts: list[str], *, backend: 
     version = registry.resolve(ref)
     artifact = onnx_artifact(registry, version) if backend != "torch" and device == "cpu" else None
     if artifact is None and backend == "onnx":
-        raise NoExportError(f"{version.ref} has no ONNX export; make one with: "
-                            f"adapters export {version.ref} --format onnx --out DIR")
+        raise NoExportError(
+            f"{version.ref} has no ONNX export; make one with: adapters export {version.ref} --format onnx --out DIR"
+        )
     max_length = version_max_length(registry, version)
     if artifact is not None:
         model = OnnxClassifier(registry.artifact_path(artifact))
@@ -304,8 +321,9 @@ def predict_version(registry: Registry, ref: str, texts: list[str], *, backend: 
     from loradock.adapters.loading import load_version
 
     loaded = load_version(registry, version.ref, device)
-    logits = by_length(texts, batch_size,
-                       lambda chunk: torch_logits(loaded.model, loaded.tokenizer, chunk, max_length, batch_size))
+    logits = by_length(
+        texts, batch_size, lambda chunk: torch_logits(loaded.model, loaded.tokenizer, chunk, max_length, batch_size)
+    )
     return PredictRun(version.ref, "torch", "PEFT adapter", to_predictions(texts, logits, list(version.labels)))
 
 
@@ -318,13 +336,17 @@ def read_texts(path: Path | str, column: str | None = None) -> list[str]:
                 reader = csv.DictReader(fh)
                 name = column or "text"
                 if name not in (reader.fieldnames or []):
-                    raise PredictInputError(f"{str(path)!r} has no column {name!r} (columns: "
-                                     f"{', '.join(reader.fieldnames or []) or 'none'}); pass --column NAME.")
+                    raise PredictInputError(
+                        f"{str(path)!r} has no column {name!r} (columns: "
+                        f"{', '.join(reader.fieldnames or []) or 'none'}); pass --column NAME."
+                    )
                 return [row[name] for row in reader if (row[name] or "").strip()]
         with path.open(encoding="utf-8") as fh:
             return read_lines(fh)
     except UnicodeDecodeError:
         raise PredictInputError(f"{str(path)!r} is not UTF-8 text; save it as UTF-8 and try again.") from None
     except csv.Error as exc:  # e.g. a field over csv's limit (128 KiB), or a NUL byte
-        raise PredictInputError(f"{str(path)!r} is not a CSV file Python can read ({exc}); split long texts "
-                                "into rows, or pass a plain text file with one text per line.") from None
+        raise PredictInputError(
+            f"{str(path)!r} is not a CSV file Python can read ({exc}); split long texts "
+            "into rows, or pass a plain text file with one text per line."
+        ) from None

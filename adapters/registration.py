@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loradock.adapters.base import embedded_path, fingerprint, resolve_base, weight_files
+from loradock.adapters.errors import BaseModelError
 from loradock.registry import DEFAULT_BASE, InvalidAdapterError, Registry
 from loradock.registry.adapter_config import read_adapter_config
-
-from loradock.adapters.base import embedded_path, weight_files, fingerprint, resolve_base
-from loradock.adapters.errors import BaseModelError
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +46,11 @@ class BaseIdentity:
 
     def record(self) -> dict[str, Any]:
         """The version fields: base_model, base_revision, base_fingerprint."""
-        return {"base_model": self.base_model, "base_revision": self.base_revision,
-                "base_fingerprint": self.base_fingerprint}
+        return {
+            "base_model": self.base_model,
+            "base_revision": self.base_revision,
+            "base_fingerprint": self.base_fingerprint,
+        }
 
     def provenance(self) -> dict[str, Any]:
         """How the base was identified, for the version's provenance."""
@@ -89,8 +91,9 @@ def _known_bases(registry: Registry | None, digest: str) -> Iterator[tuple[str, 
             yield domain.base_model, domain.base_revision, "registry"
 
 
-def base_for_folder(folder: Path, fallback: str, explicit: str | None = None,
-                    registry: Registry | None = None) -> BaseIdentity:
+def base_for_folder(
+    folder: Path, fallback: str, explicit: str | None = None, registry: Registry | None = None
+) -> BaseIdentity:
     """The base of the adapter in `folder`, identified (see identify_base) and checked to fit.
 
     An explicit base wins, then the adapter config's `base_model_name_or_path`,
@@ -123,8 +126,14 @@ def local_base(name: str, revision: str | None = None) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(name, revision=revision, local_files_only=True,
-                                      allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"]))
+        return Path(
+            snapshot_download(
+                name,
+                revision=revision,
+                local_files_only=True,
+                allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"],
+            )
+        )
     except Exception:  # not cached here (or a broken cache): the version stays unverified
         return None
 
@@ -159,7 +168,7 @@ def check_fits_base(folder: Path, base: Path, name: str = "") -> None:
         return
     try:
         adapter = _shapes(weights)
-    except Exception:  # noqa: BLE001 - validation reports a broken file with a better message
+    except Exception:
         return
     layers: dict[str, list[int]] = {}
     for path in base_files:

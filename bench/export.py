@@ -43,8 +43,11 @@ MAX_LENGTH = 128
 
 def train_adapter(registry: Any, train_rows: list[dict], test_rows: list[dict], size: int) -> Any:
     """The RT sentiment adapter: trained once, then reused from the bench's own registry."""
-    found = [v for v in registry.versions("sentiment") if v.train_args.get("max_length") == MAX_LENGTH
-             and v.data.get("train_size") == size]
+    found = [
+        v
+        for v in registry.versions("sentiment")
+        if v.train_args.get("max_length") == MAX_LENGTH and v.data.get("train_size") == size
+    ]
     if found:
         return found[0]
     from loradock.adapters.training.options import TrainOptions
@@ -52,18 +55,31 @@ def train_adapter(registry: Any, train_rows: list[dict], test_rows: list[dict], 
 
     train_path = write_jsonl(train_rows[:size], OUT / "data" / f"train-{size}.jsonl")
     test_path = write_jsonl(test_rows, OUT / "data" / "test.jsonl")
-    options = TrainOptions(data=str(train_path), eval_data=str(test_path), epochs=1, lr=1e-3,
-                           max_length=MAX_LENGTH, batch_size=16, progress=False, description="bench/export.py")
+    options = TrainOptions(
+        data=str(train_path),
+        eval_data=str(test_path),
+        epochs=1,
+        lr=1e-3,
+        max_length=MAX_LENGTH,
+        batch_size=16,
+        progress=False,
+        description="bench/export.py",
+    )
     started = time.perf_counter()
     result = train(registry, "sentiment", options)
-    print(f"trained {result.version.ref} in {time.perf_counter() - started:.0f}s: "
-          f"accuracy {result.version.metrics.get('accuracy'):.4f}", flush=True)
+    print(
+        f"trained {result.version.ref} in {time.perf_counter() - started:.0f}s: "
+        f"accuracy {result.version.metrics.get('accuracy'):.4f}",
+        flush=True,
+    )
     return result.version
 
 
 def encode_batches(tokenizer: Any, texts: list[str], batch: int) -> list[dict[str, np.ndarray]]:
-    return [dict(tokenizer(texts[i:i + batch], padding=True, truncation=True, max_length=MAX_LENGTH,
-                           return_tensors="np")) for i in range(0, len(texts) - batch + 1, batch)]
+    return [
+        dict(tokenizer(texts[i : i + batch], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="np"))
+        for i in range(0, len(texts) - batch + 1, batch)
+    ]
 
 
 def torch_runner(model: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
@@ -108,9 +124,12 @@ def accuracy(run: Callable, tokenizer: Any, rows: list[dict], labels: list[str],
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]["text"]))  # less padding, same answer
     correct = 0
     for i in range(0, len(order), batch):
-        chunk = [rows[j] for j in order[i:i + batch]]
-        enc = dict(tokenizer([r["text"] for r in chunk], padding=True, truncation=True, max_length=MAX_LENGTH,
-                             return_tensors="np"))
+        chunk = [rows[j] for j in order[i : i + batch]]
+        enc = dict(
+            tokenizer(
+                [r["text"] for r in chunk], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="np"
+            )
+        )
         predicted = run(enc).argmax(-1)
         correct += sum(labels[p] == r["label"] for p, r in zip(predicted, chunk))
     return 100.0 * correct / len(rows)
@@ -133,8 +152,10 @@ def quant_sweep(fp32: Path, tokenizer: Any, rows: list[dict], labels: list[str],
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     base = accuracy(ort_runner(fp32, threads), tokenizer, rows, labels)
-    lines = ["| int8 variant (quantize_dynamic, QInt8 weights) | size | accuracy | points lost vs ORT fp32 |",
-             "|---|---|---|---|"]
+    lines = [
+        "| int8 variant (quantize_dynamic, QInt8 weights) | size | accuracy | points lost vs ORT fp32 |",
+        "|---|---|---|---|",
+    ]
     with tempfile.TemporaryDirectory() as work:
         pre = Path(work) / "pre.onnx"
         quant_pre_process(str(fp32), str(pre), auto_merge=True)
@@ -149,8 +170,11 @@ def quant_sweep(fp32: Path, tokenizer: Any, rows: list[dict], labels: list[str],
 
 def summarize(times: list[float], batch: int) -> dict[str, float]:
     ms = sorted(t * 1000 for t in times)
-    return {"p50_ms": statistics.median(ms), "p90_ms": ms[int(0.9 * (len(ms) - 1))],
-            "texts_per_s": batch * len(ms) / (sum(ms) / 1000)}
+    return {
+        "p50_ms": statistics.median(ms),
+        "p90_ms": ms[int(0.9 * (len(ms) - 1))],
+        "texts_per_s": batch * len(ms) / (sum(ms) / 1000),
+    }
 
 
 def smoke_rows() -> tuple[list[dict], list[dict]]:
@@ -183,8 +207,11 @@ def main() -> None:
     parser.add_argument("--no-dynamo", action="store_true", help="skip the dynamo exporter comparison")
     parser.add_argument("--ort-spin", action="store_true", help="let ORT threads busy-wait between runs")
     parser.add_argument("--quant-sweep", action="store_true", help="also compare int8 quantization variants")
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny offline data and counts, output in a temp folder: checks the bench still works")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny offline data and counts, output in a temp folder: checks the bench still works",
+    )
     args = parser.parse_args()
     if args.smoke:
         _smoke(args)
@@ -205,25 +232,37 @@ def main() -> None:
     labels = list(version.labels)
 
     exports: dict[str, Any] = {}
-    plan = [("merged", lambda o: merge_version(registry, version.ref, o, overwrite=True)),
-            ("fp32", lambda o: export_onnx(registry, version.ref, o, overwrite=True)),
-            # --smoke checks the bench runs, on every CPU: its few texts say nothing about int8 accuracy.
-            ("int8", lambda o: export_onnx(registry, version.ref, o, quantize="int8", overwrite=True,
-                                           **({"max_accuracy_drop": 100.0} if args.smoke else {})))]
+    plan = [
+        ("merged", lambda o: merge_version(registry, version.ref, o, overwrite=True)),
+        ("fp32", lambda o: export_onnx(registry, version.ref, o, overwrite=True)),
+        # --smoke checks the bench runs, on every CPU: its few texts say nothing about int8 accuracy.
+        (
+            "int8",
+            lambda o: export_onnx(
+                registry,
+                version.ref,
+                o,
+                quantize="int8",
+                overwrite=True,
+                **({"max_accuracy_drop": 100.0} if args.smoke else {}),
+            ),
+        ),
+    ]
     if not args.no_dynamo:
-        plan.append(("fp32-dynamo", lambda o: export_onnx(registry, version.ref, o, overwrite=True,
-                                                          exporter="dynamo")))
+        plan.append(("fp32-dynamo", lambda o: export_onnx(registry, version.ref, o, overwrite=True, exporter="dynamo")))
     for name, make in plan:
         started = time.perf_counter()
         try:
             exports[name] = make(OUT / name)
-        except Exception as exc:  # noqa: BLE001  (a failing exporter is a result to report, not a crash)
+        except Exception as exc:
             if name != "fp32-dynamo":
                 raise
             print(f"{name}: failed: {exc}", flush=True)
             continue
-        print(f"{name}: {'reused' if exports[name].reused else 'built'} in {time.perf_counter() - started:.0f}s",
-              flush=True)
+        print(
+            f"{name}: {'reused' if exports[name].reused else 'built'} in {time.perf_counter() - started:.0f}s",
+            flush=True,
+        )
 
     from transformers import AutoModelForSequenceClassification
 
@@ -244,21 +283,29 @@ def main() -> None:
     texts = [r["text"] for r in test_rows]
     rng = np.random.default_rng(0)
     sample = [texts[i] for i in rng.permutation(len(texts))]
-    b1 = encode_batches(tokenizer, sample[:args.batch1], 1)
-    b16 = encode_batches(tokenizer, sample[:16 * args.batch16], 16)
-    fixed = [dict(tokenizer(t, padding="max_length", truncation=True, max_length=MAX_LENGTH, return_tensors="np"))
-             for t in sample[:min(args.batch1, 100)]]
+    b1 = encode_batches(tokenizer, sample[: args.batch1], 1)
+    b16 = encode_batches(tokenizer, sample[: 16 * args.batch16], 16)
+    fixed = [
+        dict(tokenizer(t, padding="max_length", truncation=True, max_length=MAX_LENGTH, return_tensors="np"))
+        for t in sample[: min(args.batch1, 100)]
+    ]
     lengths = [int(e["attention_mask"].sum()) for e in b1]
-    print(f"timing: {len(b1)} x batch 1 (median {statistics.median(lengths):.0f} tokens), "
-          f"{len(b16)} x batch 16, {len(fixed)} x batch 1 padded to {MAX_LENGTH}", flush=True)
+    print(
+        f"timing: {len(b1)} x batch 1 (median {statistics.median(lengths):.0f} tokens), "
+        f"{len(b16)} x batch 16, {len(fixed)} x batch 1 padded to {MAX_LENGTH}",
+        flush=True,
+    )
     results: dict[str, dict[str, Any]] = {name: {} for name in engines}
     for key, batches, size in (("b1", b1, 1), ("b16", b16, 16), ("b1_128", fixed, 1)):
         for name, times in timings(engines, batches).items():
             results[name][key] = summarize(times, size)
     # The export gates already scored the adapter and each ONNX model on this test split (the version's
     # eval data, same max_length); only the merged torch model is scored here.
-    gates = {name: exports[key].report["gate"] for key, name in (
-        ("fp32", "ORT fp32"), ("int8", "ORT int8"), ("fp32-dynamo", "ORT fp32 (dynamo export)")) if key in exports}
+    gates = {
+        name: exports[key].report["gate"]
+        for key, name in (("fp32", "ORT fp32"), ("int8", "ORT int8"), ("fp32-dynamo", "ORT fp32 (dynamo export)"))
+        if key in exports
+    }
     for name, gate in gates.items():
         results[name]["accuracy"] = gate["accuracy_export"]
     results["torch eager + adapter (PEFT)"]["accuracy"] = gates["ORT fp32"]["accuracy_adapter"]
@@ -267,20 +314,22 @@ def main() -> None:
 
     sizes = {
         "torch eager + adapter (PEFT)": f"{version.size_bytes / 1e6:.2f} MB adapter + "
-                                        f"{exports['merged'].report['sizes']['model.safetensors'] / 1e6:.1f} MB base",
+        f"{exports['merged'].report['sizes']['model.safetensors'] / 1e6:.1f} MB base",
         "torch merged": f"{exports['merged'].report['sizes']['model.safetensors'] / 1e6:.1f} MB",
         "ORT fp32": f"{exports['fp32'].report['sizes']['model.onnx'] / 1e6:.1f} MB",
         "ORT int8": f"{exports['int8'].report['sizes']['model.onnx'] / 1e6:.1f} MB",
     }
     if "fp32-dynamo" in exports:
         sizes["ORT fp32 (dynamo export)"] = f"{exports['fp32-dynamo'].report['sizes']['model.onnx'] / 1e6:.1f} MB"
-    sweep = quant_sweep(exports["fp32"].model_path, tokenizer, test_rows, labels, args.threads) \
-        if args.quant_sweep else []
+    sweep = (
+        quant_sweep(exports["fp32"].model_path, tokenizer, test_rows, labels, args.threads) if args.quant_sweep else []
+    )
     write_results(args, version, exports, results, sizes, statistics.median(lengths), sweep)
 
 
-def write_results(args: Any, version: Any, exports: dict, results: dict, sizes: dict, median_tokens: float,
-                  sweep: list[str]) -> None:
+def write_results(
+    args: Any, version: Any, exports: dict, results: dict, sizes: dict, median_tokens: float, sweep: list[str]
+) -> None:
     from loradock.adapters.environment import library_versions
 
     eager = results["torch eager + adapter (PEFT)"]
@@ -289,25 +338,34 @@ def write_results(args: Any, version: Any, exports: dict, results: dict, sizes: 
         "",
         "Command: `flock /tmp/loradock-bench.lock python bench/export.py"
         + (f" --train-size {args.train_size}" if args.train_size != 2000 else "")
-        + (" --ort-spin" if args.ort_spin else "") + (" --quant-sweep" if args.quant_sweep else "") + "`",
+        + (" --ort-spin" if args.ort_spin else "")
+        + (" --quant-sweep" if args.quant_sweep else "")
+        + "`",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs shared with other jobs "
         f"(load average at the end: {os.getloadavg()[0]:.1f}); torch and onnxruntime both at "
         f"{args.threads} intra-op threads, ORT graph optimization ORT_ENABLE_ALL, ORT thread spinning "
         f"{'on' if args.ort_spin else 'off'}. Libraries: "
-        + ", ".join(f"{k} {v}" for k, v in library_versions().items()) + ".",
+        + ", ".join(f"{k} {v}" for k, v in library_versions().items())
+        + ".",
         "",
-        (f"Adapter: {version.ref}, LoRA r={version.peft_config.get('r')} on all-MiniLM-L6-v2, trained by "
-        f"`adapters.train` on {version.data.get('train_size')} Rotten Tomatoes snippets (1 epoch, lr 1e-3, "
-        f"max_length {MAX_LENGTH}); test split {version.data.get('eval_size')} snippets."),
+        (
+            f"Adapter: {version.ref}, LoRA r={version.peft_config.get('r')} on all-MiniLM-L6-v2, trained by "
+            f"`adapters.train` on {version.data.get('train_size')} Rotten Tomatoes snippets (1 epoch, lr 1e-3, "
+            f"max_length {MAX_LENGTH}); test split {version.data.get('eval_size')} snippets."
+        ),
         "",
-        (f"Latency is model time per batch (tokenization excluded), real-length snippets with dynamic padding "
-        f"(median {median_tokens:.0f} tokens at batch 1), engines interleaved batch by batch. "
-        "Speed-up is torch eager p50 / engine p50. Accuracy is on the whole test split; the adapter's and the "
-        "ONNX models' figures are those the export gates measured on it (max_length 128)."),
+        (
+            f"Latency is model time per batch (tokenization excluded), real-length snippets with dynamic padding "
+            f"(median {median_tokens:.0f} tokens at batch 1), engines interleaved batch by batch. "
+            "Speed-up is torch eager p50 / engine p50. Accuracy is on the whole test split; the adapter's and the "
+            "ONNX models' figures are those the export gates measured on it (max_length 128)."
+        ),
         "",
-        ("| engine | size | accuracy | b1 p50 ms | b1 p90 ms | b1 texts/s | b1 speed-up | b16 p50 ms | "
-        "b16 texts/s | b16 speed-up | b1@128 tok p50 ms | b1@128 speed-up |"),
+        (
+            "| engine | size | accuracy | b1 p50 ms | b1 p90 ms | b1 texts/s | b1 speed-up | b16 p50 ms | "
+            "b16 texts/s | b16 speed-up | b1@128 tok p50 ms | b1@128 speed-up |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
@@ -322,25 +380,31 @@ def write_results(args: Any, version: Any, exports: dict, results: dict, sizes: 
     gate = exports["int8"].report["gate"]
     lines += [
         "",
-        (f"Target (issue 5): int8 >= 2x faster than torch eager at batch 1 with <= 0.5 points lost. "
-        f"Measured: {eager['b1']['p50_ms'] / int8['b1']['p50_ms']:.2f}x at batch 1 (real lengths), "
-        f"{eager['b1_128']['p50_ms'] / int8['b1_128']['p50_ms']:.2f}x at 128 tokens; accuracy "
-        f"{int8['accuracy']:.2f}% vs {eager['accuracy']:.2f}% ({eager['accuracy'] - int8['accuracy']:+.2f} points lost). "
-        f"The export's own gate measured {gate.get('accuracy_export', float('nan')):.2f}% vs "
-        f"{gate.get('accuracy_adapter', float('nan')):.2f}% on {gate.get('eval_size')} eval texts."),
+        (
+            f"Target (issue 5): int8 >= 2x faster than torch eager at batch 1 with <= 0.5 points lost. "
+            f"Measured: {eager['b1']['p50_ms'] / int8['b1']['p50_ms']:.2f}x at batch 1 (real lengths), "
+            f"{eager['b1_128']['p50_ms'] / int8['b1_128']['p50_ms']:.2f}x at 128 tokens; accuracy "
+            f"{int8['accuracy']:.2f}% vs {eager['accuracy']:.2f}% ({eager['accuracy'] - int8['accuracy']:+.2f} points lost). "
+            f"The export's own gate measured {gate.get('accuracy_export', float('nan')):.2f}% vs "
+            f"{gate.get('accuracy_adapter', float('nan')):.2f}% on {gate.get('eval_size')} eval texts."
+        ),
         "",
         "Exporter choice (`torch.onnx.export`):",
         "",
         "| exporter | opset | export s | fp32 max abs logit diff vs adapter | b1 p50 ms | b16 p50 ms |",
         "|---|---|---|---|---|---|",
     ]
-    for key, label, name in (("fp32", "legacy (dynamo=False)", "ORT fp32"),
-                             ("fp32-dynamo", "dynamo=True", "ORT fp32 (dynamo export)")):
+    for key, label, name in (
+        ("fp32", "legacy (dynamo=False)", "ORT fp32"),
+        ("fp32-dynamo", "dynamo=True", "ORT fp32 (dynamo export)"),
+    ):
         if key in exports:
             rep = exports[key].report
-            lines.append(f"| {label} | {rep['opset']} | {rep.get('export_s', float('nan')):.1f} | "
-                         f"{rep['fp32_max_abs_diff']:.2e} | {results[name]['b1']['p50_ms']:.2f} | "
-                         f"{results[name]['b16']['p50_ms']:.1f} |")
+            lines.append(
+                f"| {label} | {rep['opset']} | {rep.get('export_s', float('nan')):.1f} | "
+                f"{rep['fp32_max_abs_diff']:.2e} | {results[name]['b1']['p50_ms']:.2f} | "
+                f"{results[name]['b16']['p50_ms']:.1f} |"
+            )
     if sweep:
         lines += ["", "int8 quantization variants, accuracy on the test split (same fp32 export):", "", *sweep]
     lines.append("")

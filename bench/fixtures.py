@@ -12,8 +12,15 @@ from safetensors.numpy import save_file
 
 
 def write_adapter(
-    folder: Path, *, labels: int = 2, r: int = 4, hidden: int = 8, layers: int = 2, seed: int = 0,
-    poison: str | None = None, config_overrides: dict | None = None,
+    folder: Path,
+    *,
+    labels: int = 2,
+    r: int = 4,
+    hidden: int = 8,
+    layers: int = 2,
+    seed: int = 0,
+    poison: str | None = None,
+    config_overrides: dict | None = None,
 ) -> Path:
     """A BERT-style LoRA adapter on query/value; `poison` = "nan" or "inf" breaks one tensor."""
     rng = np.random.default_rng(seed)
@@ -31,8 +38,13 @@ def write_adapter(
     folder.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(folder / "adapter_model.safetensors"))
     config = {
-        "peft_type": "LORA", "task_type": "SEQ_CLS", "r": r, "lora_alpha": 16, "lora_dropout": 0.1,
-        "target_modules": ["query", "value"], "modules_to_save": ["classifier", "score"],
+        "peft_type": "LORA",
+        "task_type": "SEQ_CLS",
+        "r": r,
+        "lora_alpha": 16,
+        "lora_dropout": 0.1,
+        "target_modules": ["query", "value"],
+        "modules_to_save": ["classifier", "score"],
         "base_model_name_or_path": "tiny-bert",
     }
     config.update(config_overrides or {})
@@ -51,8 +63,14 @@ def tiny_base(folder: Path, seed: int = 0) -> Path:
     if (folder / "config.json").is_file():
         return folder
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     BertModel(config).save_pretrained(str(folder))  # no head: each adapter brings its own
     AutoTokenizer.from_pretrained(str(resolve_base(DEFAULT_BASE))).save_pretrained(str(folder))
     return folder

@@ -42,14 +42,19 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 CAPACITY = 64  # adapters a replica keeps (our host tier; stock's max_num_models_per_replica)
 MAX_BATCH = 16
-TEXTS = ["Crushing chest pain radiating to the left arm.", "itchy rash", "A warm, funny and moving film.",
-         "Dull.", "The treaty ended the war in 1648.", "Shortness of breath at night."]
+TEXTS = [
+    "Crushing chest pain radiating to the left arm.",
+    "itchy rash",
+    "A warm, funny and moving film.",
+    "Dull.",
+    "The treaty ended the war in 1648.",
+    "Shortness of breath at night.",
+]
 
 
 def register_adapters(n: int, work: Path) -> tuple[Any, list[Any]]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from bench.fixtures import write_adapter
-
     from loradock.adapters.base import base_info
     from loradock.registry import DEFAULT_BASE, Domain, Registry, VersionInfo
 
@@ -68,8 +73,9 @@ def stock_deployment(config: Any) -> Any:
     """Ray's documented multiplexing + batching, over the same model code and shipped bytes."""
     from ray import serve
 
-    @serve.deployment(name="StockReplica", num_replicas=2, max_ongoing_requests=256,
-                      ray_actor_options={"num_cpus": 0.5})
+    @serve.deployment(
+        name="StockReplica", num_replicas=2, max_ongoing_requests=256, ray_actor_options={"num_cpus": 0.5}
+    )
     class StockReplica:
         def __init__(self, config: Any) -> None:
             import torch
@@ -121,10 +127,17 @@ def our_deployment(config: Any, affinity: bool) -> Any:
     extra: dict[str, Any] = {}
     if affinity:
         extra["request_router_config"] = RequestRouterConfig(
-            request_router_class=AdapterAffinityRouter, request_routing_stats_period_s=1.0)
+            request_router_class=AdapterAffinityRouter, request_routing_stats_period_s=1.0
+        )
     name = "AdapterReplica" if affinity else "NoAffinityReplica"
-    return serve.deployment(AdapterReplica, name=name, num_replicas=2, max_ongoing_requests=256,
-                            ray_actor_options={"num_cpus": 0.5}, **extra).bind(config, 1)
+    return serve.deployment(
+        AdapterReplica,
+        name=name,
+        num_replicas=2,
+        max_ongoing_requests=256,
+        ray_actor_options={"num_cpus": 0.5},
+        **extra,
+    ).bind(config, 1)
 
 
 def zipf_choices(n: int, count: int, s: float, seed: int) -> list[int]:
@@ -135,8 +148,9 @@ def zipf_choices(n: int, count: int, s: float, seed: int) -> list[int]:
     return [order[i] for i in rng.choices(range(n), weights=weights, k=count)]
 
 
-async def drive(handle: Any, versions: list[Any], shipments: list[Any], picks: list[int], in_flight: int,
-                affinity: bool) -> tuple[float, list[float], int]:
+async def drive(
+    handle: Any, versions: list[Any], shipments: list[Any], picks: list[int], in_flight: int, affinity: bool
+) -> tuple[float, list[float], int]:
     queue = list(enumerate(picks))
     latencies: list[float] = []
     failures = 0
@@ -167,8 +181,9 @@ def collect_stats(handle: Any) -> list[dict]:
     return list(seen.values())
 
 
-def run_one(name: str, app: Any, versions: list[Any], shipments: list[Any], picks: list[int], warmup: int,
-            in_flight: int) -> dict[str, Any]:
+def run_one(
+    name: str, app: Any, versions: list[Any], shipments: list[Any], picks: list[int], warmup: int, in_flight: int
+) -> dict[str, Any]:
     from ray import serve
 
     affinity = name != "no-affinity"
@@ -186,9 +201,17 @@ def run_one(name: str, app: Any, versions: list[Any], shipments: list[Any], pick
     batches = total("batches", after) - total("batches", before)
     rows = total("rows", after) - total("rows", before)
     latencies.sort()
-    return {"name": name, "requests": len(latencies), "failures": failures, "rps": len(latencies) / seconds,
-            "p50_ms": 1000 * statistics.median(latencies), "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
-            "loads_per_s": loads / seconds, "batch_fill": rows / max(batches, 1) / MAX_BATCH, "loads": loads}
+    return {
+        "name": name,
+        "requests": len(latencies),
+        "failures": failures,
+        "rps": len(latencies) / seconds,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        "loads_per_s": loads / seconds,
+        "batch_fill": rows / max(batches, 1) / MAX_BATCH,
+        "loads": loads,
+    }
 
 
 def main() -> None:
@@ -211,28 +234,43 @@ def main() -> None:
     t0 = time.perf_counter()
     registry, versions = register_adapters(args.adapters, work)
     print(f"registered {len(versions)} adapters in {time.perf_counter() - t0:.0f} s", flush=True)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}},
+    )
     shipments = [ship(registry, v).ref for v in versions]
-    config = ServeConfig(device="cpu", max_batch_size=MAX_BATCH, max_wait_ms=5.0, max_loaded=32, max_host=CAPACITY,
-                         max_queue=1024)
+    config = ServeConfig(
+        device="cpu", max_batch_size=MAX_BATCH, max_wait_ms=5.0, max_loaded=32, max_host=CAPACITY, max_queue=1024
+    )
     picks = zipf_choices(len(versions), args.requests, args.zipf, seed=0)
     warmup = len(picks) // 10
-    contenders = {"ours": lambda: our_deployment(config, True), "stock": lambda: stock_deployment(config),
-                  "no-affinity": lambda: our_deployment(config, False)}
+    contenders = {
+        "ours": lambda: our_deployment(config, True),
+        "stock": lambda: stock_deployment(config),
+        "no-affinity": lambda: our_deployment(config, False),
+    }
     results = []
     for name, build in contenders.items():
         result = run_one(name, build(), versions, shipments, picks, warmup, args.in_flight)
         results.append(result)
-        print(f"{name:12s} {result['rps']:7.1f} req/s  p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  "
-              f"loads/s {result['loads_per_s']:6.1f}  batch fill {result['batch_fill']:.2f}  "
-              f"failures {result['failures']}", flush=True)
+        print(
+            f"{name:12s} {result['rps']:7.1f} req/s  p50 {result['p50_ms']:7.1f} ms  p99 {result['p99_ms']:7.1f} ms  "
+            f"loads/s {result['loads_per_s']:6.1f}  batch fill {result['batch_fill']:.2f}  "
+            f"failures {result['failures']}",
+            flush=True,
+        )
     ours = results[0]
     for other in results[1:]:
-        print(f"ours / {other['name']}: throughput x{ours['rps'] / other['rps']:.2f}, "
-              f"adapter loads x{ours['loads'] / max(other['loads'], 1):.2f}")
-    print(f"({args.adapters} adapters, Zipf s={args.zipf}, {args.requests - warmup} measured requests, "
-          f"{args.in_flight} in flight, 2 replicas x 0.5 CPU on a local Ray with 2 CPUs; machine shared)")
+        print(
+            f"ours / {other['name']}: throughput x{ours['rps'] / other['rps']:.2f}, "
+            f"adapter loads x{ours['loads'] / max(other['loads'], 1):.2f}"
+        )
+    print(
+        f"({args.adapters} adapters, Zipf s={args.zipf}, {args.requests - warmup} measured requests, "
+        f"{args.in_flight} in flight, 2 replicas x 0.5 CPU on a local Ray with 2 CPUs; machine shared)"
+    )
     ray.shutdown()
     registry.close()
 

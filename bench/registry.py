@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loradock.registry import Registry  # noqa: E402
-from bench.fixtures import write_adapter  # noqa: E402
+from bench.fixtures import write_adapter
+from loradock.registry import Registry
 
 SCRIPT = Path(sysconfig.get_path("scripts")) / "adapters"
 
@@ -33,7 +33,9 @@ def build(home: Path, count: int, work: Path) -> float:
     start = time.perf_counter()
     for i in range(count):
         domain, labels = (("medical", 5), ("education", 4), ("sentiment", 2))[i % 3]
-        reg.register(domain, write_adapter(work / f"{i}", labels=labels, seed=i), aliases=["production"] if i % 97 == 0 else ())
+        reg.register(
+            domain, write_adapter(work / f"{i}", labels=labels, seed=i), aliases=["production"] if i % 97 == 0 else ()
+        )
     reg.set_alias("sentiment", "staging", 1)
     return time.perf_counter() - start
 
@@ -60,7 +62,9 @@ def main() -> None:
         small, big = Path(tmp) / "small", Path(tmp) / "big"
         build(small, 10, Path(tmp) / "ws")
         took = build(big, args.versions, Path(tmp) / "wb")
-        print(f"registered {args.versions} versions in {took:.1f} s ({args.versions / took:.0f}/s, full validation and fsync)")
+        print(
+            f"registered {args.versions} versions in {took:.1f} s ({args.versions / took:.0f}/s, full validation and fsync)"
+        )
         mid = args.versions // 3 // 2
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],

@@ -45,14 +45,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from loradock.registry import DEFAULT_BASE, PRESETS, Domain, Registry, VersionInfo  # noqa: E402
+from loradock.registry import DEFAULT_BASE, PRESETS, Domain, Registry, VersionInfo
 
 DOMAINS = ("medical", "education", "sentiment")
 CONCURRENCY = 32
@@ -64,6 +65,7 @@ SMOKE_TEXTS = ("A warm, funny and moving film.", "Dull.", "The plot wanders but 
 
 
 # -- adapters ------------------------------------------------------------------
+
 
 def perturbed_copy(template: Path, dest: Path, seed: int) -> Path:
     """A distinct adapter with the template's shapes: same format, different numbers."""
@@ -96,11 +98,21 @@ def build_registry(home: Path, work: Path, many: int, train_rows: Sequence[dict]
         reg.add_domain(Domain(name=name, labels=reg.resolve("sentiment@production").labels))
         reg.register(name, perturbed_copy(template, work / name, seed=i), info, aliases=["production"])
     gates = int8_gates(reg)
-    trained = {d: {k: v for k, v in reg.resolve(f"{d}@production").metrics.items()
-                   if k in ("accuracy", "macro_f1", "eval_size")} for d in DOMAINS}
+    trained = {
+        d: {
+            k: v
+            for k, v in reg.resolve(f"{d}@production").metrics.items()
+            if k in ("accuracy", "macro_f1", "eval_size")
+        }
+        for d in DOMAINS
+    }
     reg.close()
-    return {"many": names, "template_bytes": (template / "adapter_model.safetensors").stat().st_size,
-            "gates": gates, "trained": trained}
+    return {
+        "many": names,
+        "template_bytes": (template / "adapter_model.safetensors").stat().st_size,
+        "gates": gates,
+        "trained": trained,
+    }
 
 
 def train_domain(reg: Registry, work: Path, domain: str, train_rows: Sequence[dict], smoke: bool) -> None:
@@ -115,8 +127,16 @@ def train_domain(reg: Registry, work: Path, domain: str, train_rows: Sequence[di
         data = str(write_jsonl(train_rows, work / "sentiment-train.jsonl"))
     if domain not in reg.domain_names():
         reg.add_domain(Domain(name=domain, labels=PRESETS[domain].labels, base_model=BASE))
-    options = TrainOptions(data=data, base=BASE, max_length=64, progress=False, alias="production", force=True,
-                           epochs=1 if smoke else None, device="cpu")  # else the recipe from the data
+    options = TrainOptions(
+        data=data,
+        base=BASE,
+        max_length=64,
+        progress=False,
+        alias="production",
+        force=True,
+        epochs=1 if smoke else None,
+        device="cpu",
+    )  # else the recipe from the data
     train(reg, domain, options)
 
 
@@ -135,6 +155,7 @@ def int8_gates(reg: Registry) -> dict:
 
 # -- the servers (each runs in its own process) ----------------------------------
 
+
 def _naive_model():
     """What most tutorials do: one PeftModel holding every adapter, `set_adapter`, one request at a time."""
     import torch
@@ -148,10 +169,10 @@ def _naive_model():
             self.peft = None
             self.heads: dict[str, Any] = {}
 
-        def check_modules(self, weights):  # type: ignore[no-untyped-def]
+        def check_modules(self, weights):
             pass  # PEFT checks shapes itself when the adapter is added
 
-        def prepare(self, weights):  # type: ignore[no-untyped-def]
+        def prepare(self, weights):
             if weights.sha256 in self.heads:
                 return weights
             name = "a" + weights.sha256[:12]
@@ -168,7 +189,7 @@ def _naive_model():
             self.heads[weights.sha256] = name
             return weights
 
-        def run(self, rows, adapters):  # type: ignore[no-untyped-def]
+        def run(self, rows, adapters):
             out = []
             with torch.inference_mode():
                 for row, w in zip(rows, adapters):
@@ -188,7 +209,7 @@ def _merged_model(registry: Registry, ref: str):
     from loradock.serving.weights import read_adapter
 
     class MergedModel(MultiLoraModel):
-        def _stacks(self, unique, index):  # type: ignore[no-untyped-def]
+        def _stacks(self, unique, index):
             return {}
 
     model = MergedModel(BASE)
@@ -209,25 +230,34 @@ def serve_main(mode: str, home: str, port: int, domains: str, max_loaded: int) -
 
     reg = Registry(home)
     refs = tuple(f"{d}@production" for d in domains.split(","))
-    config = ServeConfig(domains=refs, port=port, device="cpu", base_model=BASE,
-                         max_batch_size=1 if mode == "naive" else 16,
-                         max_loaded=max_loaded, max_queue=4096, poll_interval=5.0,
-                         threads=int(os.environ["BENCH_THREADS"]) if os.environ.get("BENCH_THREADS") else None,
-                         workers=int(os.environ["BENCH_WORKERS"]) if os.environ.get("BENCH_WORKERS") else None)
+    config = ServeConfig(
+        domains=refs,
+        port=port,
+        device="cpu",
+        base_model=BASE,
+        max_batch_size=1 if mode == "naive" else 16,
+        max_loaded=max_loaded,
+        max_queue=4096,
+        poll_interval=5.0,
+        threads=int(os.environ["BENCH_THREADS"]) if os.environ.get("BENCH_THREADS") else None,
+        workers=int(os.environ["BENCH_WORKERS"]) if os.environ.get("BENCH_WORKERS") else None,
+    )
     set_process_threads(config)
     onnx_threads = config.onnx_threads(config.batch_workers("onnx"))
     from loradock.serving.backends.onnx import OnnxMultiLoraModel
 
     ungated = len(refs) > len(DOMAINS)  # the scale runs' adapters have no eval splits (see the docstring)
-    model = {"torch": lambda: None, "naive": _naive_model,
-             "merged": lambda: _merged_model(reg, refs[0]),
-             "onnx-int8": lambda: OnnxMultiLoraModel.for_base(reg, BASE, threads=onnx_threads,
-                                                              require_gate=not ungated),
-             "onnx-fp32": lambda: OnnxMultiLoraModel.for_base(reg, BASE, threads=onnx_threads,
-                                                              int8=False)}[mode]()
+    model = {
+        "torch": lambda: None,
+        "naive": _naive_model,
+        "merged": lambda: _merged_model(reg, refs[0]),
+        "onnx-int8": lambda: OnnxMultiLoraModel.for_base(reg, BASE, threads=onnx_threads, require_gate=not ungated),
+        "onnx-fp32": lambda: OnnxMultiLoraModel.for_base(reg, BASE, threads=onnx_threads, int8=False),
+    }[mode]()
     engine = ServingEngine(config, reg, model=model)
-    uvicorn.run(create_app(config, reg, engine=engine), host="127.0.0.1", port=port, log_level="warning",
-                access_log=False)
+    uvicorn.run(
+        create_app(config, reg, engine=engine), host="127.0.0.1", port=port, log_level="warning", access_log=False
+    )
 
 
 # -- load generation -----------------------------------------------------------
@@ -248,8 +278,14 @@ def lua_script(path: Path, domains: Sequence[str], texts: Sequence[str], seed: i
     """A wrk script: each request one random text to one random domain (bodies JSON-encoded once)."""
     bodies = [json.dumps({"inputs": t}) for t in texts]
     quote = lambda s: "[==[" + s + "]==]"  # noqa: E731  (Lua long strings: no escaping needed)
-    path.write_text(LUA % {"domains": ",".join(quote(d) for d in domains),
-                           "bodies": ",".join(quote(b) for b in bodies if "]==]" not in b), "seed": seed})
+    path.write_text(
+        LUA
+        % {
+            "domains": ",".join(quote(d) for d in domains),
+            "bodies": ",".join(quote(b) for b in bodies if "]==]" not in b),
+            "seed": seed,
+        }
+    )
     return path
 
 
@@ -268,27 +304,37 @@ def wrk_load(url: str, script: Path, seconds: float, warmup: float, server_pid: 
     out = proc.stdout.read() if proc.stdout else ""
     server_cpu = sum(server.cpu_times()[:2]) - before
     client_cpu = usage.ru_utime + usage.ru_stime
-    return {**parse_wrk(out), "client_cpu_s": client_cpu, "server_cpu_s": server_cpu, "wall_s": wall,
-            "client_share": client_cpu / max(client_cpu + server_cpu, 1e-9), "server_cores": server_cpu / wall}
+    return {
+        **parse_wrk(out),
+        "client_cpu_s": client_cpu,
+        "server_cpu_s": server_cpu,
+        "wall_s": wall,
+        "client_share": client_cpu / max(client_cpu + server_cpu, 1e-9),
+        "server_cores": server_cpu / wall,
+    }
 
 
 def parse_wrk(out: str) -> dict:
     def ms(value: str) -> float:
-        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
+        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()
         return float(number) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
     lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))
     # Connect errors are failed connection attempts, not requests (wrk retries at once): counted apart.
     connect = int(socket.group(1)) if socket else 0
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, socket.groups()[1:])) if socket else 0)
     ok = max(total - errors, 0)
-    return {"requests": total, "errors": errors, "connect_errors": connect,
-            "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) * ok / max(total, 1),  # type: ignore[union-attr]
-            "p50_ms": ms(lat["50"]) if "50" in lat else float("nan"),
-            "p99_ms": ms(lat["99"]) if "99" in lat else float("nan")}
+    return {
+        "requests": total,
+        "errors": errors,
+        "connect_errors": connect,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)) * ok / max(total, 1),
+        "p50_ms": ms(lat["50"]) if "50" in lat else float("nan"),
+        "p99_ms": ms(lat["99"]) if "99" in lat else float("nan"),
+    }
 
 
 class _Connection:
@@ -308,8 +354,10 @@ class _Connection:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         body = json.dumps(payload).encode()
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
         self.writer.write(head + body)
         await self.writer.drain()
         assert self.reader is not None
@@ -351,19 +399,43 @@ async def _load(url: str, domains: Sequence[str], texts: Sequence[str], seconds:
     ok = [r for r in window if r[2] == 200]
     lat = sorted((r[1] - r[0]) * 1000 for r in ok)
     return {
-        "requests": len(window), "errors": len(window) - len(ok), "rps": len(ok) / seconds,
+        "requests": len(window),
+        "errors": len(window) - len(ok),
+        "rps": len(ok) / seconds,
         "p50_ms": statistics.median(lat) if lat else float("nan"),
         "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan"),
-        "client_share": float("nan"), "server_cores": float("nan"),
+        "client_share": float("nan"),
+        "server_cores": float("nan"),
     }
 
 
-def run_server(mode: str, home: Path, domains: Sequence[str], texts: Sequence[str], seconds: float,
-               warmup: float, max_loaded: int = 32, port: int = 8765, profile: Path | None = None) -> dict:
+def run_server(
+    mode: str,
+    home: Path,
+    domains: Sequence[str],
+    texts: Sequence[str],
+    seconds: float,
+    warmup: float,
+    max_loaded: int = 32,
+    port: int = 8765,
+    profile: Path | None = None,
+) -> dict:
     import httpx
 
-    cmd = [sys.executable, __file__, "--serve", mode, "--home", str(home), "--port", str(port),
-           "--domains", ",".join(domains), "--max-loaded", str(max_loaded)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--serve",
+        mode,
+        "--home",
+        str(home),
+        "--port",
+        str(port),
+        "--domains",
+        ",".join(domains),
+        "--max-loaded",
+        str(max_loaded),
+    ]
     proc = subprocess.Popen(cmd, env={**os.environ, "ADAPTERS_HOME": str(home)})
     try:
         deadline = time.monotonic() + 600
@@ -379,10 +451,26 @@ def run_server(mode: str, home: Path, domains: Sequence[str], texts: Sequence[st
         url = f"http://127.0.0.1:{port}"
         spy = None
         if profile is not None:
-            spy = subprocess.Popen(["py-spy", "record", "--pid", str(proc.pid), "--format", "raw", "--rate", "50",
-                                    "--duration", str(max(1, round(seconds))), "--output", str(profile),
-                                    "--threads", "--nonblocking"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            spy = subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(proc.pid),
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "50",
+                    "--duration",
+                    str(max(1, round(seconds))),
+                    "--output",
+                    str(profile),
+                    "--threads",
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         if shutil.which("wrk"):
             script = lua_script(home.parent / f"load-{len(domains)}.lua", domains, texts)
             stats = wrk_load(url, script, seconds, warmup, proc.pid)
@@ -416,8 +504,11 @@ def _mean_batch(metrics: str) -> float:
 
 
 def _mean_stats(runs: list[dict]) -> dict:
-    out = {k: statistics.mean(r[k] for r in runs) for k, v in runs[0].items()
-           if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    out = {
+        k: statistics.mean(r[k] for r in runs)
+        for k, v in runs[0].items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
     out["errors"] = sum(r["errors"] for r in runs)
     out["rounds_rps"] = [round(r["rps"], 1) for r in runs]
     out["client"] = runs[0].get("client")
@@ -426,6 +517,7 @@ def _mean_stats(runs: list[dict]) -> dict:
 
 
 # -- in-process measurements ---------------------------------------------------
+
 
 def rss_bytes() -> int:
     import psutil
@@ -441,15 +533,15 @@ def tensor_bytes(weights: Any) -> int:
 
 def cold_load_and_memory(home: Path, names: Sequence[str]) -> dict:
     """Cold load from the registry (resolve + hash-verified path + read + prepare) and RSS per adapter."""
-    from loradock.serving.cache import AdapterCache
     from loradock.serving.backends.torch_backend import MultiLoraModel
+    from loradock.serving.cache import AdapterCache
     from loradock.serving.weights import read_adapter
 
     reg = Registry(home)
     model = MultiLoraModel(BASE)
     times = []
 
-    def loader(version):  # type: ignore[no-untyped-def]
+    def loader(version):
         return read_adapter(version, reg.path(version.ref))
 
     cache = AdapterCache(loader, model.prepare, max_loaded=len(names), max_host=len(names))
@@ -467,10 +559,12 @@ def cold_load_and_memory(home: Path, names: Sequence[str]) -> dict:
     file_bytes = statistics.mean(e.host.file_bytes for e in entries)
     reg.close()
     return {
-        "cold_ms_median": statistics.median(times), "cold_ms_p90": sorted(times)[int(len(times) * 0.9)],
+        "cold_ms_median": statistics.median(times),
+        "cold_ms_p90": sorted(times)[int(len(times) * 0.9)],
         "rss_per_adapter": (after - before) / len(names),
         "tensor_bytes": statistics.mean(tensor_bytes(e.host) for e in entries),
-        "file_bytes": file_bytes, "count": len(names),
+        "file_bytes": file_bytes,
+        "count": len(names),
     }
 
 
@@ -488,8 +582,9 @@ def model_level(home: Path, texts: Sequence[str], iters: int = 15) -> dict:
     torch.set_num_threads(1)  # the onnx sessions below run one intra-op thread too: compare like with like
     reg = Registry(home)
     ours = MultiLoraModel(BASE)
-    weights = {d: ours.prepare(read_adapter(reg.resolve(f"{d}@production"), reg.path(f"{d}@production")))
-               for d in DOMAINS}
+    weights = {
+        d: ours.prepare(read_adapter(reg.resolve(f"{d}@production"), reg.path(f"{d}@production"))) for d in DOMAINS
+    }
     naive = _naive_model()
     for d in DOMAINS:
         naive.prepare(weights[d])
@@ -512,7 +607,7 @@ def model_level(home: Path, texts: Sequence[str], iters: int = 15) -> dict:
         naive.peft(**batch, adapter_names=names)
         return [(pooled["out"][i] @ w.head_weight.T + w.head_bias) for i, w in enumerate(row_weights)]
 
-    def timed(fn) -> float:  # type: ignore[no-untyped-def]
+    def timed(fn) -> float:
         fn()
         t0 = time.perf_counter()
         with torch.inference_mode():
@@ -524,10 +619,12 @@ def model_level(home: Path, texts: Sequence[str], iters: int = 15) -> dict:
         diff = max((a - b).abs().max().item() for a, b in zip(ours.run(rows, row_weights), peft_mixed()))
     onnx_rows = [onnx["int8"].encode([t])[0] for t in batch_texts]
     result = {
-        "onnx_int8_mixed_seq_s": timed(lambda: onnx["int8"].run(onnx_rows, [onnx_weights["int8"][i % 3]
-                                                                             for i in range(16)])),
-        "onnx_fp32_mixed_seq_s": timed(lambda: onnx["fp32"].run(onnx_rows, [onnx_weights["fp32"][i % 3]
-                                                                             for i in range(16)])),
+        "onnx_int8_mixed_seq_s": timed(
+            lambda: onnx["int8"].run(onnx_rows, [onnx_weights["int8"][i % 3] for i in range(16)])
+        ),
+        "onnx_fp32_mixed_seq_s": timed(
+            lambda: onnx["fp32"].run(onnx_rows, [onnx_weights["fp32"][i % 3] for i in range(16)])
+        ),
         "ours_mixed_seq_s": timed(lambda: ours.run(rows, row_weights)),
         "peft_adapter_names_seq_s": timed(peft_mixed),
         "merged_single_seq_s": timed(lambda: merged.run(rows, [weights["medical"]] * 16)),
@@ -542,18 +639,23 @@ def model_level(home: Path, texts: Sequence[str], iters: int = 15) -> dict:
 # -- report --------------------------------------------------------------------
 
 LABELS = {
-    "onnx-int8": "onnx int8 (gated per domain), 3 domains mixed", "onnx-fp32": "onnx fp32, 3 domains mixed",
-    "torch": "torch per-row LoRA, 3 domains mixed", "naive": "naive set_adapter, batch 1",
-    "merged": "ceiling: merged single domain (torch)", "many100": "onnx int8, 100 adapters",
+    "onnx-int8": "onnx int8 (gated per domain), 3 domains mixed",
+    "onnx-fp32": "onnx fp32, 3 domains mixed",
+    "torch": "torch per-row LoRA, 3 domains mixed",
+    "naive": "naive set_adapter, batch 1",
+    "merged": "ceiling: merged single domain (torch)",
+    "many100": "onnx int8, 100 adapters",
     "many1000": "onnx int8, 1,000 adapters",
 }
 
 
-def report(out: Path, args: argparse.Namespace, servers: dict, built: dict, cold: dict, micro: dict,
-           tokens: float) -> str:
+def report(
+    out: Path, args: argparse.Namespace, servers: dict, built: dict, cold: dict, micro: dict, tokens: float
+) -> str:
     client = servers["torch"].get("client")
     lines = [
-        "# Serving benchmark (`bench/serve.py`)", "",
+        "# Serving benchmark (`bench/serve.py`)",
+        "",
         f"Command: `flock /tmp/loradock-bench.lock nice -n 5 python bench/serve.py --seconds {args.seconds:g} "
         f"--rounds {args.rounds} --adapters {args.adapters}`  ",
         f"Machine: {os.cpu_count()} CPU cores (load average at the end {os.getloadavg()[0]:.1f}; the bench "
@@ -566,12 +668,16 @@ def report(out: Path, args: argparse.Namespace, servers: dict, built: dict, cold
         + "); the 100 and 1,000 adapters are perturbed copies of the sentiment one. Workers per server: "
         "the `adapters serve` default (onnx: one single-threaded batch per core; torch and naive: one batch). "
         "Load: "
-        + ("`wrk -t1 -c32` with a Lua script" if client == "wrk" else
-           "32 asyncio clients in the bench process (wrk not found)")
+        + (
+            "`wrk -t1 -c32` with a Lua script"
+            if client == "wrk"
+            else "32 asyncio clients in the bench process (wrk not found)"
+        )
         + f", one Rotten Tomatoes snippet per request (mean {tokens:.0f} tokens), random domain per request; "
         f"{args.warmup:g} s warm-up then {args.seconds:g} s measured per server per round, {args.rounds} "
         "interleaved rounds (table: mean); each server in its own process, one at a time; same FastAPI/uvicorn "
-        "app and micro-batcher (max batch 16, max wait 5 ms) for all.", "",
+        "app and micro-batcher (max batch 16, max wait 5 ms) for all.",
+        "",
         "| server | requests/s | per round | p50 ms | p99 ms | errors | mean batch | server cores | "
         "requests per server CPU-s | client CPU share |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -581,46 +687,66 @@ def report(out: Path, args: argparse.Namespace, servers: dict, built: dict, cold
         if s is None:
             continue
         per_round = " / ".join(f"{x:.1f}" for x in s["rounds_rps"])
-        lines.append(f"| {label} | {s['rps']:.1f} | {per_round} | {s['p50_ms']:.0f} | {s['p99_ms']:.0f} | "
-                     f"{s['errors']} | {s['mean_batch']:.1f} | {s.get('server_cores', float('nan')):.2f} | "
-                     f"{s['rps'] / max(s.get('server_cores', float('nan')), 1e-9):.1f} | "
-                     f"{100 * s.get('client_share', float('nan')):.1f}% |")
-    ratio = lambda a, b: servers[a]["rps"] / servers[b]["rps"] if servers.get(b, {}).get("rps") else float("nan")  # noqa: E731
-    checks = [("onnx-int8 / torch", ratio("onnx-int8", "torch"), 1.5),
-              ("onnx-int8 / naive", ratio("onnx-int8", "naive"), 2.5),
-              ("onnx-fp32 / torch", ratio("onnx-fp32", "torch"), None),
-              ("onnx-int8 / merged torch ceiling", ratio("onnx-int8", "merged"), None),
-              ("onnx-int8: 100 adapters / 3", ratio("many100", "onnx-int8"), 0.8),
-              ("onnx-int8: 1,000 adapters / 3", ratio("many1000", "onnx-int8"), 0.8)]
-    per_cpu = lambda a, b: ((servers[a]["rps"] / servers[a]["server_cores"]) /  # noqa: E731
-                            (servers[b]["rps"] / servers[b]["server_cores"]))
-    checks += [(f"{a} / {b}, per server CPU-second", per_cpu(a, b), None)
-               for a, b in (("onnx-int8", "torch"), ("onnx-int8", "naive"), ("onnx-fp32", "torch"))
-               if servers.get(a, {}).get("server_cores") and servers.get(b, {}).get("server_cores")]
+        lines.append(
+            f"| {label} | {s['rps']:.1f} | {per_round} | {s['p50_ms']:.0f} | {s['p99_ms']:.0f} | "
+            f"{s['errors']} | {s['mean_batch']:.1f} | {s.get('server_cores', float('nan')):.2f} | "
+            f"{s['rps'] / max(s.get('server_cores', float('nan')), 1e-9):.1f} | "
+            f"{100 * s.get('client_share', float('nan')):.1f}% |"
+        )
+    ratio = lambda a, b: servers[a]["rps"] / servers[b]["rps"] if servers.get(b, {}).get("rps") else float("nan")  # noqa: E731  (one line, read where it is used)
+    checks = [
+        ("onnx-int8 / torch", ratio("onnx-int8", "torch"), 1.5),
+        ("onnx-int8 / naive", ratio("onnx-int8", "naive"), 2.5),
+        ("onnx-fp32 / torch", ratio("onnx-fp32", "torch"), None),
+        ("onnx-int8 / merged torch ceiling", ratio("onnx-int8", "merged"), None),
+        ("onnx-int8: 100 adapters / 3", ratio("many100", "onnx-int8"), 0.8),
+        ("onnx-int8: 1,000 adapters / 3", ratio("many1000", "onnx-int8"), 0.8),
+    ]
+
+    def per_cpu(a, b):
+        return (servers[a]["rps"] / servers[a]["server_cores"]) / (servers[b]["rps"] / servers[b]["server_cores"])
+
+    checks += [
+        (f"{a} / {b}, per server CPU-second", per_cpu(a, b), None)
+        for a, b in (("onnx-int8", "torch"), ("onnx-int8", "naive"), ("onnx-fp32", "torch"))
+        if servers.get(a, {}).get("server_cores") and servers.get(b, {}).get("server_cores")
+    ]
     lines += ["", "| ratio | measured | target | met |", "|---|---:|---:|---|"]
-    lines += [f"| {n} | {v:.2f}x | {'>= %gx' % t if t else '-'} | {('yes' if v >= t else 'NO') if t else '-'} |"
-              for n, v, t in checks]
+    lines += [
+        f"| {n} | {v:.2f}x | {f'>= {t:g}x' if t else '-'} | {('yes' if v >= t else 'NO') if t else '-'} |"
+        for n, v, t in checks
+    ]
     precision = servers["onnx-int8"].get("precision") or {}
-    lines += ["", "int8 gates (each domain on its own eval split, <= 0.5 points lost vs fp32, which matches torch "
-              "within 1e-4):", ""]
+    lines += [
+        "",
+        "int8 gates (each domain on its own eval split, <= 0.5 points lost vs fp32, which matches torch within 1e-4):",
+        "",
+    ]
     lines += [f"- {d}: served from {precision.get(d, '?')}: {g.get('reason')}" for d, g in built["gates"].items()]
     lines += [
-        "", "## Adapter loading and memory (torch backend)", "",
+        "",
+        "## Adapter loading and memory (torch backend)",
+        "",
         f"- Cold load from the registry (resolve, hash-verified path, safetensors read, checks, device copy), "
         f"{cold['count']} adapters of {cold['file_bytes'] / 1024:.0f} KB: median {cold['cold_ms_median']:.1f} ms, "
         f"p90 {cold['cold_ms_p90']:.1f} ms.",
         f"- Resident memory per extra adapter: {cold['rss_per_adapter'] / 1024:.0f} KB RSS growth "
         f"(tensors {cold['tensor_bytes'] / 1024:.0f} KB, file {cold['file_bytes'] / 1024:.0f} KB).",
-        "", "## Model level, no HTTP (batch of 16, 3 domains mixed, 1 intra-op thread each)", "",
-        "| path | sequences/s |", "|---|---:|",
+        "",
+        "## Model level, no HTTP (batch of 16, 3 domains mixed, 1 intra-op thread each)",
+        "",
+        "| path | sequences/s |",
+        "|---|---:|",
         f"| onnx int8 graph, per-row LoRA inputs | {micro['onnx_int8_mixed_seq_s']:.0f} |",
         f"| onnx fp32 graph, per-row LoRA inputs | {micro['onnx_fp32_mixed_seq_s']:.0f} |",
         f"| torch stacked LoRA (gather A/B per row, bmm) | {micro['ours_mixed_seq_s']:.0f} |",
         f"| PEFT `adapter_names` mixed batch | {micro['peft_adapter_names_seq_s']:.0f} |",
         f"| torch merged single domain (no LoRA work) | {micro['merged_single_seq_s']:.0f} |",
         f"| naive `set_adapter`, batch 1 | {micro['naive_batch1_seq_s']:.0f} |",
-        "", f"torch stacked LoRA vs PEFT `adapter_names`: max abs logit difference "
-        f"{micro['max_abs_diff_ours_vs_peft']:.1e}.", "",
+        "",
+        f"torch stacked LoRA vs PEFT `adapter_names`: max abs logit difference "
+        f"{micro['max_abs_diff_ours_vs_peft']:.1e}.",
+        "",
     ]
     text = "\n".join(lines)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -634,13 +760,23 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=2, help="Interleaved rounds; the table shows their mean.")
     parser.add_argument("--adapters", type=int, default=1000, help="Distinct adapters for the largest scale run.")
-    parser.add_argument("--profile", type=Path, default=None,
-                        help="Also record the onnx-int8 server under load with py-spy (raw stacks) to this file.")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="Also record the onnx-int8 server under load with py-spy (raw stacks) to this file.",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "serve.md")
-    parser.add_argument("--smoke", action="store_true",
-                        help="Seconds-long run on tiny inputs (no download): checks the bench still works.")
-    parser.add_argument("--servers", default=None,
-                        help="Only these servers, comma-separated (e.g. onnx-int8,torch); the report needs all.")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="Seconds-long run on tiny inputs (no download): checks the bench still works.",
+    )
+    parser.add_argument(
+        "--servers",
+        default=None,
+        help="Only these servers, comma-separated (e.g. onnx-int8,torch); the report needs all.",
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=8765, help=argparse.SUPPRESS)
@@ -670,8 +806,11 @@ def main() -> None:
         home, work = Path(tmp) / "home", Path(tmp) / "work"
         work.mkdir()
         built = build_registry(home, work, args.adapters, train_rows, smoke=args.smoke)
-        print(f"registry built in {time.perf_counter() - started:.0f} s; gates: "
-              + json.dumps({d: g["reason"] for d, g in built["gates"].items()}), flush=True)
+        print(
+            f"registry built in {time.perf_counter() - started:.0f} s; gates: "
+            + json.dumps({d: g["reason"] for d, g in built["gates"].items()}),
+            flush=True,
+        )
         scale = [n for n in (100, 1000) if n < args.adapters] + [args.adapters]
         modes = ("onnx-int8", "naive") if args.smoke else ("onnx-int8", "onnx-fp32", "torch", "naive")
         plan = [(m, DOMAINS, 32) for m in modes]
@@ -739,8 +878,10 @@ def profile_summary(path: Path) -> str:
         group = next((g for g, needle in PROFILE_GROUPS if needle in stack), "other")
         counts[group] = counts.get(group, 0) + int(n)
     rows = sorted(counts.items(), key=lambda kv: -kv[1])
-    return "\n".join([f"py-spy: {total} samples (all threads, idle excluded)"] +
-                     [f"  {100 * c / max(total, 1):5.1f}%  {g}" for g, c in rows])
+    return "\n".join(
+        [f"py-spy: {total} samples (all threads, idle excluded)"]
+        + [f"  {100 * c / max(total, 1):5.1f}%  {g}" for g, c in rows]
+    )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,13 @@ from .registry_cmds import open_registry, write_json_option
 from .render import artifact_location, emit_json, size, table
 
 # Everyday words for the kinds training, merge and export store.
-KIND_WORDS = {"plots": "plot", "eval": "data/eval", "metrics": "report/metrics", "merge": "merged",
-              "full": "full-model"}
+KIND_WORDS = {
+    "plots": "plot",
+    "eval": "data/eval",
+    "metrics": "report/metrics",
+    "merge": "merged",
+    "full": "full-model",
+}
 # How to make a kind that is missing, for the error message.
 MAKE = {"merged": "adapters merge {ref} --out DIR", "onnx": "adapters export {ref} --format onnx --out DIR"}
 
@@ -43,8 +48,9 @@ def artifacts_group() -> None:
 def _rows(reg: Any, ref: str) -> list[tuple[Any, str]]:
     """(artifact, scope) for the version's artifacts, then its domain's (full fine-tuned models)."""
     version = reg.resolve(ref)
-    return [(a, version.ref) for a in reg.artifacts(version.ref)] + \
-        [(a, version.domain) for a in reg.domain_artifacts(version.domain)]
+    return [(a, version.ref) for a in reg.artifacts(version.ref)] + [
+        (a, version.domain) for a in reg.domain_artifacts(version.domain)
+    ]
 
 
 @artifacts_group.command(name="list")
@@ -63,8 +69,13 @@ def artifacts_list(ref: str, json_: bool) -> None:
     if json_:
         emit_json([{**a.to_dict(), "owner": scope, "path": str(path)} for a, scope, path in rows])
         return
-    table([(f"{a.kind}/{a.name}", scope, len(a.files), size(sum(f["size"] for f in a.files.values())), path)
-           for a, scope, path in rows], ["artifact", "of", "files", "size", "path"])
+    table(
+        [
+            (f"{a.kind}/{a.name}", scope, len(a.files), size(sum(f["size"] for f in a.files.values())), path)
+            for a, scope, path in rows
+        ],
+        ["artifact", "of", "files", "size", "path"],
+    )
 
 
 def select(artifacts: list[Any], spec: str, ref: str) -> list[Any]:
@@ -78,18 +89,28 @@ def select(artifacts: list[Any], spec: str, ref: str) -> list[Any]:
     names = [n for a in found for n in a.files]
     if len(names) != len(set(names)):
         choices = ", ".join(f"{a.kind}/{a.name}" for a in found)
-        raise CliError(f"{spec!r} names several artifacts of {ref} ({choices}); name one, e.g. "
-                       f"adapters artifacts get {ref} {found[0].kind}/{found[0].name} --out DIR", INVALID)
+        raise CliError(
+            f"{spec!r} names several artifacts of {ref} ({choices}); name one, e.g. "
+            f"adapters artifacts get {ref} {found[0].kind}/{found[0].name} --out DIR",
+            INVALID,
+        )
     return found
 
 
 @artifacts_group.command(name="get")
 @click.argument("ref", metavar="DOMAIN@REF", shell_complete=complete_ref)
 @click.argument("kind", metavar="KIND[/NAME]")
-@click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="Folder to write; it must be missing or empty unless --overwrite.")
-@click.option("--overwrite", is_flag=True,
-              help="Replace --out if it is a previous output (never deletes files loradock did not write).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to write; it must be missing or empty unless --overwrite.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace --out if it is a previous output (never deletes files loradock did not write).",
+)
 @write_json_option
 def artifacts_get(ref: str, kind: str, out: Path, overwrite: bool, json_: bool) -> None:
     """Copy an artifact of DOMAIN@REF into --out (hash-checked; the folder appears whole or not at all).
@@ -115,11 +136,18 @@ def artifacts_get(ref: str, kind: str, out: Path, overwrite: bool, json_: bool) 
             copy_folder(folder, tmp)
     files = sorted(n for a in chosen for n in a.files)
     if json_:
-        emit_json({"ref": version.ref, "artifacts": [f"{a.kind}/{a.name}" for a in chosen],
-                   "out": str(out.absolute()), "files": files})
+        emit_json(
+            {
+                "ref": version.ref,
+                "artifacts": [f"{a.kind}/{a.name}" for a in chosen],
+                "out": str(out.absolute()),
+                "files": files,
+            }
+        )
         return
-    click.echo(f"Copied {', '.join(f'{a.kind}/{a.name}' for a in chosen)} of {version.ref} to {out} "
-               f"({', '.join(files)})")
+    click.echo(
+        f"Copied {', '.join(f'{a.kind}/{a.name}' for a in chosen)} of {version.ref} to {out} ({', '.join(files)})"
+    )
 
 
 COMMANDS = [artifacts_group]

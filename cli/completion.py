@@ -58,7 +58,7 @@ def refs(prefix: str) -> list[str]:
 def complete_domain(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     try:
         return [CompletionItem(d) for d in domain_names() if d.startswith(incomplete)]
-    except Exception as exc:  # noqa: BLE001  (a <TAB> must never print a traceback)
+    except Exception as exc:
         log.debug("domain completion failed: %s", exc)
         return []
 
@@ -66,6 +66,6 @@ def complete_domain(ctx: click.Context, param: click.Parameter, incomplete: str)
 def complete_ref(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     try:
         return [CompletionItem(r) for r in refs(incomplete) if r.startswith(incomplete)]
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log.debug("ref completion failed: %s", exc)
         return []

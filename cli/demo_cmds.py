@@ -64,13 +64,18 @@ def demo_cmd(port: int) -> None:
         refs[domain] = ref
         version = reg.resolve(ref)
         accuracy = version.metrics.get("accuracy")
-        click.echo(f"{'reused ' if reused else 'trained'} {ref:14} eval accuracy {accuracy:.3f}" if accuracy is not None
-                   else f"{'reused ' if reused else 'trained'} {ref}")
+        click.echo(
+            f"{'reused ' if reused else 'trained'} {ref:14} eval accuracy {accuracy:.3f}"
+            if accuracy is not None
+            else f"{'reused ' if reused else 'trained'} {ref}"
+        )
 
     export = _export(reg, refs["sentiment"])
     onnx = predict_onnx(export.chosen.out, [QUERIES["sentiment"]])[0]
-    click.echo(f"exported {refs['sentiment']} to ONNX {export.precision} at {export.chosen.out}: "
-               f"'{QUERIES['sentiment'][:40]}...' -> {onnx.label} ({onnx.score:.2f})")
+    click.echo(
+        f"exported {refs['sentiment']} to ONNX {export.precision} at {export.chosen.out}: "
+        f"'{QUERIES['sentiment'][:40]}...' -> {onnx.label} ({onnx.score:.2f})"
+    )
     click.echo(f"  {export.note}")
 
     config = ServeConfig(domains=tuple(refs.values()), port=port)
@@ -83,8 +88,10 @@ def demo_cmd(port: int) -> None:
                 reply.raise_for_status()
                 body = reply.json()
                 best = body["results"][0][0]
-                click.echo(f"  {domain:10} -> {best['label']:16} {best['score']:.2f}  served by {body['version']} "
-                           f"({body['sha256'][:12]})  '{text}'")
+                click.echo(
+                    f"  {domain:10} -> {best['label']:16} {best['score']:.2f}  served by {body['version']} "
+                    f"({body['sha256'][:12]})  '{text}'"
+                )
     finally:
         server.stop()
 

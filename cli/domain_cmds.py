@@ -60,8 +60,16 @@ def domains_gate(domain: str, min_accuracy: float | None, min_macro_f1: float | 
 @click.option("--min-accuracy", type=float, default=None, help="Gate: minimum eval accuracy.")
 @click.option("--min-macro-f1", type=float, default=None, help="Gate: minimum eval macro-F1.")
 @write_json_option
-def domains_edit(domain: str, description: str | None, labels: str | None, base_model: str | None,
-                 dataset: str | None, min_accuracy: float | None, min_macro_f1: float | None, json_: bool) -> None:
+def domains_edit(
+    domain: str,
+    description: str | None,
+    labels: str | None,
+    base_model: str | None,
+    dataset: str | None,
+    min_accuracy: float | None,
+    min_macro_f1: float | None,
+    json_: bool,
+) -> None:
     """Change a domain's description, labels, default base, dataset or gate.
 
     Labels can change only while the domain has no versions (their heads were
@@ -114,7 +122,10 @@ def domains_rm(domain: str, force: bool, json_: bool) -> None:
     if json_:
         emit_json({"domain": domain, "versions_removed": removed})
         return
-    click.echo(f"Removed domain {domain}" + (f" and its {removed} version(s); free their files with: adapters gc" if removed else ""))
+    click.echo(
+        f"Removed domain {domain}"
+        + (f" and its {removed} version(s); free their files with: adapters gc" if removed else "")
+    )
 
 
 for _command in (domains_gate, domains_edit, domains_rm):

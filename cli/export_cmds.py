@@ -15,11 +15,20 @@ from .render import emit_json, size, table
 # adapters.predict.BACKENDS, spelled here so `adapters list` never imports numpy (start-up time).
 PREDICT_BACKENDS = ("auto", "onnx", "torch")
 
-out_option = click.option("--out", required=True, type=click.Path(path_type=Path),
-                          help="Folder to write; it must not exist unless --overwrite.")
+out_option = click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder to write; it must not exist unless --overwrite.",
+)
 overwrite_option = click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
-tolerance_option = click.option("--tolerance", type=float, default=1e-4, show_default=True,
-                                help="Largest max abs logit difference allowed against the adapter.")
+tolerance_option = click.option(
+    "--tolerance",
+    type=float,
+    default=1e-4,
+    show_default=True,
+    help="Largest max abs logit difference allowed against the adapter.",
+)
 
 
 def _quiet() -> None:
@@ -36,9 +45,11 @@ def _checked(report: dict, reused: bool) -> str:
     gate = report.get("gate") or {}
     if gate.get("applied"):
         verdict = f"{gate['verdict']} by {gate['statistic']}" if "verdict" in gate else "within the limit"
-        parts.append(f"accuracy {gate['accuracy_export']:.2f}% vs adapter {gate['accuracy_adapter']:.2f}% on "
-                     f"{gate.get('eval_size', '?')} texts (drop {gate['accuracy_drop']:.2f}, limit "
-                     f"{gate['max_accuracy_drop']:g}: {verdict})")
+        parts.append(
+            f"accuracy {gate['accuracy_export']:.2f}% vs adapter {gate['accuracy_adapter']:.2f}% on "
+            f"{gate.get('eval_size', '?')} texts (drop {gate['accuracy_drop']:.2f}, limit "
+            f"{gate['max_accuracy_drop']:g}: {verdict})"
+        )
     elif gate:
         parts.append("accuracy gate skipped: no eval data")
     parts.append(f"size {size(report.get('sizes', {}).get('total'))}")
@@ -49,8 +60,13 @@ def _checked(report: dict, reused: bool) -> str:
 
 def _result_json(result: Any) -> dict[str, Any]:
     """A merge or export result for --json: where it went, its artifact and its checks."""
-    return {"ref": result.ref, "out": str(Path(result.out).absolute()), "reused": result.reused,
-            "artifact": f"{result.artifact.kind}/{result.artifact.name}", "report": result.report}
+    return {
+        "ref": result.ref,
+        "out": str(Path(result.out).absolute()),
+        "reused": result.reused,
+        "artifact": f"{result.artifact.kind}/{result.artifact.name}",
+        "report": result.report,
+    }
 
 
 @click.command(name="merge")
@@ -81,20 +97,40 @@ def merge_cmd(ref: str, out: Path, tolerance: float, overwrite: bool, json_: boo
 
 @click.command(name="export")
 @click.argument("ref")
-@click.option("--format", "fmt", type=click.Choice(["onnx", "onnx-multi"]), default="onnx", show_default=True,
-              help="Export format; onnx-multi: one graph for several domains (REF is D1,D2,...), "
-                   "run with onnxruntime and numpy (an edge bundle).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["onnx", "onnx-multi"]),
+    default="onnx",
+    show_default=True,
+    help="Export format; onnx-multi: one graph for several domains (REF is D1,D2,...), "
+    "run with onnxruntime and numpy (an edge bundle).",
+)
 @click.option("--quantize", type=click.Choice(["int8"]), default=None, help="Quantize weights (dynamic int8).")
 @click.option("--opset", type=int, default=None, help="ONNX opset (default 17).")
-@click.option("--max-accuracy-drop", type=float, default=1.0, show_default=True,
-              help="Points of accuracy the export may lose against the fp32 adapter on the version's eval data; "
-                   "a larger loss is refused only when a paired test says it is more than noise.")
+@click.option(
+    "--max-accuracy-drop",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Points of accuracy the export may lose against the fp32 adapter on the version's eval data; "
+    "a larger loss is refused only when a paired test says it is more than noise.",
+)
 @tolerance_option
 @out_option
 @overwrite_option
 @write_json_option
-def export_cmd(ref: str, fmt: str, quantize: str | None, opset: int | None, max_accuracy_drop: float,
-               tolerance: float, out: Path, overwrite: bool, json_: bool) -> None:
+def export_cmd(
+    ref: str,
+    fmt: str,
+    quantize: str | None,
+    opset: int | None,
+    max_accuracy_drop: float,
+    tolerance: float,
+    out: Path,
+    overwrite: bool,
+    json_: bool,
+) -> None:
     """Export DOMAIN@REF to ONNX (optionally int8) with tokenizer and label map beside it.
 
     The export is checked against the adapter with onnxruntime and registered
@@ -110,20 +146,31 @@ def export_cmd(ref: str, fmt: str, quantize: str | None, opset: int | None, max_
     if fmt == "onnx-multi":
         _export_bundle(ref, quantize, out, overwrite, json_)
         return
-    result = export_onnx(open_registry(), ref, out, quantize=quantize, opset=opset,
-                         max_accuracy_drop=max_accuracy_drop, overwrite=overwrite, tolerance=tolerance, fmt=fmt)
+    result = export_onnx(
+        open_registry(),
+        ref,
+        out,
+        quantize=quantize,
+        opset=opset,
+        max_accuracy_drop=max_accuracy_drop,
+        overwrite=overwrite,
+        tolerance=tolerance,
+        fmt=fmt,
+    )
     if json_:
         emit_json(_result_json(result))
         return
-    click.echo(f"Exported {result.ref} as {result.artifact.name} to {result.out} "
-               f"({_checked(result.report, result.reused)})")
+    click.echo(
+        f"Exported {result.ref} as {result.artifact.name} to {result.out} ({_checked(result.report, result.reused)})"
+    )
 
 
 def _export_bundle(refs: str, quantize: str | None, out: Path, overwrite: bool, json_: bool) -> None:
     from loradock.adapters.export.bundle import export_bundle
 
-    result = export_bundle(open_registry(), [r.strip() for r in refs.split(",") if r.strip()], out,
-                           quantize=quantize, overwrite=overwrite)
+    result = export_bundle(
+        open_registry(), [r.strip() for r in refs.split(",") if r.strip()], out, quantize=quantize, overwrite=overwrite
+    )
     if json_:
         emit_json({"refs": result.refs, "out": str(Path(result.out).absolute()), "bundle": result.meta})
         return
@@ -132,17 +179,39 @@ def _export_bundle(refs: str, quantize: str | None, out: Path, overwrite: bool, 
 
 @click.command(name="predict")
 @click.argument("args", nargs=-1, metavar="[DOMAIN@REF] [TEXT|-]...", shell_complete=complete_ref)
-@click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Read texts from a file: one per line, or a CSV's --column.")
+@click.option(
+    "--file",
+    "file_",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Read texts from a file: one per line, or a CSV's --column.",
+)
 @click.option("--column", default=None, help="CSV column holding the texts [default: text].")
-@click.option("--onnx", "onnx_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Run an exported ONNX folder through onnxruntime instead of a registered version.")
-@click.option("--backend", type=click.Choice(PREDICT_BACKENDS), default="auto", show_default=True,
-              help="auto: the version's ONNX export when it has one (no torch import, quick), else PEFT on torch.")
+@click.option(
+    "--onnx",
+    "onnx_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Run an exported ONNX folder through onnxruntime instead of a registered version.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(PREDICT_BACKENDS),
+    default="auto",
+    show_default=True,
+    help="auto: the version's ONNX export when it has one (no torch import, quick), else PEFT on torch.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Texts per model call.")
 @json_option
-def predict_cmd(args: tuple[str, ...], file_: Path | None, column: str | None, onnx_dir: Path | None, backend: str,
-                batch_size: int, json_: bool) -> None:
+def predict_cmd(
+    args: tuple[str, ...],
+    file_: Path | None,
+    column: str | None,
+    onnx_dir: Path | None,
+    backend: str,
+    batch_size: int,
+    json_: bool,
+) -> None:
     """Predict labels for texts with DOMAIN@REF (or an ONNX folder), in batches.
 
     Texts come from the arguments, from stdin ('-', one per line) or from
@@ -171,17 +240,20 @@ def predict_cmd(args: tuple[str, ...], file_: Path | None, column: str | None, o
     if file_ is not None:
         texts += read_texts(file_, column)
     if not texts:
-        raise click.UsageError("Give at least one text: adapters predict DOMAIN@REF TEXT... ('-' reads stdin, "
-                               "--file reads a file)")
+        raise click.UsageError(
+            "Give at least one text: adapters predict DOMAIN@REF TEXT... ('-' reads stdin, --file reads a file)"
+        )
     cut = over_budget(texts)
     if cut:
-        click.echo(f"{cut} text(s) longer than {MAX_CHARS} characters: only their first {MAX_CHARS} are "
-                   "used (the server refuses them; split them to classify every part).", err=True)
+        click.echo(
+            f"{cut} text(s) longer than {MAX_CHARS} characters: only their first {MAX_CHARS} are "
+            "used (the server refuses them; split them to classify every part).",
+            err=True,
+        )
     if onnx_dir is not None:
         predictions, how = predict_onnx(onnx_dir, texts), f"onnxruntime on {onnx_dir}"
-    else:
-        run = predict_version(open_registry(), ref, texts, backend=backend, batch_size=batch_size,
-                              before_torch=_quiet)
+    elif ref is not None:  # always, after the UsageError above; said again for the type checker
+        run = predict_version(open_registry(), ref, texts, backend=backend, batch_size=batch_size, before_torch=_quiet)
         predictions, how = run.predictions, f"{run.backend} ({run.source} of {run.ref})"
     click.echo(f"predicted {len(predictions)} with {how}", err=True)
     if json_:

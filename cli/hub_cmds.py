@@ -15,12 +15,19 @@ from .render import emit_json
 @click.option("--repo", "repo_id", required=True, metavar="OWNER/NAME", help="Hub repo to push to (created if needed).")
 @click.option("--private", is_flag=True, help="Create the repo as private (an existing repo keeps its visibility).")
 @click.option("--all-versions", is_flag=True, help="Push every version of the domain, oldest first.")
-@click.option("--license", "license_", default=None, help="License id for the model card (default: apache-2.0, the base's).")
-@click.option("--base-id", default=None, metavar="ORG/NAME",
-              help="Hub id to publish as the base of a version trained on a local base folder.")
+@click.option(
+    "--license", "license_", default=None, help="License id for the model card (default: apache-2.0, the base's)."
+)
+@click.option(
+    "--base-id",
+    default=None,
+    metavar="ORG/NAME",
+    help="Hub id to publish as the base of a version trained on a local base folder.",
+)
 @write_json_option
-def push_cmd(ref: str, repo_id: str, private: bool, all_versions: bool, license_: str | None, base_id: str | None,
-             json_: bool) -> None:
+def push_cmd(
+    ref: str, repo_id: str, private: bool, all_versions: bool, license_: str | None, base_id: str | None, json_: bool
+) -> None:
     """Upload a version to the Hub as tag vN, with its model card, plots and metadata.
 
     Aliases of versions on the Hub become branches of the same name, so
@@ -41,8 +48,9 @@ def push_cmd(ref: str, repo_id: str, private: bool, all_versions: bool, license_
     """
     from loradock.adapters.hub.push import push
 
-    report = push(open_registry(), ref, repo_id, private=private, all_versions=all_versions, license=license_,
-                  base_id=base_id)
+    report = push(
+        open_registry(), ref, repo_id, private=private, all_versions=all_versions, license=license_, base_id=base_id
+    )
     if json_:
         emit_json(dataclasses.asdict(report))
         return
@@ -50,7 +58,9 @@ def push_cmd(ref: str, repo_id: str, private: bool, all_versions: bool, license_
         if v.uploaded:
             click.echo(f"Pushed {v.ref} to {report.repo_id}@{v.tag} (commit {v.commit_sha[:12]})")
         else:
-            click.echo(f"{v.ref} is already on the Hub as {report.repo_id}@{v.tag} (commit {v.commit_sha[:12]}); nothing uploaded")
+            click.echo(
+                f"{v.ref} is already on the Hub as {report.repo_id}@{v.tag} (commit {v.commit_sha[:12]}); nothing uploaded"
+            )
     for alias, tag in report.aliases.items():
         click.echo(f"Alias {alias} -> {report.repo_id}@{tag}")
     for alias in report.skipped_aliases:
@@ -62,8 +72,13 @@ def push_cmd(ref: str, repo_id: str, private: bool, all_versions: bool, license_
 @click.argument("spec", metavar="OWNER/NAME[@REV]")
 @click.option("--domain", default=None, help="Domain to register into (needed for plain PEFT repos without tags).")
 @click.option("--force", is_flag=True, help="Register even if the local base model's fingerprint differs.")
-@click.option("--alias", "aliases", multiple=True, metavar="NAME",
-              help="Point this local alias at the pulled version (pull never moves one otherwise).")
+@click.option(
+    "--alias",
+    "aliases",
+    multiple=True,
+    metavar="NAME",
+    help="Point this local alias at the pulled version (pull never moves one otherwise).",
+)
 @write_json_option
 def pull_cmd(spec: str, domain: str | None, force: bool, aliases: tuple[str, ...], json_: bool) -> None:
     """Download a version from the Hub, verify its hashes and register it locally.
@@ -97,11 +112,16 @@ def pull_cmd(spec: str, domain: str | None, force: bool, aliases: tuple[str, ...
     for alias in report.aliases:
         click.echo(f"Alias {v.domain}@{alias} -> {v.ref}")
     if report.remote_branches:
-        click.echo(f"Remote branches at this commit: {', '.join(report.remote_branches)} "
-                   f"(local aliases unchanged; move one with --alias NAME)")
+        click.echo(
+            f"Remote branches at this commit: {', '.join(report.remote_branches)} "
+            f"(local aliases unchanged; move one with --alias NAME)"
+        )
     if report.unverified:
-        click.echo(f"{v.ref} records no base fingerprint and its base is not on this machine: it is unverified "
-                   "(adapters serve refuses it unless --allow-unverified-base)", err=True)
+        click.echo(
+            f"{v.ref} records no base fingerprint and its base is not on this machine: it is unverified "
+            "(adapters serve refuses it unless --allow-unverified-base)",
+            err=True,
+        )
 
 
 COMMANDS = [push_cmd, pull_cmd]

@@ -17,10 +17,15 @@ from .registry_cmds import COMMANDS
 # Model-side commands live in their own modules; each module only defines
 # click commands and imports torch inside them, so `adapters list` stays fast.
 _EXTENSIONS = (
-    "loradock.cli.train_cmds", "loradock.cli.hub_cmds", "loradock.cli.export_cmds", "loradock.cli.serve_cmds",
+    "loradock.cli.train_cmds",
+    "loradock.cli.hub_cmds",
+    "loradock.cli.export_cmds",
+    "loradock.cli.serve_cmds",
     "loradock.cli.demo_cmds",
     # Not all present yet; a missing one is skipped below.
-    "loradock.cli.artifact_cmds", "loradock.cli.domain_cmds", "loradock.cli.ui_cmds",
+    "loradock.cli.artifact_cmds",
+    "loradock.cli.domain_cmds",
+    "loradock.cli.ui_cmds",
 )
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -41,8 +46,13 @@ def quiet_library_warnings() -> None:
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(version=__version__, prog_name="adapters")
-@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), envvar=LOG_LEVEL_ENV,
-              default=None, help=f"Log messages at this level and above [env {LOG_LEVEL_ENV}; default: warning].")
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    envvar=LOG_LEVEL_ENV,
+    default=None,
+    help=f"Log messages at this level and above [env {LOG_LEVEL_ENV}; default: warning].",
+)
 def cli(log_level: str | None) -> None:
     """loradock: keep, ship and serve LoRA adapters, one per domain, on one base model.
 
@@ -80,7 +90,8 @@ def keep_examples(help_text: str | None) -> str | None:
         return help_text
     paragraphs = inspect.cleandoc(help_text).split("\n\n")
     return "\n\n".join(
-        "\b\n" + p if p.strip() and not p.startswith("\b") and all(line.startswith(" ") for line in p.splitlines())
+        "\b\n" + p
+        if p.strip() and not p.startswith("\b") and all(line.startswith(" ") for line in p.splitlines())
         else p
         for p in paragraphs
     )

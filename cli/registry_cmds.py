@@ -39,7 +39,10 @@ def domains_list(json_: bool) -> None:
         emit_json([{**d.to_row(), "versions": counts[d.name]} for d in domains])
         return
     table(
-        [(d.name, len(d.labels), ",".join(d.labels), counts[d.name], "preset" if d.preset else "user") for d in domains],
+        [
+            (d.name, len(d.labels), ",".join(d.labels), counts[d.name], "preset" if d.preset else "user")
+            for d in domains
+        ],
         ["domain", "labels", "names", "versions", "kind"],
     )
 
@@ -53,8 +56,16 @@ def domains_list(json_: bool) -> None:
 @click.option("--lr", type=float, default=None, help="Default learning rate for this domain.")
 @click.option("--epochs", type=int, default=None, help="Default epochs for this domain.")
 @write_json_option
-def domains_add(name: str, labels: str, base_model: str | None, dataset: str | None, description: str,
-                lr: float | None, epochs: int | None, json_: bool) -> None:
+def domains_add(
+    name: str,
+    labels: str,
+    base_model: str | None,
+    dataset: str | None,
+    description: str,
+    lr: float | None,
+    epochs: int | None,
+    json_: bool,
+) -> None:
     """Define a domain of your own.
 
     Example usage:
@@ -67,9 +78,12 @@ def domains_add(name: str, labels: str, base_model: str | None, dataset: str | N
     if overrides:
         recipe = LoraRecipe.from_dict({**recipe.to_dict(), **overrides})
     domain = Domain(
-        name=name, labels=tuple(x.strip() for x in labels.split(",")),
+        name=name,
+        labels=tuple(x.strip() for x in labels.split(",")),
         base_model=base_model or DEFAULT_BASE,
-        dataset=dataset, description=description, recipe=recipe,
+        dataset=dataset,
+        description=description,
+        recipe=recipe,
     )
     open_registry().add_domain(domain)
     if json_:
@@ -101,11 +115,18 @@ def domains_show(name: str, json_: bool) -> None:
 @click.option("--description", default="", help="What this version is.")
 @click.option("--parent", default=None, help="The version this one was derived from, e.g. medical@2.")
 @click.option("--base", "base_model", default=None, help="Base model (default: from adapter_config.json).")
-@click.option("--new-version", is_flag=True,
-              help="Register a new version even if an existing one has identical files.")
+@click.option("--new-version", is_flag=True, help="Register a new version even if an existing one has identical files.")
 @write_json_option
-def register_cmd(domain: str, path: str, aliases: tuple[str, ...], description: str, parent: str | None,
-                 base_model: str | None, new_version: bool, json_: bool) -> None:
+def register_cmd(
+    domain: str,
+    path: str,
+    aliases: tuple[str, ...],
+    description: str,
+    parent: str | None,
+    base_model: str | None,
+    new_version: bool,
+    json_: bool,
+) -> None:
     """Register a folder written by PEFT's save_pretrained() as DOMAIN's next version.
 
     Files identical to an existing version of DOMAIN are not stored twice:
@@ -126,7 +147,9 @@ def register_cmd(domain: str, path: str, aliases: tuple[str, ...], description: 
     reg.check_folder(domain, Path(path))
     base = base_for_folder(Path(path), reg.domain(domain).base_model, base_model, reg)
     info = VersionInfo(
-        **base.record(), parent=parent, description=description,
+        **base.record(),
+        parent=parent,
+        description=description,
         provenance={"source": "register", "path": str(Path(path).resolve()), **base.provenance()},
     )
     version = reg.register(domain, Path(path), info, aliases=aliases, new_version=new_version)
@@ -150,8 +173,16 @@ def list_cmd(domain: str | None, limit: int, json_: bool) -> None:
         return
     table(
         [
-            (v.ref, ",".join(v.aliases), v.sha256[:12], size(v.size_bytes), metric(v.metrics, "accuracy"),
-             gate_summary(v.gate), v.created_at[:19].replace("T", " "), v.description[:40])
+            (
+                v.ref,
+                ",".join(v.aliases),
+                v.sha256[:12],
+                size(v.size_bytes),
+                metric(v.metrics, "accuracy"),
+                gate_summary(v.gate),
+                v.created_at[:19].replace("T", " "),
+                v.description[:40],
+            )
             for v in versions
         ],
         ["version", "aliases", "sha256", "size", "accuracy", "gate", "created", "description"],
@@ -180,16 +211,32 @@ def show_cmd(ref: str, json_: bool) -> None:
         emit_json({**version.to_dict(), "artifacts": [{**a.to_dict(), "path": str(paths[a.id])} for a in artifacts]})
         return
     rows = [
-        ("version", version.ref), ("aliases", ", ".join(version.aliases) or "-"), ("sha256", version.sha256),
-        ("kind", version.kind), ("task", version.task), ("labels", ", ".join(version.labels)),
+        ("version", version.ref),
+        ("aliases", ", ".join(version.aliases) or "-"),
+        ("sha256", version.sha256),
+        ("kind", version.kind),
+        ("task", version.task),
+        ("labels", ", ".join(version.labels)),
         ("base", f"{version.base_model} ({(version.base_fingerprint or '-')[:19]})"),
         ("lora", ", ".join(f"{k}={v}" for k, v in version.peft_config.items() if v is not None)),
-        ("targets", recorded_targets(version.train_args.get("target_modules"), version.peft_config.get("target_modules"))),
+        (
+            "targets",
+            recorded_targets(version.train_args.get("target_modules"), version.peft_config.get("target_modules")),
+        ),
         ("data", ", ".join(f"{k}={v}" for k, v in version.data.items()) or "-"),
-        ("metrics", ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                              for k, v in version.metrics.items() if not isinstance(v, (dict, list))) or "-"),
+        (
+            "metrics",
+            ", ".join(
+                f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in version.metrics.items()
+                if not isinstance(v, (dict, list))
+            )
+            or "-",
+        ),
         ("gate", gate_summary(version.gate) + (f": {gate_reasons(version.gate)}" if version.failed else "")),
-        ("parent", version.parent or "-"), ("created", version.created_at), ("size", size(version.size_bytes)),
+        ("parent", version.parent or "-"),
+        ("created", version.created_at),
+        ("size", size(version.size_bytes)),
         ("description", version.description or "-"),
     ]
     if version.provenance:
@@ -244,8 +291,9 @@ def alias_set(domain: str, alias: str, version: str, force: bool, json_: bool) -
     reg = open_registry()
     target = reg.set_alias(domain, alias, version, force=force)
     if json_:
-        emit_json({"domain": domain, "alias": alias, "ref": target.ref, "number": target.number,
-                   "sha256": target.sha256})
+        emit_json(
+            {"domain": domain, "alias": alias, "ref": target.ref, "number": target.number, "sha256": target.sha256}
+        )
         return
     click.echo(f"{domain}@{alias} -> {target.ref}")
 
@@ -273,8 +321,10 @@ def alias_list(domain: str | None, json_: bool) -> None:
     if json_:
         emit_json(rows)
         return
-    table([(r["domain"], r["name"], f"{r['domain']}@{r['number']}", r["updated_at"][:19]) for r in rows],
-          ["domain", "alias", "version", "updated"])
+    table(
+        [(r["domain"], r["name"], f"{r['domain']}@{r['number']}", r["updated_at"][:19]) for r in rows],
+        ["domain", "alias", "version", "updated"],
+    )
 
 
 @alias_group.command(name="history")
@@ -287,8 +337,10 @@ def alias_history(domain: str, alias: str, json_: bool) -> None:
     if json_:
         emit_json([e.to_dict() for e in events])
         return
-    table([(e.at[:19].replace("T", " "), e.action, e.old or "-", e.new or "-") for e in events],
-          ["when", "action", "from", "to"])
+    table(
+        [(e.at[:19].replace("T", " "), e.action, e.old or "-", e.new or "-") for e in events],
+        ["when", "action", "from", "to"],
+    )
 
 
 @click.command(name="rm")
@@ -310,8 +362,9 @@ def verify_cmd(json_: bool) -> None:
     """Rehash every stored file and check the index; exit 1 on any damage."""
     report = open_registry().verify()
     if json_:
-        emit_json({"checked": report.checked, "ok": report.ok, "problems": report.problems,
-                   "leftovers": report.leftovers})
+        emit_json(
+            {"checked": report.checked, "ok": report.ok, "problems": report.problems, "leftovers": report.leftovers}
+        )
     elif report.ok:
         click.echo(f"OK: {report.checked} blobs verified, index intact")
     else:
@@ -331,12 +384,20 @@ def gc_cmd(dry_run: bool, json_: bool) -> None:
     """Remove stored files that no version or artifact refers to."""
     report = open_registry().gc(dry_run=dry_run)
     if json_:
-        emit_json({"removed": report.removed, "freed_bytes": report.freed_bytes, "dry_run": report.dry_run,
-                   "leftovers": report.leftovers})
+        emit_json(
+            {
+                "removed": report.removed,
+                "freed_bytes": report.freed_bytes,
+                "dry_run": report.dry_run,
+                "leftovers": report.leftovers,
+            }
+        )
         return
     verb = "Would remove" if dry_run else "Removed"
-    click.echo(f"{verb} {len(report.removed)} blobs and {len(report.leftovers)} stale copies or partial writes, "
-               f"{size(report.freed_bytes)}")
+    click.echo(
+        f"{verb} {len(report.removed)} blobs and {len(report.leftovers)} stale copies or partial writes, "
+        f"{size(report.freed_bytes)}"
+    )
 
 
 COMMANDS = [domains_group, register_cmd, list_cmd, show_cmd, path_cmd, alias_group, rm_cmd, verify_cmd, gc_cmd]

@@ -13,7 +13,9 @@ from .render import emit_json, size
 json_option = click.option("json_", "--json", is_flag=True, help="Print the result as JSON.")
 column_options = [
     click.option("--text-column", default="text", show_default=True, help="Column holding the text."),
-    click.option("--label-column", default="label", show_default=True, help="Column holding the label name (or index)."),
+    click.option(
+        "--label-column", default="label", show_default=True, help="Column holding the label name (or index)."
+    ),
 ]
 
 
@@ -52,8 +54,10 @@ def _summary(result: Any, alias: str | None) -> list[str]:
         ),
     ]
     ran = len(history.get("epochs") or [])
-    lines.append(f"best epoch {history.get('best_epoch')} of {ran} run (by eval macro-F1)"
-                 + (", stopped early" if history.get("stopped_early") else ""))
+    lines.append(
+        f"best epoch {history.get('best_epoch')} of {ran} run (by eval macro-F1)"
+        + (", stopped early" if history.get("stopped_early") else "")
+    )
     lines.append(_gate_line(result))
     if result.version is not None:
         v = result.version
@@ -61,8 +65,12 @@ def _summary(result: Any, alias: str | None) -> list[str]:
         state = " FAILED its gate; latest and aliases stay on the previous good version" if v.failed else ""
         lines.append(f"Registered {v.ref} ({v.sha256[:12]}, {size(v.size_bytes)}), aliases: {aliases}{state}")
         if alias and v.failed and alias not in v.aliases:
-            lines.append(f"{v.domain}@{alias} did not move; to move it anyway: adapters alias set {v.domain} {alias} {v.number} --force")
-        lines.append(f"Plots and report: adapters artifacts {v.ref}  (copy them out: adapters artifacts get {v.ref} plots --out DIR)")
+            lines.append(
+                f"{v.domain}@{alias} did not move; to move it anyway: adapters alias set {v.domain} {alias} {v.number} --force"
+            )
+        lines.append(
+            f"Plots and report: adapters artifacts {v.ref}  (copy them out: adapters artifacts get {v.ref} plots --out DIR)"
+        )
     elif result.artifact is not None:
         a = result.artifact
         lines.append(f"Stored full fine-tuned model as {a.domain}:{a.kind}/{a.name} (not an adapter version)")
@@ -71,12 +79,20 @@ def _summary(result: Any, alias: str | None) -> list[str]:
 
 @click.command(name="train")
 @click.argument("domain")
-@click.option("--data", default=None, help="Training data: embedded:DOMAIN, hf:NAME[:CONFIG][@REVISION], or a .csv/.jsonl/.parquet file. Default: the domain's dataset.")
+@click.option(
+    "--data",
+    default=None,
+    help="Training data: embedded:DOMAIN, hf:NAME[:CONFIG][@REVISION], or a .csv/.jsonl/.parquet file. Default: the domain's dataset.",
+)
 @click.option("--split", default="train", show_default=True, help="Split to train on, for hf: data.")
 @_columns
-@click.option("--eval-data", default=None, help="Evaluation data (same forms as --data); default: hold out --eval-fraction.")
+@click.option(
+    "--eval-data", default=None, help="Evaluation data (same forms as --data); default: hold out --eval-fraction."
+)
 @click.option("--eval-split", default="test", show_default=True, help="Split of --eval-data, for hf: data.")
-@click.option("--eval-fraction", type=float, default=None, help="Share of --data held out for evaluation [default: 0.2].")
+@click.option(
+    "--eval-fraction", type=float, default=None, help="Share of --data held out for evaluation [default: 0.2]."
+)
 @click.option("--base", default=None, help="Base model id or folder (default: the domain's).")
 @click.option("--epochs", type=int, default=None, help="Epochs (default: the domain's recipe).")
 @click.option("--r", "r", type=int, default=None, help="LoRA rank.")
@@ -85,20 +101,55 @@ def _summary(result: Any, alias: str | None) -> list[str]:
 @click.option("--target-modules", default=None, help="Comma-separated modules to adapt, e.g. query,value.")
 @click.option("--lr", type=float, default=None, help="Learning rate (LoRA default: the recipe's; --full: 5e-5).")
 @click.option("--batch-size", type=int, default=None, help="Training batch size.")
-@click.option("--max-length", type=int, default=None, help="Truncate texts to this many tokens (default: the domain's, else the 95th percentile of the training texts' token counts, up to 256).")
+@click.option(
+    "--max-length",
+    type=int,
+    default=None,
+    help="Truncate texts to this many tokens (default: the domain's, else the 95th percentile of the training texts' token counts, up to 256).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for init, split, batch order, dropout.")
 @click.option("--alias", default=None, help="Also point this alias (e.g. staging) at the new version.")
 @click.option("--description", default="", help="What this version is.")
-@click.option("--full", is_flag=True, help="Full fine-tuning instead of LoRA, for comparison; stored as a full-model artifact, not a version.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run (same options) from its last epoch checkpoint.")
-@click.option("--patience", type=int, default=None, help="Stop after this many epochs without a better eval macro-F1; 0 never stops early [default: 2].")
-@click.option("--min-accuracy", type=float, default=None, help="Gate: fail the version below this eval accuracy (overrides the domain's gate).")
-@click.option("--min-macro-f1", type=float, default=None, help="Gate: fail the version below this eval macro-F1 (overrides the domain's gate).")
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Full fine-tuning instead of LoRA, for comparison; stored as a full-model artifact, not a version.",
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue an interrupted run (same options) from its last epoch checkpoint."
+)
+@click.option(
+    "--patience",
+    type=int,
+    default=None,
+    help="Stop after this many epochs without a better eval macro-F1; 0 never stops early [default: 2].",
+)
+@click.option(
+    "--min-accuracy",
+    type=float,
+    default=None,
+    help="Gate: fail the version below this eval accuracy (overrides the domain's gate).",
+)
+@click.option(
+    "--min-macro-f1",
+    type=float,
+    default=None,
+    help="Gate: fail the version below this eval macro-F1 (overrides the domain's gate).",
+)
 @click.option("--force", is_flag=True, help="Move --alias even if the version fails its quality gate.")
-@click.option("--loop", type=click.Choice(["auto", "own", "trainer"]), default="auto", show_default=True,
-              help="Training loop: loradock's own, or transformers.Trainer (BENCHMARKS.md compares them); "
-                   "auto runs the own loop, or the Trainer when --report-to is given.")
-@click.option("--report-to", default=None, help="Comma-separated tensorboard, mlflow, wandb (if installed), through transformers.Trainer (not with --loop own); the logs are stored as the version's `logs` artifact.")
+@click.option(
+    "--loop",
+    type=click.Choice(["auto", "own", "trainer"]),
+    default="auto",
+    show_default=True,
+    help="Training loop: loradock's own, or transformers.Trainer (BENCHMARKS.md compares them); "
+    "auto runs the own loop, or the Trainer when --report-to is given.",
+)
+@click.option(
+    "--report-to",
+    default=None,
+    help="Comma-separated tensorboard, mlflow, wandb (if installed), through transformers.Trainer (not with --loop own); the logs are stored as the version's `logs` artifact.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines.")
 @json_option
@@ -134,21 +185,31 @@ def train_cmd(domain: str, quiet: bool, json_: bool, target_modules: str | None,
     options = TrainOptions(
         target_modules=tuple(target_modules.split(",")) if target_modules else None,
         progress=not quiet and not json_ and terminal,
-        on_epoch=None if quiet or terminal else (lambda line: click.echo(line, err=True)), **kwargs,
+        on_epoch=None if quiet or terminal else (lambda line: click.echo(line, err=True)),
+        **kwargs,
     )
     result = train(Registry(), domain, options)
     if result.created_domain:
-        click.echo(f"New domain {domain!r} with labels from the data: {', '.join(result.version.labels if result.version else [])}",
-                   err=json_)
+        click.echo(
+            f"New domain {domain!r} with labels from the data: {', '.join(result.version.labels if result.version else [])}",
+            err=json_,
+        )
     if json_:
-        emit_json({
-            "ref": result.version.ref if result.version else None,
-            "artifact": result.artifact.to_dict() if result.artifact else None,
-            "metrics": result.report.to_metrics(), "train_args": result.train_args, "extra": result.extra,
-            "gate": result.gate, "failed": result.failed, "created_domain": result.created_domain,
-            "aliases": list(result.version.aliases) if result.version else [],
-            "best_epoch": result.history.get("best_epoch"), "epochs": result.history.get("epochs"),
-        })
+        emit_json(
+            {
+                "ref": result.version.ref if result.version else None,
+                "artifact": result.artifact.to_dict() if result.artifact else None,
+                "metrics": result.report.to_metrics(),
+                "train_args": result.train_args,
+                "extra": result.extra,
+                "gate": result.gate,
+                "failed": result.failed,
+                "created_domain": result.created_domain,
+                "aliases": list(result.version.aliases) if result.version else [],
+                "best_epoch": result.history.get("best_epoch"),
+                "epochs": result.history.get("epochs"),
+            }
+        )
     else:
         click.echo(render(result.report))
         click.echo()
@@ -156,20 +217,34 @@ def train_cmd(domain: str, quiet: bool, json_: bool, target_modules: str | None,
             click.echo(line)
     if result.failed:
         ref = result.version.ref if result.version else domain
-        raise QualityGateFailed(f"{ref} failed its quality gate: {'; '.join(result.gate.get('reasons') or [])}. "
-                                f"See why: adapters artifacts get {ref} plots --out DIR")
+        raise QualityGateFailed(
+            f"{ref} failed its quality gate: {'; '.join(result.gate.get('reasons') or [])}. "
+            f"See why: adapters artifacts get {ref} plots --out DIR"
+        )
 
 
 @click.command(name="eval")
 @click.argument("ref")
-@click.option("--data", required=True, help="Labelled data: embedded:DOMAIN, hf:NAME[:CONFIG][@REVISION], or a .csv/.jsonl/.parquet file.")
+@click.option(
+    "--data",
+    required=True,
+    help="Labelled data: embedded:DOMAIN, hf:NAME[:CONFIG][@REVISION], or a .csv/.jsonl/.parquet file.",
+)
 @click.option("--split", default="test", show_default=True, help="Split, for hf: data.")
 @_columns
 @click.option("--max-length", type=int, default=None, help="Truncation length (default: the one used in training).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
 @json_option
-def eval_cmd(ref: str, data: str, split: str, text_column: str, label_column: str, max_length: int | None,
-             device: str, json_: bool) -> None:
+def eval_cmd(
+    ref: str,
+    data: str,
+    split: str,
+    text_column: str,
+    label_column: str,
+    max_length: int | None,
+    device: str,
+    json_: bool,
+) -> None:
     """Evaluate a registered version on labelled data and print the report.
 
     Example usage:
@@ -181,8 +256,14 @@ def eval_cmd(ref: str, data: str, split: str, text_column: str, label_column: st
     from loradock.registry import Registry
 
     report = evaluate_version(
-        Registry(), ref, data, text_column=text_column, label_column=label_column, split=split,
-        device=device, max_length=max_length,
+        Registry(),
+        ref,
+        data,
+        text_column=text_column,
+        label_column=label_column,
+        split=split,
+        device=device,
+        max_length=max_length,
     )
     if json_:
         emit_json(report.to_dict())

@@ -11,8 +11,9 @@ this module imports neither torch nor the rest of loradock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence, overload
+from typing import Any, overload
 
 import httpx
 
@@ -53,8 +54,9 @@ class ConflictError(ClientError):
 class OverloadedError(ClientError):
     """503: the server's queue is full; retry after `retry_after` seconds."""
 
-    def __init__(self, message: str, status: int = 503, body: dict[str, Any] | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, status: int = 503, body: dict[str, Any] | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message, status, body)
         self.retry_after = retry_after
 
@@ -68,8 +70,13 @@ class UnreachableError(ClientError, ConnectionError):
 
 
 _BY_STATUS: dict[int, type[ClientError]] = {
-    400: InvalidRequestError, 401: AuthError, 404: NotFoundError, 405: NotFoundError, 409: ConflictError,
-    413: TooLargeError, 422: InvalidRequestError,
+    400: InvalidRequestError,
+    401: AuthError,
+    404: NotFoundError,
+    405: NotFoundError,
+    409: ConflictError,
+    413: TooLargeError,
+    422: InvalidRequestError,
 }
 
 
@@ -101,8 +108,9 @@ class ModelInfo:
 class Client:
     """A loradock server at `url`; `token` is the server's `--api-key-env` key (None when it has none)."""
 
-    def __init__(self, url: str, token: str | None = None, timeout: float = 30.0,
-                 http: httpx.Client | None = None) -> None:
+    def __init__(
+        self, url: str, token: str | None = None, timeout: float = 30.0, http: httpx.Client | None = None
+    ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.url = url.rstrip("/")
         # `http`: bring your own httpx.Client (proxies, retries, or a test transport).
@@ -118,26 +126,42 @@ class Client:
     @overload
     def classify(self, model: str, inputs: Sequence[str], top_k: int | None = None) -> list[Classification]: ...
 
-    def classify(self, model: str, inputs: str | Sequence[str],
-                 top_k: int | None = None) -> Classification | list[Classification]:
+    def classify(
+        self, model: str, inputs: str | Sequence[str], top_k: int | None = None
+    ) -> Classification | list[Classification]:
         """Labels for one text (one Classification) or many (a list); `model` is DOMAIN, DOMAIN@N or DOMAIN@ALIAS."""
         one = isinstance(inputs, str)
         body: dict[str, Any] = {"model": model, "input": inputs if one else list(inputs)}
         if top_k is not None:
             body["top_k"] = top_k
         answer = self._call("POST", "/v1/classify", json=body)
-        out = [Classification(label=row[0]["label"], score=row[0]["score"],
-                              scores={item["label"]: item["score"] for item in row}, domain=answer["domain"],
-                              version=answer["version"], sha256=answer["sha256"])
-               for row in answer["results"]]
+        out = [
+            Classification(
+                label=row[0]["label"],
+                score=row[0]["score"],
+                scores={item["label"]: item["score"] for item in row},
+                domain=answer["domain"],
+                version=answer["version"],
+                sha256=answer["sha256"],
+            )
+            for row in answer["results"]
+        ]
         return out[0] if one else out
 
     def models(self) -> list[ModelInfo]:
         """What the server serves: one entry per domain, with version, content hash and base."""
-        return [ModelInfo(id=m["id"], version=m["version"], sha256=m["sha256"], base_model=m["base_model"],
-                          follows=m["follows"], labels=list(m.get("labels", [])),
-                          parent_version=m.get("parent_version"))
-                for m in self._call("GET", "/v1/models")["data"]]
+        return [
+            ModelInfo(
+                id=m["id"],
+                version=m["version"],
+                sha256=m["sha256"],
+                base_model=m["base_model"],
+                follows=m["follows"],
+                labels=list(m.get("labels", [])),
+                parent_version=m.get("parent_version"),
+            )
+            for m in self._call("GET", "/v1/models")["data"]
+        ]
 
     def domains(self) -> dict[str, Any]:
         """`GET /v1/domains`: the base, the device, and per domain its version, tier and counts."""
@@ -152,7 +176,9 @@ class Client:
         try:
             response = self._http.request(method, path, headers=self._headers, **kwargs)
         except httpx.TransportError as exc:
-            raise UnreachableError(f"No answer from {self.url}{path} ({exc}); is 'adapters serve' running there?") from exc
+            raise UnreachableError(
+                f"No answer from {self.url}{path} ({exc}); is 'adapters serve' running there?"
+            ) from exc
         if response.status_code < 400:
             return response.json()
         raise _error_from(response)

@@ -14,8 +14,9 @@ Nothing is imported until `load` is called, so `import loradock` stays light.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence, overload
+from typing import TYPE_CHECKING, overload
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,8 +32,15 @@ SDK_BACKENDS = ("torch", "onnx")
 class Classifier:
     """One adapter version, loaded once: call it with a text or a list of texts."""
 
-    def __init__(self, version: AdapterVersion, backend: str, source: str,
-                 logits_of: Callable[[list[str]], np.ndarray], labels: list[str], batch_size: int) -> None:
+    def __init__(
+        self,
+        version: AdapterVersion,
+        backend: str,
+        source: str,
+        logits_of: Callable[[list[str]], np.ndarray],
+        labels: list[str],
+        batch_size: int,
+    ) -> None:
         self.version = version
         self.ref = version.ref
         self.labels = labels
@@ -56,7 +64,7 @@ class Classifier:
         return by_length(items, self._batch_size, self._logits_of)
 
     @overload
-    def __call__(self, texts: str) -> Prediction: ...
+    def __call__(self, texts: str) -> Prediction: ...  # type: ignore[overload-overlap]  # str is a Sequence[str]; str is matched first, as at runtime
 
     @overload
     def __call__(self, texts: Sequence[str]) -> list[Prediction]: ...
@@ -66,15 +74,22 @@ class Classifier:
         from loradock.adapters.predict import to_predictions
 
         single = isinstance(texts, str)
-        items = [texts] if single else list(texts)  # type: ignore[list-item]
+        items: list[str] = [texts] if isinstance(texts, str) else list(texts)
         if not all(isinstance(t, str) for t in items):
             raise TypeError("loradock classifiers take a str or a list of str.")
         predictions = to_predictions(items, self.logits(items), self.labels)
         return predictions[0] if single else predictions
 
 
-def load(ref: str, *, backend: str = "torch", home: str | Path | None = None, device: str = "cpu",
-         base: str | None = None, batch_size: int = 32) -> Classifier:
+def load(
+    ref: str,
+    *,
+    backend: str = "torch",
+    home: str | Path | None = None,
+    device: str = "cpu",
+    base: str | None = None,
+    batch_size: int = 32,
+) -> Classifier:
     """`DOMAIN@REF` (e.g. "medical@production") from the registry as a callable classifier.
 
     `backend="onnx"` uses the version's ONNX export (an error names the export command
@@ -98,16 +113,22 @@ def _onnx(registry: Registry, version: AdapterVersion, batch_size: int) -> Class
 
     artifact = onnx_artifact(registry, version)
     if artifact is None:
-        raise NoExportError(f"{version.ref} has no ONNX export; make one with: "
-                            f"adapters export {version.ref} --format onnx --out DIR")
+        raise NoExportError(
+            f"{version.ref} has no ONNX export; make one with: adapters export {version.ref} --format onnx --out DIR"
+        )
     model = OnnxClassifier(registry.artifact_path(artifact))
     max_length = version_max_length(registry, version)
-    return Classifier(version, "onnx", f"onnx/{artifact.name}",
-                      lambda chunk: model.logits(chunk, max_length, batch_size), model.labels, batch_size)
+    return Classifier(
+        version,
+        "onnx",
+        f"onnx/{artifact.name}",
+        lambda chunk: model.logits(chunk, max_length, batch_size),
+        model.labels,
+        batch_size,
+    )
 
 
-def _torch(registry: Registry, version: AdapterVersion, device: str, base: str | None,
-           batch_size: int) -> Classifier:
+def _torch(registry: Registry, version: AdapterVersion, device: str, base: str | None, batch_size: int) -> Classifier:
     from loradock.adapters.base import pick_device
     from loradock.adapters.loading import load_version
     from loradock.adapters.predict import torch_logits, version_max_length
@@ -115,6 +136,11 @@ def _torch(registry: Registry, version: AdapterVersion, device: str, base: str |
     loaded = load_version(registry, version.ref, pick_device(device), base=base)
     max_length = version_max_length(registry, version)
     log.info("loaded %s through PEFT on %s", version.ref, loaded.version.base_model)
-    return Classifier(version, "torch", "PEFT adapter",
-                      lambda chunk: torch_logits(loaded.model, loaded.tokenizer, chunk, max_length, batch_size),
-                      list(version.labels), batch_size)
+    return Classifier(
+        version,
+        "torch",
+        "PEFT adapter",
+        lambda chunk: torch_logits(loaded.model, loaded.tokenizer, chunk, max_length, batch_size),
+        list(version.labels),
+        batch_size,
+    )

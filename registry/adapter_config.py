@@ -71,8 +71,10 @@ class AdapterConfig:
 
     def __post_init__(self) -> None:
         if self.peft_type != "LORA":
-            raise InvalidAdapterError(f"{self.where}: peft_type is {self.peft_type!r}; only LORA adapters are "
-                                      "supported. Train a LoRA adapter (LoraConfig) and save it with save_pretrained().")
+            raise InvalidAdapterError(
+                f"{self.where}: peft_type is {self.peft_type!r}; only LORA adapters are "
+                "supported. Train a LoRA adapter (LoraConfig) and save it with save_pretrained()."
+            )
         for flag in UNSERVED_FEATURES:
             if getattr(self, flag):
                 raise InvalidAdapterError(_UNSERVED.format(where=self.where, flag=flag, value=getattr(self, flag)))
@@ -138,32 +140,43 @@ class AdapterConfig:
         for module, halves in lora.items():
             if set(halves) != {"A", "B"}:
                 missing = "lora_B" if "A" in halves else "lora_A"
-                raise InvalidAdapterError(f"{where}: module {module} has no {missing} weight; re-save the adapter "
-                                          "with save_pretrained().")
+                raise InvalidAdapterError(
+                    f"{where}: module {module} has no {missing} weight; re-save the adapter with save_pretrained()."
+                )
         final = final_linear(head)
         if final is None:
-            raise InvalidAdapterError(f"{where} has no classification head (classifier.weight); train it with "
-                                      "task_type SEQ_CLS so the head is saved.")
+            raise InvalidAdapterError(
+                f"{where} has no classification head (classifier.weight); train it with "
+                "task_type SEQ_CLS so the head is saved."
+            )
         return TensorLayout(lora, head, final)
 
     def record(self) -> dict[str, Any]:
         """The fields a version row keeps (`peft_config`), as they were in the file."""
         targets = self.target_modules if isinstance(self.target_modules, str) else list(self.target_modules)
-        return {"r": self.r, "alpha": self.raw.get("lora_alpha"), "dropout": self.lora_dropout,
-                "target_modules": targets, "modules_to_save": self.raw.get("modules_to_save"),
-                "task_type": self.task_type}
+        return {
+            "r": self.r,
+            "alpha": self.raw.get("lora_alpha"),
+            "dropout": self.lora_dropout,
+            "target_modules": targets,
+            "modules_to_save": self.raw.get("modules_to_save"),
+            "task_type": self.task_type,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str) -> AdapterConfig:
         """Type-check the JSON object `data` (quoting any bad value) and build the config."""
         r = data.get("r")
         if not _is_int(r) or r < 1:
-            raise InvalidAdapterError(f"{where}: r must be a positive integer, got {r!r}; re-save the adapter "
-                                      "with save_pretrained().")
+            raise InvalidAdapterError(
+                f"{where}: r must be a positive integer, got {r!r}; re-save the adapter with save_pretrained()."
+            )
         targets = data.get("target_modules")
         if not targets:
-            raise InvalidAdapterError(f"{where}: target_modules is missing or empty; name the layers LoRA was "
-                                      "trained on, e.g. [\"query\", \"value\"].")
+            raise InvalidAdapterError(
+                f"{where}: target_modules is missing or empty; name the layers LoRA was "
+                'trained on, e.g. ["query", "value"].'
+            )
         alpha = data.get("lora_alpha", DEFAULT_ALPHA)
         if not _is_number(alpha):
             raise InvalidAdapterError(f"{where}: lora_alpha must be a number, got {alpha!r}.")
@@ -171,11 +184,13 @@ class AdapterConfig:
         if dropout is not None and not _is_number(dropout):
             raise InvalidAdapterError(f"{where}: lora_dropout must be a number, got {dropout!r}.")
         return cls(
-            where=where, r=r,
+            where=where,
+            r=r,
             target_modules=tuple(targets) if isinstance(targets, list) else targets,
             peft_type=data.get("peft_type"),  # type: ignore[arg-type]  # __post_init__ refuses all but "LORA"
             task_type=_optional_str(data, "task_type", where),
-            lora_alpha=alpha, lora_dropout=dropout,
+            lora_alpha=alpha,
+            lora_dropout=dropout,
             rank_pattern=_patterns(data, "rank_pattern", where, positive_int=True),
             alpha_pattern=_patterns(data, "alpha_pattern", where, positive_int=False),
             modules_to_save=_names(data, "modules_to_save", where),
@@ -211,12 +226,14 @@ def read_adapter_config(folder: Path, where: str | None = None) -> AdapterConfig
     path = Path(folder) / CONFIG
     label = where or str(path)
     if not is_regular(path):
-        raise InvalidAdapterError(f"No {CONFIG} in {where or folder}: point at a folder written by PEFT's "
-                                  "save_pretrained().")
+        raise InvalidAdapterError(
+            f"No {CONFIG} in {where or folder}: point at a folder written by PEFT's save_pretrained()."
+        )
     data = _read_json(path, label)
     if not isinstance(data, dict):
-        raise InvalidAdapterError(f"{label} must hold a JSON object, got {type(data).__name__}; re-save the "
-                                  "adapter with save_pretrained().")
+        raise InvalidAdapterError(
+            f"{label} must hold a JSON object, got {type(data).__name__}; re-save the adapter with save_pretrained()."
+        )
     return AdapterConfig.from_dict(data, label)
 
 
@@ -230,8 +247,9 @@ def _read_json(path: Path, label: str) -> Any:
         return json_files.loads(data.decode("utf-8"))
     except ValueError as exc:  # UnicodeDecodeError is a ValueError; json_files turns deep nesting into one
         reason = str(exc)[:200]
-        raise InvalidAdapterError(f"{label} is not valid JSON ({reason}); re-save the adapter with "
-                                  "save_pretrained().") from None
+        raise InvalidAdapterError(
+            f"{label} is not valid JSON ({reason}); re-save the adapter with save_pretrained()."
+        ) from None
 
 
 def _pattern_key(patterns: Mapping[str, Any], module: str) -> str:
@@ -258,6 +276,7 @@ def _patterns(data: Mapping[str, Any], name: str, where: str, *, positive_int: b
     value = data.get(name)
     if value is None:
         return {}
+
     def ok(v: Any) -> bool:
         return _is_int(v) and v >= 1 if positive_int else _is_number(v)
 

@@ -6,9 +6,9 @@ import contextlib
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .errors import CorruptIndexError, InvalidTextError
 
@@ -133,8 +133,10 @@ def write(db: Database) -> Iterator[Database]:
         db.conn.execute("ROLLBACK")
         if isinstance(exc, UnicodeEncodeError) and isinstance(exc.object, str):
             # A value from a non-UTF-8 argv or file (lone surrogates) that SQLite cannot store.
-            raise InvalidTextError(f"{exc.object[:200]!r} is not valid UTF-8 text, so it cannot be stored; "
-                                   "nothing was changed. Pass it as UTF-8.") from None
+            raise InvalidTextError(
+                f"{exc.object[:200]!r} is not valid UTF-8 text, so it cannot be stored; "
+                "nothing was changed. Pass it as UTF-8."
+            ) from None
         raise
     else:
         db.conn.execute("COMMIT")

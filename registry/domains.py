@@ -74,7 +74,9 @@ class Domain:
     def __post_init__(self) -> None:
         check_name(self.name, "domain")
         if self.task not in TASKS:
-            raise InvalidNameError(f"Unsupported task {self.task!r} for domain {self.name!r}: use one of {', '.join(TASKS)}.")
+            raise InvalidNameError(
+                f"Unsupported task {self.task!r} for domain {self.name!r}: use one of {', '.join(TASKS)}."
+            )
         if len(self.labels) < 2:
             raise InvalidNameError(
                 f"Domain {self.name!r} needs at least 2 labels, got {list(self.labels)}: pass --labels a,b."
@@ -83,8 +85,13 @@ class Domain:
             raise InvalidNameError(f"Domain {self.name!r} has duplicate labels: {list(self.labels)}.")
         for label in self.labels:
             # Labels travel in pulled records: no control characters, so none can pass for another.
-            if not isinstance(label, str) or not label.strip() or "," in label or len(label) > 200 \
-                    or any(ord(c) < 32 or ord(c) == 127 for c in label):
+            if (
+                not isinstance(label, str)
+                or not label.strip()
+                or "," in label
+                or len(label) > 200
+                or any(ord(c) < 32 or ord(c) == 127 for c in label)
+            ):
                 raise InvalidNameError(f"Invalid label {label!r} in domain {self.name!r}.")
 
     def to_row(self) -> dict[str, Any]:

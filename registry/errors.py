@@ -48,8 +48,7 @@ class UnknownDomainError(RegistryError, KeyError):
         self.known = known
         hint = ", ".join(known) if known else "none yet"
         super().__init__(
-            f"Unknown domain {domain!r} (known: {hint}). "
-            f"Add it with: adapters domains add {domain} --labels a,b"
+            f"Unknown domain {domain!r} (known: {hint}). Add it with: adapters domains add {domain} --labels a,b"
         )
 
     def __str__(self) -> str:  # KeyError would quote the message

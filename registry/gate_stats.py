@@ -36,7 +36,11 @@ MIN_TEXTS = 10
 
 KEPT, REFUSED, TOO_FEW = "kept", "refused", "not enough data to refuse"
 WITHIN_LIMIT, MIN_COUNT, BINOMIAL_BOUND, MCNEMAR = (
-    "accuracy drop within the limit", "minimum count", "binomial bound on changed predictions", "McNemar exact")
+    "accuracy drop within the limit",
+    "minimum count",
+    "binomial bound on changed predictions",
+    "McNemar exact",
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,13 @@ class Paired:
     @classmethod
     def from_predictions(cls, gold: Sequence[Any], reference: Sequence[Any], candidate: Sequence[Any]) -> Paired:
         rows = list(zip(gold, reference, candidate, strict=True))
-        return cls(len(rows), sum(r == g for g, r, _ in rows), sum(c == g for g, _, c in rows),
-                   sum(r == g != c for g, r, c in rows), sum(c == g != r for g, r, c in rows))
+        return cls(
+            len(rows),
+            sum(r == g for g, r, _ in rows),
+            sum(c == g for g, _, c in rows),
+            sum(r == g != c for g, r, c in rows),
+            sum(c == g != r for g, r, c in rows),
+        )
 
     @property
     def drop(self) -> float:
@@ -91,8 +100,10 @@ def _binomial_cdf(k: int, n: int, p: float) -> float:
         return 1.0
     if p >= 1.0:
         return 1.0 if k >= n else 0.0
-    logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(p)
-            + (n - i) * math.log1p(-p) for i in range(k + 1)]
+    logs = [
+        math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(p) + (n - i) * math.log1p(-p)
+        for i in range(k + 1)
+    ]
     top = max(logs)
     return min(1.0, math.exp(top) * sum(math.exp(x - top) for x in logs))
 
@@ -113,8 +124,14 @@ def upper_bound(k: int, n: int, confidence: float = CONFIDENCE) -> float:
     return high
 
 
-def decide(paired: Paired, max_drop: float, agreement: Agreement | None = None,
-           names: tuple[str, str] = ("fp32", "int8"), alpha: float = ALPHA, min_texts: int = MIN_TEXTS) -> dict[str, Any]:
+def decide(
+    paired: Paired,
+    max_drop: float,
+    agreement: Agreement | None = None,
+    names: tuple[str, str] = ("fp32", "int8"),
+    alpha: float = ALPHA,
+    min_texts: int = MIN_TEXTS,
+) -> dict[str, Any]:
     """The verdict on `paired` for an allowed drop of `max_drop` points: numbers, deciding statistic, one-line reason."""
     reference, candidate = names
     p = mcnemar_p(paired.losses, paired.gains)
@@ -125,10 +142,12 @@ def decide(paired: Paired, max_drop: float, agreement: Agreement | None = None,
     elif paired.texts < min_texts:
         verdict, statistic = TOO_FEW, MIN_COUNT
         why = f"fewer than {min_texts} labelled texts cannot show a loss"
-    elif bound is not None and 100 * bound <= max_drop:
+    elif agreement is not None and bound is not None and 100 * bound <= max_drop:
         verdict, statistic = KEPT, BINOMIAL_BOUND
-        why = (f"{candidate} changes at most {100 * bound:.2f}% of predictions ({1 - alpha:.0%} bound, "
-               f"{agreement.changed} of {agreement.texts} texts), so it cannot lose {max_drop:g} points")  # type: ignore[union-attr]
+        why = (
+            f"{candidate} changes at most {100 * bound:.2f}% of predictions ({1 - alpha:.0%} bound, "
+            f"{agreement.changed} of {agreement.texts} texts), so it cannot lose {max_drop:g} points"
+        )
     elif p >= alpha:
         verdict, statistic = KEPT, MCNEMAR
         why = f"a paired test (McNemar exact, p={p:.2g}) cannot tell that from noise"
@@ -136,15 +155,28 @@ def decide(paired: Paired, max_drop: float, agreement: Agreement | None = None,
         verdict, statistic = REFUSED, MCNEMAR
         why = f"a paired test (McNemar exact, p={p:.2g}) says the loss is real, over the {max_drop:g}-point limit"
     changed = paired.losses + paired.gains
-    reason = (f"{changed} of {paired.texts} eval texts changed ({paired.losses} now wrong, {paired.gains} now right; "
-              f"{candidate} {_pct(paired.candidate_right, paired.texts)} vs {reference} "
-              f"{_pct(paired.reference_right, paired.texts)}, {paired.drop:+.2f} points lost); {why}; {verdict}")
+    reason = (
+        f"{changed} of {paired.texts} eval texts changed ({paired.losses} now wrong, {paired.gains} now right; "
+        f"{candidate} {_pct(paired.candidate_right, paired.texts)} vs {reference} "
+        f"{_pct(paired.reference_right, paired.texts)}, {paired.drop:+.2f} points lost); {why}; {verdict}"
+    )
     record: dict[str, Any] = {
-        "verdict": verdict, "passed": verdict != REFUSED, "statistic": statistic, "reason": reason,
-        "eval_size": paired.texts, "reference_right": paired.reference_right,
-        "candidate_right": paired.candidate_right, "losses": paired.losses, "gains": paired.gains,
-        "accuracy_drop": paired.drop, "max_accuracy_drop": max_drop, "mcnemar_p": p, "alpha": alpha,
-        "min_texts": min_texts, "reference": reference, "candidate": candidate,
+        "verdict": verdict,
+        "passed": verdict != REFUSED,
+        "statistic": statistic,
+        "reason": reason,
+        "eval_size": paired.texts,
+        "reference_right": paired.reference_right,
+        "candidate_right": paired.candidate_right,
+        "losses": paired.losses,
+        "gains": paired.gains,
+        "accuracy_drop": paired.drop,
+        "max_accuracy_drop": max_drop,
+        "mcnemar_p": p,
+        "alpha": alpha,
+        "min_texts": min_texts,
+        "reference": reference,
+        "candidate": candidate,
     }
     if agreement is not None:
         record["agreement"] = {"texts": agreement.texts, "changed": agreement.changed, "changed_upper_bound": bound}
@@ -157,8 +189,13 @@ def _pct(right: int, texts: int) -> str:
 
 def from_record(record: Mapping[str, Any]) -> tuple[Paired, Agreement | None]:
     """The numbers a verdict was decided on, read back from its record."""
-    paired = Paired(int(record["eval_size"]), int(record["reference_right"]), int(record["candidate_right"]),
-                    int(record["losses"]), int(record["gains"]))
+    paired = Paired(
+        int(record["eval_size"]),
+        int(record["reference_right"]),
+        int(record["candidate_right"]),
+        int(record["losses"]),
+        int(record["gains"]),
+    )
     found = record.get("agreement")
     return paired, (Agreement(int(found["texts"]), int(found["changed"])) if found else None)
 
@@ -174,5 +211,11 @@ def recheck(record: Mapping[str, Any], max_drop: float | None = None) -> dict[st
     paired, agreement = from_record(record)
     limit = float(record["max_accuracy_drop"]) if max_drop is None else max_drop
     names = (str(record.get("reference", "fp32")), str(record.get("candidate", "int8")))
-    return decide(paired, limit, agreement, names, alpha=float(record.get("alpha", ALPHA)),
-                  min_texts=int(record.get("min_texts", MIN_TEXTS)))
+    return decide(
+        paired,
+        limit,
+        agreement,
+        names,
+        alpha=float(record.get("alpha", ALPHA)),
+        min_texts=int(record.get("min_texts", MIN_TEXTS)),
+    )

@@ -55,8 +55,10 @@ class QualityGate:
         )
 
     def describe(self) -> str:
-        parts = [f"accuracy >= {self.min_accuracy:g}" if self.min_accuracy is not None else "",
-                 f"macro-F1 >= {self.min_macro_f1:g}" if self.min_macro_f1 is not None else ""]
+        parts = [
+            f"accuracy >= {self.min_accuracy:g}" if self.min_accuracy is not None else "",
+            f"macro-F1 >= {self.min_macro_f1:g}" if self.min_macro_f1 is not None else "",
+        ]
         return ", ".join(["beat the majority class", *(p for p in parts if p)])
 
 
@@ -72,8 +74,9 @@ def majority_baseline(label_counts: Mapping[str, int]) -> dict[str, Any]:
     return {"label": label, "accuracy": share, "macro_f1": (2 * share / (1 + share)) / len(present)}
 
 
-def against_baseline(per_class: Mapping[str, Mapping[str, float]] | None, label_counts: Mapping[str, int],
-                     baseline_label: str | None) -> dict[str, Any] | None:
+def against_baseline(
+    per_class: Mapping[str, Mapping[str, float]] | None, label_counts: Mapping[str, int], baseline_label: str | None
+) -> dict[str, Any] | None:
     """The model vs the majority baseline on the same texts (gains, losses, McNemar p); None without per-class data."""
     total = sum(v for v in label_counts.values() if v > 0)
     if not per_class or baseline_label is None or not total:
@@ -83,8 +86,15 @@ def against_baseline(per_class: Mapping[str, Mapping[str, float]] | None, label_
     gains = sum(n for name, n in right.items() if name != baseline_label)
     losses = baseline_right - right.get(baseline_label, 0)
     p = gate_stats.mcnemar_p(gains, losses)  # one-sided: the model's wins beyond noise
-    return {"texts": total, "gains": gains, "losses": losses, "mcnemar_p": p, "alpha": gate_stats.ALPHA,
-            "statistic": gate_stats.MCNEMAR, "beyond_noise": gains > losses and p < gate_stats.ALPHA}
+    return {
+        "texts": total,
+        "gains": gains,
+        "losses": losses,
+        "mcnemar_p": p,
+        "alpha": gate_stats.ALPHA,
+        "statistic": gate_stats.MCNEMAR,
+        "beyond_noise": gains > losses and p < gate_stats.ALPHA,
+    }
 
 
 def check(metrics: Mapping[str, Any], label_counts: Mapping[str, int], gate: QualityGate) -> dict[str, Any]:
@@ -92,8 +102,12 @@ def check(metrics: Mapping[str, Any], label_counts: Mapping[str, int], gate: Qua
     baseline = majority_baseline(label_counts)
     accuracy, macro_f1 = float(metrics.get("accuracy") or 0.0), float(metrics.get("macro_f1") or 0.0)
     paired = against_baseline(metrics.get("per_class"), label_counts, baseline["label"])
-    counts = (f"; {paired['gains']} texts won, {paired['losses']} lost of {paired['texts']}, McNemar exact "
-              f"p={paired['mcnemar_p']:.2g}" if paired else "")
+    counts = (
+        f"; {paired['gains']} texts won, {paired['losses']} lost of {paired['texts']}, McNemar exact "
+        f"p={paired['mcnemar_p']:.2g}"
+        if paired
+        else ""
+    )
     reasons: list[str] = []
     # Strictly above on both: predicting the majority class ties on accuracy and must fail.
     if not (accuracy > baseline["accuracy"] and macro_f1 > baseline["macro_f1"]):
@@ -110,8 +124,10 @@ def check(metrics: Mapping[str, Any], label_counts: Mapping[str, int], gate: Qua
     if paired is not None:
         result["baseline_test"] = paired
         if not reasons and not paired["beyond_noise"]:
-            result["note"] = (f"beats the majority-class baseline{counts}: a paired test cannot tell that win from "
-                              "noise on this eval split; more eval data would")
+            result["note"] = (
+                f"beats the majority-class baseline{counts}: a paired test cannot tell that win from "
+                "noise on this eval split; more eval data would"
+            )
     return result
 
 

@@ -23,11 +23,15 @@ def default_home() -> Path:
 def make_home(home: Path) -> Path:
     """Create `home` (and its parents) if needed; HomeError when it is a file or cannot be made."""
     if home.exists() and not home.is_dir():
-        raise HomeError(f"The registry home {str(home)!r} is a file, not a folder; set {ENV_HOME} to a folder "
-                        "(or unset it for the default) and try again.")
+        raise HomeError(
+            f"The registry home {str(home)!r} is a file, not a folder; set {ENV_HOME} to a folder "
+            "(or unset it for the default) and try again."
+        )
     try:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise HomeError(f"The registry home {str(home)!r} cannot be created ({exc.strerror or exc}); set "
-                        f"{ENV_HOME} to a folder you can write and try again.") from None
+        raise HomeError(
+            f"The registry home {str(home)!r} cannot be created ({exc.strerror or exc}); set "
+            f"{ENV_HOME} to a folder you can write and try again."
+        ) from None
     return home

@@ -46,8 +46,7 @@ def check_number(value: int | str, text: str | None = None) -> int:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_NUMBER:
         raise InvalidRefError(
-            f"Malformed ref {shown!r}: version numbers run from 1 to {MAX_NUMBER}. "
-            "See what exists with: adapters list"
+            f"Malformed ref {shown!r}: version numbers run from 1 to {MAX_NUMBER}. See what exists with: adapters list"
         )
     return value
 

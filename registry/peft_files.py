@@ -26,8 +26,16 @@ WEIGHTS = "adapter_model.safetensors"
 LABEL_CONFIG = "config.json"  # optional: the base config with id2label, which AutoConfig.from_pretrained reads
 PICKLED = ("adapter_model.bin", "pytorch_model.bin", "adapter_model.pt")
 _DTYPES = {
-    "F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2",
-    "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?",
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "BF16": "<u2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U8": "u1",
+    "BOOL": "?",
 }
 _FLOATS = {"F64", "F32", "F16", "BF16"}
 _MAX_HEADER = 100 * 1024 * 1024
@@ -55,8 +63,10 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     with open_regular(path) as fh:
         size = os.fstat(fh.fileno()).st_size
         if size > MAX_WEIGHTS_BYTES:
-            raise InvalidAdapterError(f"{path} is {size} bytes, over the {MAX_WEIGHTS_BYTES}-byte limit for an "
-                                      "adapter; a LoRA adapter is a few MB. Is this a full model?")
+            raise InvalidAdapterError(
+                f"{path} is {size} bytes, over the {MAX_WEIGHTS_BYTES}-byte limit for an "
+                "adapter; a LoRA adapter is a few MB. Is this a full model?"
+            )
         if size < 8:
             raise InvalidAdapterError(f"{path} is not a safetensors file (only {size} bytes).")
         (header_len,) = struct.unpack("<Q", fh.read(8))
@@ -143,7 +153,9 @@ def _check_label_config(path: Path, num_labels: int | None) -> None:
     except (ValueError, UnicodeDecodeError, RecursionError):
         config = None
     if not isinstance(config, dict):
-        raise InvalidAdapterError(f"{path} is not a JSON object; remove it or re-save it with config.save_pretrained().")
+        raise InvalidAdapterError(
+            f"{path} is not a JSON object; remove it or re-save it with config.save_pretrained()."
+        )
     id2label = config.get("id2label")
     if id2label is None:
         return
@@ -172,7 +184,9 @@ def _check_pair(weights: Path, config: AdapterConfig, key: str, a: np.ndarray, b
         raise InvalidAdapterError(f"{weights}: {key} has no matching lora_B weight.")
     if not config.targets(module):
         shown = config.target_modules if isinstance(config.target_modules, str) else list(config.target_modules)
-        raise InvalidAdapterError(f"{weights}: LoRA weights on {module!r}, which target_modules {shown!r} does not name.")
+        raise InvalidAdapterError(
+            f"{weights}: LoRA weights on {module!r}, which target_modules {shown!r} does not name."
+        )
     if a.ndim < 2 or b.ndim < 2:
         raise InvalidAdapterError(
             f"{weights}: {key} has shape {list(a.shape)} and its lora_B {list(b.shape)}; LoRA weights are matrices."
@@ -219,7 +233,9 @@ def validate_folder(folder: Path, num_labels: int | None = None) -> AdapterSumma
         _check_pair(weights, config, key, a, tensors.get(key.replace(".lora_A.", ".lora_B.")))
     for key, array in tensors.items():
         if array.dtype.kind == "f" and not np.isfinite(array).all():
-            raise InvalidAdapterError(f"{weights}: tensor {key!r} holds NaN or Inf values; the adapter diverged in training.")
+            raise InvalidAdapterError(
+                f"{weights}: tensor {key!r} holds NaN or Inf values; the adapter diverged in training."
+            )
     config.layout(tensors, str(weights))  # every tensor is one the server applies
     head = _head_labels(tensors)
     if num_labels is not None and head is not None and head != num_labels:

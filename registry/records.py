@@ -6,7 +6,18 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-_JSON_FIELDS = ("files", "labels", "peft_config", "data", "metrics", "train_args", "tags", "provenance", "extra", "gate")
+_JSON_FIELDS = (
+    "files",
+    "labels",
+    "peft_config",
+    "data",
+    "metrics",
+    "train_args",
+    "tags",
+    "provenance",
+    "extra",
+    "gate",
+)
 
 
 @dataclass(frozen=True)
@@ -100,8 +111,13 @@ class Artifact:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Artifact:
         return cls(
-            id=row["id"], version_id=row["version_id"], domain=row["domain"], kind=row["kind"],
-            name=row["name"], files=json.loads(row["files"]), meta=json.loads(row["meta"] or "{}"),
+            id=row["id"],
+            version_id=row["version_id"],
+            domain=row["domain"],
+            kind=row["kind"],
+            name=row["name"],
+            files=json.loads(row["files"]),
+            meta=json.loads(row["meta"] or "{}"),
             created_at=row["created_at"],
         )
 
@@ -125,8 +141,14 @@ class Event:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Event:
         return cls(
-            id=row["id"], at=row["at"], action=row["action"], domain=row["domain"], name=row["name"],
-            old=row["old"], new=row["new"], detail=json.loads(row["detail"] or "{}"),
+            id=row["id"],
+            at=row["at"],
+            action=row["action"],
+            domain=row["domain"],
+            name=row["name"],
+            old=row["old"],
+            new=row["new"],
+            detail=json.loads(row["detail"] or "{}"),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -87,8 +87,14 @@ def check_relpath(name: str) -> str:
 
 def _check_relpath(name: str) -> str:
     path = PurePosixPath(name)
-    if (not name or path.is_absolute() or any(part in ("..", ".", "") for part in name.split("/")) or "\\" in name
-            or any(ord(c) < 32 for c in name) or len(name) > 255):
+    if (
+        not name
+        or path.is_absolute()
+        or any(part in ("..", ".", "") for part in name.split("/"))
+        or "\\" in name
+        or any(ord(c) < 32 for c in name)
+        or len(name) > 255
+    ):
         raise InvalidNameError(f"Invalid file name {name!r}: use a relative path without '..'.")
     return str(path)
 
@@ -150,8 +156,12 @@ class Registry:
     def _log(self, action: str, domain: str | None, name: str | None, old: Any, new: Any, **detail: Any) -> None:
         self.db.table("events").insert(
             {
-                "at": _now(), "action": action, "domain": domain, "name": name,
-                "old": None if old is None else str(old), "new": None if new is None else str(new),
+                "at": _now(),
+                "action": action,
+                "domain": domain,
+                "name": name,
+                "old": None if old is None else str(old),
+                "new": None if new is None else str(new),
                 "detail": _dumps(detail),
             }
         )
@@ -201,11 +211,15 @@ class Registry:
         allowed = {"description", "labels", "base_model", "base_revision", "dataset", "recipe", "gate"}
         unknown = sorted(set(changes) - allowed)
         if unknown:
-            raise InvalidNameError(f"Cannot change {', '.join(unknown)} of a domain; changeable: {', '.join(sorted(allowed))}.")
+            raise InvalidNameError(
+                f"Cannot change {', '.join(unknown)} of a domain; changeable: {', '.join(sorted(allowed))}."
+            )
         with self._lock, dbmod.write(self.db):
             current = self._ensure_domain_row(name)
             if "labels" in changes and tuple(changes["labels"]) != current.labels:
-                live = self._rows("select count(*) as n from versions where domain = ? and removed_at is null", [name])[0]["n"]
+                live = self._rows("select count(*) as n from versions where domain = ? and removed_at is null", [name])[
+                    0
+                ]["n"]
                 if live:
                     raise DomainInUseError(
                         f"Domain {name!r} has {live} version(s) trained on labels {', '.join(current.labels)}; "
@@ -230,7 +244,9 @@ class Registry:
         check_name(name, "domain")
         with self._lock, dbmod.write(self.db):
             self.domain(name)  # unknown: its own error
-            live = self._rows("select count(*) as n from versions where domain = ? and removed_at is null", [name])[0]["n"]
+            live = self._rows("select count(*) as n from versions where domain = ? and removed_at is null", [name])[0][
+                "n"
+            ]
             if live and not force:
                 raise DomainInUseError(
                     f"Domain {name!r} has {live} version(s); nothing was removed. Remove them with it: "
@@ -268,7 +284,8 @@ class Registry:
         # a server following it never moves to a failed one.
         rows = self._rows(
             "select max(number) as n from versions where domain = ? and removed_at is null "
-            "and (gate_passed is null or gate_passed != 0)", [domain],
+            "and (gate_passed is null or gate_passed != 0)",
+            [domain],
         )
         return rows[0]["n"] if rows else None
 
@@ -278,34 +295,39 @@ class Registry:
         if number is None:
             if ref.alias == LATEST:
                 number = self._latest_number(ref.domain)
-                failed = self._rows(
-                    "select max(number) as n from versions where domain = ? and removed_at is null", [ref.domain]
-                )[0]["n"] if number is None else None
+                failed = (
+                    self._rows(
+                        "select max(number) as n from versions where domain = ? and removed_at is null", [ref.domain]
+                    )[0]["n"]
+                    if number is None
+                    else None
+                )
                 if failed is not None:
                     raise UnknownVersionError(
-                        str(ref), f"Every version of {ref.domain!r} failed its quality gate (newest: {ref.domain}@{failed}); "
-                        f"see why with: adapters show {ref.domain}@{failed}. Name it explicitly, or train again."
+                        str(ref),
+                        f"Every version of {ref.domain!r} failed its quality gate (newest: {ref.domain}@{failed}); "
+                        f"see why with: adapters show {ref.domain}@{failed}. Name it explicitly, or train again.",
                     )
                 if number is None:
                     raise UnknownVersionError(
-                        str(ref), f"Domain {ref.domain!r} has no versions yet: run 'adapters train {ref.domain}' or 'adapters register {ref.domain} PATH'."
+                        str(ref),
+                        f"Domain {ref.domain!r} has no versions yet: run 'adapters train {ref.domain}' or 'adapters register {ref.domain} PATH'.",
                     )
             else:
                 rows = self._rows("select number from aliases where domain = ? and name = ?", [ref.domain, ref.alias])
                 if not rows:
                     known = [r["name"] for r in self._rows("select name from aliases where domain = ?", [ref.domain])]
                     raise UnknownVersionError(
-                        str(ref), f"No alias {ref.alias!r} in {ref.domain!r} (aliases: {', '.join([LATEST, *known])}). "
-                        f"Set one with: adapters alias set {ref.domain} {ref.alias} N"
+                        str(ref),
+                        f"No alias {ref.alias!r} in {ref.domain!r} (aliases: {', '.join([LATEST, *known])}). "
+                        f"Set one with: adapters alias set {ref.domain} {ref.alias} N",
                     )
                 number = rows[0]["number"]
         rows = self._rows(
             "select * from versions where domain = ? and number = ? and removed_at is null", [ref.domain, number]
         )
         if not rows:
-            raise UnknownVersionError(
-                f"{ref.domain}@{number}", f"See what exists with: adapters list {ref.domain}"
-            )
+            raise UnknownVersionError(f"{ref.domain}@{number}", f"See what exists with: adapters list {ref.domain}")
         return rows[0]
 
     def resolve(self, ref: str | Ref) -> AdapterVersion:
@@ -404,15 +426,27 @@ class Registry:
         cfg = summary.config
         peft = {**cfg.record(), "lora_modules": summary.lora_modules, "parameters": summary.parameters}
         row = {
-            "domain": domain, "kind": kind, "sha256": content_hash(files), "files": _dumps(files),
+            "domain": domain,
+            "kind": kind,
+            "sha256": content_hash(files),
+            "files": _dumps(files),
             "size_bytes": sum(f["size"] for f in files.values()),
             "base_model": info.base_model or cfg.base_model_name_or_path or dom.base_model,
             "base_revision": info.base_revision or cfg.revision,
-            "base_fingerprint": info.base_fingerprint, "task": dom.task, "labels": _dumps(list(dom.labels)),
-            "peft_config": _dumps(peft), "data": _dumps(info.data), "metrics": _dumps(info.metrics),
-            "train_args": _dumps(info.train_args), "parent": info.parent, "description": info.description,
-            "tags": _dumps(list(info.tags)), "provenance": _dumps(info.provenance), "extra": _dumps(info.extra),
-            "created_at": _now(), "gate": _dumps(info.gate) if info.gate else None,
+            "base_fingerprint": info.base_fingerprint,
+            "task": dom.task,
+            "labels": _dumps(list(dom.labels)),
+            "peft_config": _dumps(peft),
+            "data": _dumps(info.data),
+            "metrics": _dumps(info.metrics),
+            "train_args": _dumps(info.train_args),
+            "parent": info.parent,
+            "description": info.description,
+            "tags": _dumps(list(info.tags)),
+            "provenance": _dumps(info.provenance),
+            "extra": _dumps(info.extra),
+            "created_at": _now(),
+            "gate": _dumps(info.gate) if info.gate else None,
             "gate_passed": int(bool(info.gate["passed"])) if "passed" in info.gate else None,
         }
         with self._lock, dbmod.write(self.db):
@@ -465,7 +499,9 @@ class Registry:
         """Hide a version (its number is never reused); aliased versions need `force`."""
         parsed = parse_ref(ref)
         if parsed.number is None:
-            raise VersionInUseError(f"Remove by number, not alias: adapters rm {parsed.domain}@N (see 'adapters list {parsed.domain}').")
+            raise VersionInUseError(
+                f"Remove by number, not alias: adapters rm {parsed.domain}@N (see 'adapters list {parsed.domain}')."
+            )
         with self._lock, dbmod.write(self.db):
             version = self.resolve(parsed)
             pointing = [a for a in version.aliases if a != LATEST]
@@ -508,7 +544,9 @@ class Registry:
         old = rows[0]["number"] if rows else None
         if old == number:
             return
-        self.db.table("aliases").upsert({"domain": domain, "name": alias, "number": number, "updated_at": _now()}, pk=("domain", "name"))
+        self.db.table("aliases").upsert(
+            {"domain": domain, "name": alias, "number": number, "updated_at": _now()}, pk=("domain", "name")
+        )
         self._log("alias.set", domain, alias, old, number)
 
     def _drop_alias(self, domain: str, alias: str) -> None:
@@ -567,8 +605,14 @@ class Registry:
         return self._put_artifact(domain, None, None, kind, name, files, meta)
 
     def _put_artifact(
-        self, domain: str, version_id: int | None, number: str | None, kind: str, name: str,
-        files: Mapping[str, Path | str], meta: dict[str, Any] | None,
+        self,
+        domain: str,
+        version_id: int | None,
+        number: str | None,
+        kind: str,
+        name: str,
+        files: Mapping[str, Path | str],
+        meta: dict[str, Any] | None,
     ) -> Artifact:
         check_name(kind, "artifact kind")
         check_name(name, "artifact name")
@@ -586,12 +630,21 @@ class Registry:
             )
             if old:
                 self.db.table("artifacts").delete(old[0]["id"])
-            artifact_id = self.db.table("artifacts").insert(
-                {
-                    "version_id": version_id, "domain": domain, "kind": kind, "name": name,
-                    "files": _dumps(stored), "meta": _dumps(meta or {}), "created_at": _now(),
-                }
-            ).last_pk
+            artifact_id = (
+                self.db.table("artifacts")
+                .insert(
+                    {
+                        "version_id": version_id,
+                        "domain": domain,
+                        "kind": kind,
+                        "name": name,
+                        "files": _dumps(stored),
+                        "meta": _dumps(meta or {}),
+                        "created_at": _now(),
+                    }
+                )
+                .last_pk
+            )
             self._log("artifact.add", domain, number, None, f"{kind}/{name}")
         return self.artifact(int(artifact_id))  # type: ignore[arg-type]
 
@@ -668,10 +721,15 @@ class Registry:
         for name, f in artifact.files.items():
             problem = self.blobs.check(f["sha256"])
             if problem:
-                raise CorruptBlobError(f["sha256"], str(self.blobs.path(f["sha256"])), problem,
-                                       f"artifact {artifact.kind}/{artifact.name}/{name}")
-        return self._materialize(artifact.files, f"artifact-{content_hash(artifact.files)}",
-                                 f"artifact {artifact.kind}/{artifact.name}")
+                raise CorruptBlobError(
+                    f["sha256"],
+                    str(self.blobs.path(f["sha256"])),
+                    problem,
+                    f"artifact {artifact.kind}/{artifact.name}/{name}",
+                )
+        return self._materialize(
+            artifact.files, f"artifact-{content_hash(artifact.files)}", f"artifact {artifact.kind}/{artifact.name}"
+        )
 
     # -- maintenance ---------------------------------------------------------
 
@@ -685,7 +743,9 @@ class Registry:
             "where v.removed_at is null"
         ):
             for name, f in json.loads(row["files"]).items():
-                refs.setdefault(f["sha256"], []).append(f"{row['domain']}@{row['number']}:{row['kind']}/{row['name']}/{name}")
+                refs.setdefault(f["sha256"], []).append(
+                    f"{row['domain']}@{row['number']}:{row['kind']}/{row['name']}/{name}"
+                )
         for row in self._rows("select domain, kind, name, files from artifacts where version_id is null"):
             for name, f in json.loads(row["files"]).items():
                 refs.setdefault(f["sha256"], []).append(f"{row['domain']}:{row['kind']}/{row['name']}/{name}")
@@ -717,7 +777,9 @@ class Registry:
                     if path.lstat().st_mtime < cutoff:
                         found.append({"path": str(path), "what": "partial write", "bytes": _size(path)})
                 elif path.name not in live and path.lstat().st_mtime < cutoff:
-                    found.append({"path": str(path), "what": "copy of a removed version or artifact", "bytes": _size(path)})
+                    found.append(
+                        {"path": str(path), "what": "copy of a removed version or artifact", "bytes": _size(path)}
+                    )
         return found
 
     def _materialized_keys(self) -> set[str]:
@@ -755,4 +817,3 @@ class Registry:
             "select count(*) as versions, coalesce(sum(size_bytes), 0) as bytes from versions where removed_at is null"
         )[0]
         return {"home": str(self.home), **row, "domains": len(self.domain_names())}
-

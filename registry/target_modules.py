@@ -55,8 +55,9 @@ class PatternError(ValueError):
 def parse(pattern: str) -> Any:
     """The parse tree of a target_modules regex; PatternError if it is too long, invalid or nests repeats."""
     if len(pattern) > MAX_PATTERN:
-        raise PatternError(f"it is {len(pattern)} characters long, over the {MAX_PATTERN} allowed; list the module "
-                           "names instead")
+        raise PatternError(
+            f"it is {len(pattern)} characters long, over the {MAX_PATTERN} allowed; list the module names instead"
+        )
     try:
         tree = sre.parse(pattern)
         re.compile(pattern)
@@ -96,8 +97,10 @@ def match_cost(sub: Any, n: int) -> int:
         elif op in _REPEATS:
             ways = _repeat_cost(av, n)
         else:  # backreferences, conditionals: nothing PEFT patterns use, and not bounded
-            raise PatternError(f"it uses a backreference or conditional ({op}), which target_modules patterns "
-                               "do not need; list the module names instead")
+            raise PatternError(
+                f"it uses a backreference or conditional ({op}), which target_modules patterns "
+                "do not need; list the module names instead"
+            )
         total *= ways
     return total
 
@@ -109,9 +112,11 @@ def _repeat_cost(av: Any, n: int) -> int:
     if high == 1:  # `x?` or `x{1}`: no loop, the body's ways (plus skipping it)
         return match_cost(body, n) + (0 if low else 1)
     if not _choiceless(body):
-        raise PatternError("it repeats a part that can itself match in several ways (like '(a+)+' or '(a|b)*'), "
-                           "which makes matching take exponential time; write it without nested repeats, "
-                           r"e.g. '.*\.(q_proj|v_proj)', or list the module names")
+        raise PatternError(
+            "it repeats a part that can itself match in several ways (like '(a+)+' or '(a|b)*'), "
+            "which makes matching take exponential time; write it without nested repeats, "
+            r"e.g. '.*\.(q_proj|v_proj)', or list the module names"
+        )
     if low == high:
         return 1
     return min(high, n) - min(low, n) + 1
@@ -121,8 +126,10 @@ def check_lengths(names: Iterable[str]) -> None:
     """Refuse module names over MAX_MODULE_NAME characters (they come from the safetensors keys)."""
     for name in names:
         if len(name) > MAX_MODULE_NAME:
-            raise PatternError(f"LoRA weights on module {name[:60]!r}..., a name {len(name)} characters long, over "
-                               f"the {MAX_MODULE_NAME} allowed; no real model has such a module")
+            raise PatternError(
+                f"LoRA weights on module {name[:60]!r}..., a name {len(name)} characters long, over "
+                f"the {MAX_MODULE_NAME} allowed; no real model has such a module"
+            )
 
 
 def check_cost(tree: Any, names: Iterable[str]) -> None:
@@ -132,9 +139,11 @@ def check_cost(tree: Any, names: Iterable[str]) -> None:
         by_length[len(name)] = by_length.get(len(name), 0) + 1
     cost = sum(count * match_cost(tree, length) for length, count in by_length.items())
     if cost > MATCH_BUDGET:
-        raise PatternError(f"matching it against the {sum(by_length.values())} module names could take about "
-                           f"{cost:.1e} steps, over the {MATCH_BUDGET:.1e} allowed; use fewer open repeats such as "
-                           r"'.*' (e.g. '.*\.(q_proj|v_proj)'), or list the module names")
+        raise PatternError(
+            f"matching it against the {sum(by_length.values())} module names could take about "
+            f"{cost:.1e} steps, over the {MATCH_BUDGET:.1e} allowed; use fewer open repeats such as "
+            r"'.*' (e.g. '.*\.(q_proj|v_proj)'), or list the module names"
+        )
 
 
 def matches(pattern: str, name: str) -> bool:

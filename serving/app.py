@@ -11,8 +11,9 @@ import json
 import logging
 import math
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, Any, AsyncIterator, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from fastapi import Body, FastAPI, Request, Response
@@ -36,12 +37,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Inputs = Union[str, list[str]]
+Inputs = str | list[str]
 # Union tags pydantic puts in error locations; dropped when naming the field.
 _OURS, _VLLM = "loradock-body", "vllm-body"
 
 
 # -- request bodies ---------------------------------------------------------------
+
 
 class ClassifyRequest(BaseModel):
     """loradock's own body."""
@@ -69,7 +71,7 @@ def _which_body(value: Any) -> str:
 
 
 AnyClassifyRequest = Annotated[
-    Union[Annotated[ClassifyRequest, Tag(_OURS)], Annotated[ModelClassifyRequest, Tag(_VLLM)]],
+    Annotated[ClassifyRequest, Tag(_OURS)] | Annotated[ModelClassifyRequest, Tag(_VLLM)],
     Discriminator(_which_body),
 ]
 
@@ -85,6 +87,7 @@ class HFRequest(BaseModel):
 
 
 # -- response bodies --------------------------------------------------------------
+
 
 class FieldError(BaseModel):
     field: str
@@ -189,8 +192,14 @@ class HealthResponse(BaseModel):
     domains: list[str] | None = Field(None, description="Served domains; only to token holders under --api-key-env.")
 
 
-_ERROR_TEXT = {401: "Missing or wrong bearer token", 404: "Unknown domain or version", 409: "Version cannot be served",
-               413: "Body, inputs or texts over the limits", 422: "Invalid request", 503: "Busy: retry after Retry-After"}
+_ERROR_TEXT = {
+    401: "Missing or wrong bearer token",
+    404: "Unknown domain or version",
+    409: "Version cannot be served",
+    413: "Body, inputs or texts over the limits",
+    422: "Invalid request",
+    503: "Busy: retry after Retry-After",
+}
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 
 
@@ -201,14 +210,17 @@ def _errors(*codes: int, plain_route: bool = False) -> dict[int | str, dict[str,
     would also list its errors as text/plain.
     """
     typed: dict[str, Any] = {} if plain_route else {"model": ErrorResponse}
-    return {code: {**typed, "description": _ERROR_TEXT[code],
-                   "content": {"application/json": {"schema": _ERROR_REF}}} for code in codes}
+    return {
+        code: {**typed, "description": _ERROR_TEXT[code], "content": {"application/json": {"schema": _ERROR_REF}}}
+        for code in codes
+    }
 
 
 _PREDICT_ERRORS = _errors(401, 404, 409, 413, 422, 503)
 
 
 # -- helpers ------------------------------------------------------------------------
+
 
 def _scores(logits: Any, function: str | None) -> list[float]:
     values = [float(x) for x in logits]
@@ -265,8 +277,11 @@ def _registry_error(domain: str, version: str, exc: RegistryError) -> JSONRespon
     if isinstance(exc, ValueError):
         return error_response(422, f"Invalid request: field 'version': {exc}", field="version")
     if isinstance(exc, LookupError):
-        return error_response(404, f"No version {domain}@{version}: no such version number or alias of "
-                                   f"{domain!r} (or every candidate failed its quality gate).")
+        return error_response(
+            404,
+            f"No version {domain}@{version}: no such version number or alias of "
+            f"{domain!r} (or every candidate failed its quality gate).",
+        )
     return error_response(409, f"{domain}@{version} cannot be served: {exc}")
 
 
@@ -298,8 +313,12 @@ def _install_error_handlers(app: FastAPI) -> None:
             reason = str(first.get("ctx", {}).get("error", "decode error"))
             return error_response(422, f"Invalid request: body is not valid JSON ({reason}).", field="body")
         field = _field_name(first.get("loc", ()))
-        return error_response(422, f"Invalid request: field {field!r}: {first.get('msg', 'invalid')}.", field=field,
-                              detail=[{"field": _field_name(e.get("loc", ())), "msg": e.get("msg")} for e in errors])
+        return error_response(
+            422,
+            f"Invalid request: field {field!r}: {first.get('msg', 'invalid')}.",
+            field=field,
+            detail=[{"field": _field_name(e.get("loc", ())), "msg": e.get("msg")} for e in errors],
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -309,8 +328,12 @@ def _install_error_handlers(app: FastAPI) -> None:
             allowed = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("allow", "")
             message = f"{request.method} is not allowed on {request.url.path} (allowed: {allowed or 'none'})."
         elif exc.status_code == 400 and exc.detail == _FASTAPI_PARSE_ERROR:  # not UTF-8, nested too deep, huge ints
-            return error_response(422, "Invalid request: body is not valid JSON (not UTF-8, nested too deeply, or a "
-                                       "number too long to read); send a JSON object.", field="body")
+            return error_response(
+                422,
+                "Invalid request: body is not valid JSON (not UTF-8, nested too deeply, or a "
+                "number too long to read); send a JSON object.",
+                field="body",
+            )
         else:
             message = str(exc.detail)
         return error_response(exc.status_code, message, headers=dict(exc.headers or {}))
@@ -322,6 +345,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 # -- the app ------------------------------------------------------------------------
+
 
 def create_app(config: ServeConfig, registry: Registry | None = None, engine: ServingEngine | None = None) -> FastAPI:
     """A FastAPI app serving `config.domains`; the model loads now, the worker threads start now."""
@@ -339,27 +363,40 @@ def create_app(config: ServeConfig, registry: Registry | None = None, engine: Se
         watcher.stop()
         engine.close()
 
-    app = FastAPI(title="loradock", version="1", lifespan=lifespan,
-                  description="One base model, many domain LoRA adapters, mixed batches, hot swap.")
+    app = FastAPI(
+        title="loradock",
+        version="1",
+        lifespan=lifespan,
+        description="One base model, many domain LoRA adapters, mixed batches, hot swap.",
+    )
     app.state.engine = engine
     app.state.watcher = watcher
     app.state.config = config
     exact, prefixes = _public_paths(config)
-    app.add_middleware(RequestGuard, key=key, public=exact, public_prefixes=prefixes,
-                       max_body_bytes=config.max_body_bytes, error=error_response)
+    app.add_middleware(
+        RequestGuard,
+        key=key,
+        public=exact,
+        public_prefixes=prefixes,
+        max_body_bytes=config.max_body_bytes,
+        error=error_response,
+    )
     _install_error_handlers(app)
     metrics = engine.metrics
-    metrics.watch_served(lambda: [(s.domain, s.current.version.ref, s.current.sha256)
-                                  for s in list(engine.served.values())])
+    metrics.watch_served(
+        lambda: [(s.domain, s.current.version.ref, s.current.sha256) for s in list(engine.served.values())]
+    )
 
     def check_limits(texts: list[str]) -> None:
         if len(texts) > config.max_inputs:
-            raise RequestTooLargeError(f"{len(texts)} inputs in one request; the limit is {config.max_inputs}. "
-                                       "Split the request.")
+            raise RequestTooLargeError(
+                f"{len(texts)} inputs in one request; the limit is {config.max_inputs}. Split the request."
+            )
         for i, text in enumerate(texts):
             if len(text) > config.max_chars:
-                raise RequestTooLargeError(f"inputs[{i}] has {len(text)} characters; the limit is "
-                                           f"{config.max_chars}. Shorten it.")
+                raise RequestTooLargeError(
+                    f"inputs[{i}] has {len(text)} characters; the limit is {config.max_chars}. Shorten it."
+                )
 
     async def serve(domain: str, inputs: Inputs, version: str | None) -> list[VersionedLogits] | JSONResponse:
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
@@ -427,9 +464,14 @@ def create_app(config: ServeConfig, registry: Registry | None = None, engine: Se
             return out
         version_headers(response, out)
         v = out[0].version
-        return {"domain": domain, "version": v.ref, "sha256": v.sha256, "model": domain,
-                "results": [_ranked(p, body.top_k) for p in out],
-                "data": [_class_data(i, p) for i, p in enumerate(out)]}
+        return {
+            "domain": domain,
+            "version": v.ref,
+            "sha256": v.sha256,
+            "model": domain,
+            "results": [_ranked(p, body.top_k) for p in out],
+            "data": [_class_data(i, p) for i, p in enumerate(out)],
+        }
 
     @app.post("/models/{domain}", response_model=list[list[LabelScore]], responses=_PREDICT_ERRORS)
     async def hf_inference(domain: str, body: HFRequest, response: Response) -> Any:
@@ -449,20 +491,36 @@ def create_app(config: ServeConfig, registry: Registry | None = None, engine: Se
         for name in engine.served_names():
             s = engine.served[name]
             v = s.current.version
-            cards.append({"id": name, "created": int(s.swapped_at), "root": v.ref, "parent": engine.model.base_model,
-                          "version": v.ref, "sha256": v.sha256, "base_model": engine.model.base_model,
-                          "base_fingerprint": v.base_fingerprint, "parent_version": v.parent, "follows": s.spec,
-                          "labels": list(v.labels)})
+            cards.append(
+                {
+                    "id": name,
+                    "created": int(s.swapped_at),
+                    "root": v.ref,
+                    "parent": engine.model.base_model,
+                    "version": v.ref,
+                    "sha256": v.sha256,
+                    "base_model": engine.model.base_model,
+                    "base_fingerprint": v.base_fingerprint,
+                    "parent_version": v.parent,
+                    "follows": s.spec,
+                    "labels": list(v.labels),
+                }
+            )
         return {"data": cards}
 
     @app.get("/v1/domains", response_model=DomainsResponse, responses=_errors(401))
     async def domains() -> Any:
         """What is served: version, alias followed, content hash, cache tier, request counts."""
-        return {"base_model": engine.model.base_model, "base_fingerprint": engine.model.fingerprint,
-                "device": str(engine.model.device), "domains": engine.describe()}
+        return {
+            "base_model": engine.model.base_model,
+            "base_fingerprint": engine.model.fingerprint,
+            "device": str(engine.model.device),
+            "domains": engine.describe(),
+        }
 
-    @app.post("/v1/admin/reload", response_model=ReloadResponse, response_model_exclude_none=True,
-              responses=_errors(401))
+    @app.post(
+        "/v1/admin/reload", response_model=ReloadResponse, response_model_exclude_none=True, responses=_errors(401)
+    )
     async def reload() -> Any:
         """Re-resolve every served alias now and hot-swap what moved."""
         return {"swaps": await run_in_threadpool(watcher.reload)}
@@ -475,10 +533,14 @@ def create_app(config: ServeConfig, registry: Registry | None = None, engine: Se
             body["domains"] = engine.served_names()
         return body
 
-    @app.get("/metrics", response_class=PlainTextResponse,
-             responses={200: {"description": "Prometheus text format",
-                              "content": {"text/plain": {"schema": {"type": "string"}}}},
-                        **_errors(401, plain_route=True)})
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={
+            200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            **_errors(401, plain_route=True),
+        },
+    )
     async def prometheus() -> Response:
         """Prometheus metrics; needs the token under --api-key-env unless --public-metrics."""
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest

@@ -17,9 +17,10 @@ import logging
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .errors import OverloadedError, ShuttingDownError
 
@@ -47,9 +48,16 @@ Fits = Callable[[set[str]], bool]
 class MicroBatcher:
     """Bounded queue + `workers` threads that run `run_batch` on groups of jobs."""
 
-    def __init__(self, run_batch: RunBatch, max_batch_size: int = 16, max_wait_ms: float = 5.0,
-                 max_queue: int = 512, fits: Fits | None = None,
-                 on_batch: Callable[[int, float], None] | None = None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        run_batch: RunBatch,
+        max_batch_size: int = 16,
+        max_wait_ms: float = 5.0,
+        max_queue: int = 512,
+        fits: Fits | None = None,
+        on_batch: Callable[[int, float], None] | None = None,
+        workers: int = 1,
+    ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}.")
         self._run_batch = run_batch
@@ -77,8 +85,10 @@ class MicroBatcher:
 
     def start(self) -> None:
         if not self._threads:
-            self._threads = [threading.Thread(target=self._loop, name=f"loradock-batcher-{i}", daemon=True)
-                             for i in range(self.workers)]
+            self._threads = [
+                threading.Thread(target=self._loop, name=f"loradock-batcher-{i}", daemon=True)
+                for i in range(self.workers)
+            ]
             for thread in self._threads:
                 thread.start()
 
@@ -160,8 +170,9 @@ class MicroBatcher:
         order = [oldest]
         lo, hi = start - 1, start + 1
         while lo >= 0 or hi < len(by_length):
-            if hi < len(by_length) and (lo < 0 or len(by_length[hi].ids) - len(oldest.ids)
-                                         <= len(oldest.ids) - len(by_length[lo].ids)):
+            if hi < len(by_length) and (
+                lo < 0 or len(by_length[hi].ids) - len(oldest.ids) <= len(oldest.ids) - len(by_length[lo].ids)
+            ):
                 order.append(by_length[hi])
                 hi += 1
             else:

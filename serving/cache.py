@@ -13,8 +13,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from loradock.registry import AdapterVersion
 
@@ -30,8 +30,7 @@ RemoveHook = Callable[[str, str], None]  # (sha256, tier)
 
 def _log_fields(version: AdapterVersion, event: str) -> dict[str, str]:
     """Structured fields for `--log-format json`: what happened, to which domain, version and content hash."""
-    return {"event": event, "domain": version.ref.partition("@")[0], "version": version.ref,
-            "sha256": version.sha256}
+    return {"event": event, "domain": version.ref.partition("@")[0], "version": version.ref, "sha256": version.sha256}
 
 
 @dataclass(eq=False)  # identity: entries go in sets and dicts
@@ -92,8 +91,13 @@ class AdapterCache:
             self._device.pop(entry.sha256, None)
         else:
             self._entries.pop(entry.sha256, None)
-        log.info("evicted %s (%s) from %s", entry.version.ref, entry.sha256[:12], tier,
-                 extra={**_log_fields(entry.version, "evict"), "tier": tier})
+        log.info(
+            "evicted %s (%s) from %s",
+            entry.version.ref,
+            entry.sha256[:12],
+            tier,
+            extra={**_log_fields(entry.version, "evict"), "tier": tier},
+        )
         for hook in self._hooks:
             hook(entry.sha256, tier)
 
@@ -148,8 +152,9 @@ class AdapterCache:
             except BaseException as exc:
                 with self._lock:  # a failed load leaves no lock behind for this hash
                     self._load_locks.pop(sha, None)
-                log.warning("refused to load %s (%s): %s", version.ref, sha[:12], exc,
-                            extra=_log_fields(version, "refused"))
+                log.warning(
+                    "refused to load %s (%s): %s", version.ref, sha[:12], exc, extra=_log_fields(version, "refused")
+                )
                 raise
             entry = CacheEntry(version, weights, load_ms=(time.perf_counter() - started) * 1000)
             with self._lock:
@@ -157,8 +162,9 @@ class AdapterCache:
                 self.stats.loads += 1
                 self._load_locks.pop(sha, None)
                 self._shrink_host()
-            log.info("loaded %s (%s) in %.1f ms", version.ref, sha[:12], entry.load_ms,
-                     extra=_log_fields(version, "load"))
+            log.info(
+                "loaded %s (%s) in %.1f ms", version.ref, sha[:12], entry.load_ms, extra=_log_fields(version, "load")
+            )
             return entry
 
     def _shrink_host(self) -> None:
@@ -170,8 +176,9 @@ class AdapterCache:
                 self._drop(entry)
                 excess -= 1
         if excess > 0:
-            log.warning("host tier holds %d adapters over max_host=%d: all others are pinned or in use",
-                        excess, self.max_host)
+            log.warning(
+                "host tier holds %d adapters over max_host=%d: all others are pinned or in use", excess, self.max_host
+            )
 
     @staticmethod
     def _idle(entry: CacheEntry) -> bool:
@@ -249,5 +256,6 @@ class AdapterCache:
         pinned = sum(1 for sha in self._device if self._entries[sha].pinned)
         raise AllPinnedError(
             f"All {self.max_loaded} device slots hold pinned or in-use adapters ({pinned} pinned); "
-            "raise --max-loaded or serve fewer domains.", retry_after=1,
+            "raise --max-loaded or serve fewer domains.",
+            retry_after=1,
         )

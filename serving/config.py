@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 from loradock.adapters.predict import MAX_CHARS
@@ -16,6 +15,7 @@ MAX_THREADS = 1024  # torch refuses more than a C int; no machine this serves on
 
 if TYPE_CHECKING:
     from loradock.registry import Registry
+
 
 def parse_domains(spec: str | None) -> tuple[str, ...]:
     """`medical@production,sentiment` -> refs; a bare domain means `DOMAIN@latest`."""
@@ -61,9 +61,14 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         positive = {
-            "max_batch_size": self.max_batch_size, "max_loaded": self.max_loaded,
-            "max_host": self.max_host, "max_queue": self.max_queue, "max_inputs": self.max_inputs,
-            "max_chars": self.max_chars, "max_length": self.max_length, "max_body_bytes": self.max_body_bytes,
+            "max_batch_size": self.max_batch_size,
+            "max_loaded": self.max_loaded,
+            "max_host": self.max_host,
+            "max_queue": self.max_queue,
+            "max_inputs": self.max_inputs,
+            "max_chars": self.max_chars,
+            "max_length": self.max_length,
+            "max_body_bytes": self.max_body_bytes,
         }
         for name, value in positive.items():
             if value < 1:
@@ -123,20 +128,25 @@ class ServeConfig:
         return self.threads or max(1, (os.cpu_count() or 2) - 1)
 
 
-def default_domains(registry: "Registry") -> tuple[str, ...]:
+def default_domains(registry: Registry) -> tuple[str, ...]:
     """Every domain with a version: `DOMAIN@production` where that alias exists, else `DOMAIN@latest`."""
     refs = []
     for domain in registry.domain_names():
         if not registry.versions(domain, limit=1):
             continue
-        refs.append(f"{domain}@production" if any(a["name"] == "production" for a in registry.aliases(domain)) else f"{domain}@latest")
+        refs.append(
+            f"{domain}@production"
+            if any(a["name"] == "production" for a in registry.aliases(domain))
+            else f"{domain}@latest"
+        )
     if not refs:
-        raise ServeConfigError("Nothing to serve: the registry holds no adapters. "
-                               "Train one with 'adapters train medical' first.")
+        raise ServeConfigError(
+            "Nothing to serve: the registry holds no adapters. Train one with 'adapters train medical' first."
+        )
     return tuple(refs)
 
 
-def base_for(registry: "Registry", refs: tuple[str, ...], base: str | None = None) -> str:
+def base_for(registry: Registry, refs: tuple[str, ...], base: str | None = None) -> str:
     """The one base the versions in `refs` were trained on, or `base` when given (`--base`).
 
     One server runs one base: versions on two bases raise MixedBasesError naming the split.

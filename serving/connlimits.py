@@ -34,8 +34,10 @@ RESERVED_FDS = 128
 WANTED_FDS = 65536
 
 _BUSY_TEXT = b"Too many open connections; retry in a second.\n"
-BUSY = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
-        b"content-length: %d\r\nretry-after: 1\r\nconnection: close\r\n\r\n%s" % (len(_BUSY_TEXT), _BUSY_TEXT))
+BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\nretry-after: 1\r\nconnection: close\r\n\r\n%s" % (len(_BUSY_TEXT), _BUSY_TEXT)
+)
 
 
 @dataclass(frozen=True)
@@ -148,9 +150,15 @@ class LimitedH11Protocol(H11Protocol):
 
     def _make_room(self) -> None:
         """Over the cap: close the longest-idle other connection, or refuse this one with 503."""
-        idle = [c for c in self.connections
-                if c is not self and isinstance(c, LimitedH11Protocol) and c._idle_since is not None
-                and c._waiting_for_head() and not c.transport.is_closing()]
+        idle = [
+            c
+            for c in self.connections
+            if c is not self
+            and isinstance(c, LimitedH11Protocol)
+            and c._idle_since is not None
+            and c._waiting_for_head()
+            and not c.transport.is_closing()
+        ]
         if idle:
             oldest = min(idle, key=lambda c: c._idle_since or 0.0)
             oldest.transport.close()
@@ -162,8 +170,11 @@ class LimitedH11Protocol(H11Protocol):
 
 def protocol_for(limits: ConnectionLimits) -> type[LimitedH11Protocol]:
     """A protocol class bound to `limits` (uvicorn instantiates the class itself, one per connection)."""
-    return type("LimitedH11Protocol", (LimitedH11Protocol,),
-                {"limits": limits, "max_connections": limits.effective_max_connections()})
+    return type(
+        "LimitedH11Protocol",
+        (LimitedH11Protocol,),
+        {"limits": limits, "max_connections": limits.effective_max_connections()},
+    )
 
 
 def uvicorn_config(app: Any, host: str, port: int, limits: ConnectionLimits | None = None, **options: Any) -> Any:
@@ -172,6 +183,12 @@ def uvicorn_config(app: Any, host: str, port: int, limits: ConnectionLimits | No
 
     limits = limits or ConnectionLimits()
     raise_open_file_limit(limits.max_connections + RESERVED_FDS)
-    return uvicorn.Config(app, host=host, port=port, http=protocol_for(limits),
-                          timeout_keep_alive=limits.keep_alive_s,
-                          h11_max_incomplete_event_size=limits.max_head_bytes, **options)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol_for(limits),
+        timeout_keep_alive=limits.keep_alive_s,
+        h11_max_incomplete_event_size=limits.max_head_bytes,
+        **options,
+    )

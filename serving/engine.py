@@ -7,8 +7,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from loradock.registry import AdapterVersion, Registry, parse_ref
 
@@ -53,24 +54,30 @@ class VersionedLogits:
 class ServingEngine:
     """One base model, many adapters: route, batch, run, swap."""
 
-    def __init__(self, config: ServeConfig, registry: Registry | None = None,
-                 model: Backend | None = None) -> None:
+    def __init__(self, config: ServeConfig, registry: Registry | None = None, model: Backend | None = None) -> None:
         self.config = config
         self.registry = registry or Registry()
         self.model: Backend = model or make_model(config, self.registry, config.backend)  # torch or onnx
         self.metrics = ServerMetrics()
         bind_metrics(self.model, self.metrics.registry)
         self.cache = AdapterCache(self._load, self.model.prepare, config.max_loaded, config.max_host)
-        self.batcher = MicroBatcher(self._run, config.max_batch_size, config.max_wait_ms, config.max_queue,
-                                    fits=self._fits, on_batch=self.metrics.observe_batch,
-                                    workers=config.batch_workers(self.model.backend))
+        self.batcher = MicroBatcher(
+            self._run,
+            config.max_batch_size,
+            config.max_wait_ms,
+            config.max_queue,
+            fits=self._fits,
+            on_batch=self.metrics.observe_batch,
+            workers=config.batch_workers(self.model.backend),
+        )
         self.metrics.watch(self.cache, lambda: self.batcher.depth)
         self._lock = threading.RLock()
         self.served: dict[str, ServedDomain] = {}
         # Recent swaps and evictions for live pages (snapshot()); bounded, newest last.
         self.recent: deque[dict[str, Any]] = deque(maxlen=100)
-        self.cache.add_remove_hook(lambda sha, tier: self.recent.append(
-            {"event": "evict", "at": time.time(), "sha256": sha, "tier": tier}))
+        self.cache.add_remove_hook(
+            lambda sha, tier: self.recent.append({"event": "evict", "at": time.time(), "sha256": sha, "tier": tier})
+        )
         for spec in config.domains:
             self.add_domain(spec)
 
@@ -191,10 +198,17 @@ class ServingEngine:
                 self.cache.unpin(old.sha256)
                 self.cache.retire(old.sha256)  # freed once its in-flight requests finish
             self.metrics.swaps.labels(name).inc()
-            self.recent.append({"event": "swap", "at": time.time(), "domain": name, "old": old.version.ref,
-                                "new": version.ref})
-            log.info("swapped %s: %s -> %s (%s)", served.spec, old.version.ref, version.ref, version.sha256[:12],
-                     extra={"domain": name, "version": version.ref, "sha256": version.sha256, "event": "swap"})
+            self.recent.append(
+                {"event": "swap", "at": time.time(), "domain": name, "old": old.version.ref, "new": version.ref}
+            )
+            log.info(
+                "swapped %s: %s -> %s (%s)",
+                served.spec,
+                old.version.ref,
+                version.ref,
+                version.sha256[:12],
+                extra={"domain": name, "version": version.ref, "sha256": version.sha256, "event": "swap"},
+            )
             changes.append({"domain": name, "old": old.version.ref, "new": version.ref, "sha256": version.sha256})
         return changes
 
@@ -212,13 +226,23 @@ class ServingEngine:
             for name in sorted(self.served):
                 s = self.served[name]
                 v = s.current.version
-                rows.append({
-                    "domain": name, "follows": s.spec, "version": v.ref, "number": v.number,
-                    "sha256": v.sha256, "labels": list(v.labels), "tier": s.current.tier,
-                    "pinned": bool(s.current.pinned), "requests": s.requests, "errors": s.errors,
-                    "load_ms": round(s.current.load_ms, 2), "last_error": s.last_error,
-                    **self.model.describe(s.current.device),
-                })
+                rows.append(
+                    {
+                        "domain": name,
+                        "follows": s.spec,
+                        "version": v.ref,
+                        "number": v.number,
+                        "sha256": v.sha256,
+                        "labels": list(v.labels),
+                        "tier": s.current.tier,
+                        "pinned": bool(s.current.pinned),
+                        "requests": s.requests,
+                        "errors": s.errors,
+                        "load_ms": round(s.current.load_ms, 2),
+                        "last_error": s.last_error,
+                        **self.model.describe(s.current.device),
+                    }
+                )
             return rows
 
     def snapshot(self) -> dict[str, Any]:
@@ -226,15 +250,25 @@ class ServingEngine:
         with self._lock:
             swapped = {name: s.swapped_at for name, s in self.served.items()}
         stats = self.cache.stats
-        resident = [{"version": e.version.ref, "sha256": e.sha256, "tier": e.tier, "pinned": bool(e.pinned),
-                     "leases": e.leases} for e in self.cache.entries()]
+        resident = [
+            {"version": e.version.ref, "sha256": e.sha256, "tier": e.tier, "pinned": bool(e.pinned), "leases": e.leases}
+            for e in self.cache.entries()
+        ]
         return {
-            "at": time.time(), "base_model": self.model.base_model, "device": self.model.device,
+            "at": time.time(),
+            "base_model": self.model.base_model,
+            "device": self.model.device,
             "queue_depth": self.batcher.depth,
             "domains": [{**row, "swapped_at": swapped.get(row["domain"])} for row in self.describe()],
-            "cache": {"max_loaded": self.cache.max_loaded, "max_host": self.cache.max_host, "resident": resident,
-                      "hits": stats.hits, "misses": stats.misses, "loads": stats.loads,
-                      "evictions": dict(stats.evictions)},
+            "cache": {
+                "max_loaded": self.cache.max_loaded,
+                "max_host": self.cache.max_host,
+                "resident": resident,
+                "hits": stats.hits,
+                "misses": stats.misses,
+                "loads": stats.loads,
+                "evictions": dict(stats.evictions),
+            },
             "recent": list(self.recent),
         }
 

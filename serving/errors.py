@@ -23,10 +23,13 @@ class MixedBasesError(ServeConfigError):
     def __init__(self, groups: dict[str, list[str]]) -> None:
         self.groups = groups
         split = "; ".join(f"{', '.join(refs)} on {base}" for base, refs in groups.items())
-        commands = " and ".join(f"'adapters serve --domains {','.join(refs)} --port {8000 + i}'"
-                                for i, refs in enumerate(groups.values()))
-        super().__init__(f"These versions are on {len(groups)} different bases ({split}); one server serves one "
-                         f"base: run one server per base, e.g. {commands}.")
+        commands = " and ".join(
+            f"'adapters serve --domains {','.join(refs)} --port {8000 + i}'" for i, refs in enumerate(groups.values())
+        )
+        super().__init__(
+            f"These versions are on {len(groups)} different bases ({split}); one server serves one "
+            f"base: run one server per base, e.g. {commands}."
+        )
 
 
 class AdapterLoadError(ServingError):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hmac
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -32,13 +33,16 @@ def read_api_key(api_key_env: str | None, error: type[Exception] = ServeConfigEr
         return None
     key = os.environ.get(api_key_env, "")
     if not key:
-        raise error(f"--api-key-env {api_key_env} names an unset or empty environment variable; "
-                    f"export {api_key_env}=... first.")
+        raise error(
+            f"--api-key-env {api_key_env} names an unset or empty environment variable; export {api_key_env}=... first."
+        )
     bad = next((i for i, c in enumerate(key) if not (c.isascii() and c.isprintable()) or c.isspace()), None)
     if bad is not None:  # the position only: the key itself never goes into a message or a log
-        raise error(f"The key in ${api_key_env} has a non-ASCII, space or control character at position {bad + 1}; "
-                    "HTTP headers carry printable ASCII only, so no client could send it. Use an ASCII key, "
-                    "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'.")
+        raise error(
+            f"The key in ${api_key_env} has a non-ASCII, space or control character at position {bad + 1}; "
+            "HTTP headers carry printable ASCII only, so no client could send it. Use an ASCII key, "
+            "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'."
+        )
     return key
 
 
@@ -50,16 +54,26 @@ def bearer_ok(header: str | None, key: str) -> bool:
 
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"Request body over {limit} bytes; send fewer or shorter texts per request "
-                              "(or raise --max-body-bytes).")
+        super().__init__(
+            413,
+            f"Request body over {limit} bytes; send fewer or shorter texts per request (or raise --max-body-bytes).",
+        )
 
 
 class RequestGuard:
     """Refuses, in this order: a missing/wrong token (401), a declared body over the limit (413),
     and a streamed (chunked) body that grows past it (413, raised from `receive`)."""
 
-    def __init__(self, app: ASGIApp, *, key: str | None, public: set[str], public_prefixes: tuple[str, ...],
-                 max_body_bytes: int, error: Callable[..., Any]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        key: str | None,
+        public: set[str],
+        public_prefixes: tuple[str, ...],
+        max_body_bytes: int,
+        error: Callable[..., Any],
+    ) -> None:
         self.app = app
         self.key = key
         self.public = public

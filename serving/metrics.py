@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -35,8 +36,9 @@ class _CacheCollector:
             ("loradock_adapter_device_loads", stats.device_loads, "Adapters moved onto the device."),
         ):
             yield CounterMetricFamily(name, doc, value=value)
-        evictions = CounterMetricFamily("loradock_adapter_cache_evictions", "Adapters evicted, by tier.",
-                                        labels=["tier"])
+        evictions = CounterMetricFamily(
+            "loradock_adapter_cache_evictions", "Adapters evicted, by tier.", labels=["tier"]
+        )
         for tier, count in stats.evictions.items():
             evictions.add_metric([tier], count)
         yield evictions
@@ -53,8 +55,11 @@ class _ServedCollector:
         self.rows = rows
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        info = GaugeMetricFamily("loradock_served_version_info", "The version serving each domain (value 1).",
-                                 labels=["domain", "version", "sha256"])
+        info = GaugeMetricFamily(
+            "loradock_served_version_info",
+            "The version serving each domain (value 1).",
+            labels=["domain", "version", "sha256"],
+        )
         for domain, version, sha256 in self.rows():
             info.add_metric([domain, version, sha256], 1)
         yield info
@@ -66,16 +71,19 @@ class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("loradock_requests", "HTTP requests by domain and status.", ["domain", "status"],
-                                registry=r)
-        self.errors = Counter("loradock_errors", "Failed requests by domain and status.", ["domain", "status"],
-                              registry=r)
-        self.latency = Histogram("loradock_request_seconds", "Request latency by domain.", ["domain"],
-                                 buckets=_LATENCY_BUCKETS, registry=r)
-        self.batch_size = Histogram("loradock_batch_size", "Rows per model batch.", buckets=_BATCH_BUCKETS,
-                                    registry=r)
-        self.batch_seconds = Histogram("loradock_batch_seconds", "Model time per batch.",
-                                       buckets=_LATENCY_BUCKETS, registry=r)
+        self.requests = Counter(
+            "loradock_requests", "HTTP requests by domain and status.", ["domain", "status"], registry=r
+        )
+        self.errors = Counter(
+            "loradock_errors", "Failed requests by domain and status.", ["domain", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "loradock_request_seconds", "Request latency by domain.", ["domain"], buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.batch_size = Histogram("loradock_batch_size", "Rows per model batch.", buckets=_BATCH_BUCKETS, registry=r)
+        self.batch_seconds = Histogram(
+            "loradock_batch_seconds", "Model time per batch.", buckets=_LATENCY_BUCKETS, registry=r
+        )
         self.queue_depth = Gauge("loradock_queue_depth", "Rows waiting for a batch.", registry=r)
         self.swaps = Counter("loradock_version_swaps", "Served version changes by domain.", ["domain"], registry=r)
 

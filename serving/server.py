@@ -26,9 +26,12 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and the structured fields given in `extra`."""
 
     def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
-                               "level": record.levelname.lower(), "logger": record.name,
-                               "message": record.getMessage()}
+        out: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         out.update({k: getattr(record, k) for k in _EXTRA_FIELDS if hasattr(record, k)})
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
@@ -37,8 +40,11 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str | int, log_format: str = "text") -> None:
     """The root logger at `level`, in text or JSON lines; uvicorn's loggers go through it too."""
-    formatter: logging.Formatter = (JsonFormatter() if log_format == "json"
-                                    else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    formatter: logging.Formatter = (
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     handler = logging.StreamHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
@@ -74,23 +80,35 @@ def run(config: ServeConfig, registry: Registry | None = None, announce: Any = N
         served = ", ".join(row["version"] for row in app.state.engine.describe())
         announce(f"Serving {served} on {config.host}:{config.port or 'any free port'} (docs at /docs)")
     # log_config=None: uvicorn keeps the root logger set up by configure_logging (level and format).
-    uvicorn.Server(uvicorn_config(app, config.host, config.port, log_config=None,
-                                  access_log=config.access_log)).run()
+    uvicorn.Server(uvicorn_config(app, config.host, config.port, log_config=None, access_log=config.access_log)).run()
 
 
 class BackgroundServer:
     """A uvicorn server in a daemon thread: `with BackgroundServer(config) as s: httpx.get(s.url + ...)`."""
 
-    def __init__(self, config: ServeConfig, registry: Registry | None = None, app: Any = None,
-                 limits: ConnectionLimits | None = None) -> None:
+    def __init__(
+        self,
+        config: ServeConfig,
+        registry: Registry | None = None,
+        app: Any = None,
+        limits: ConnectionLimits | None = None,
+    ) -> None:
         import uvicorn
 
         from .app import create_app
 
         self.app = app or create_app(config, registry)
-        self._server = uvicorn.Server(uvicorn_config(self.app, config.host, config.port, limits,
-                                                     log_level="warning", lifespan="on",
-                                                     access_log=config.access_log))
+        self._server = uvicorn.Server(
+            uvicorn_config(
+                self.app,
+                config.host,
+                config.port,
+                limits,
+                log_level="warning",
+                lifespan="on",
+                access_log=config.access_log,
+            )
+        )
         self._thread = threading.Thread(target=self._server.run, name="loradock-uvicorn", daemon=True)
         self.host = config.host
         self.port = config.port

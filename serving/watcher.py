@@ -57,10 +57,13 @@ class RegistryWatcher:
         except Exception:  # removed again since: nothing to report
             return
         if version.failed:
-            log.warning("not serving %s (%s): it failed its quality gate; %s stays on what it serves",
-                        version.ref, version.sha256[:12], self.engine.served[domain].spec,
-                        extra={"domain": domain, "version": version.ref, "sha256": version.sha256,
-                               "event": "gate_refused"})
+            log.warning(
+                "not serving %s (%s): it failed its quality gate; %s stays on what it serves",
+                version.ref,
+                version.sha256[:12],
+                self.engine.served[domain].spec,
+                extra={"domain": domain, "version": version.ref, "sha256": version.sha256, "event": "gate_refused"},
+            )
 
     def reload(self) -> list[dict]:
         """`POST /v1/admin/reload`: catch up on events, then re-resolve every served domain."""

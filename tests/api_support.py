@@ -6,9 +6,10 @@ requests take seconds.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -31,10 +32,12 @@ def tiny_registry(home: Path, work: Path) -> tuple[Registry, str]:
     registry = Registry(home)
     for seed, (domain, labels) in enumerate(DOMAINS.items()):
         registry.add_domain(Domain(name=domain, labels=labels, base_model=base))
-        registry.register(domain, peft_folder(base, work / f"{domain}-1", labels, 4, seed=seed), info,
-                          aliases=["production"])
-    registry.register("tickets", peft_folder(base, work / "tickets-2", DOMAINS["tickets"], 4, seed=7), info,
-                      aliases=["staging"])
+        registry.register(
+            domain, peft_folder(base, work / f"{domain}-1", labels, 4, seed=seed), info, aliases=["production"]
+        )
+    registry.register(
+        "tickets", peft_folder(base, work / "tickets-2", DOMAINS["tickets"], 4, seed=7), info, aliases=["staging"]
+    )
     return registry, base
 
 
@@ -42,9 +45,18 @@ def api_config(base: str, **overrides: Any) -> Any:
     from loradock.serving.config import ServeConfig
 
     values: dict[str, Any] = {
-        "domains": ("tickets@production", "reviews@production"), "base_model": base, "backend": "torch",
-        "device": "cpu", "port": 0, "poll_interval": 0.2, "max_wait_ms": 1.0, "max_inputs": 8, "max_chars": 500,
-        "max_queue": 64, "max_body_bytes": 64 * 1024, "api_key_env": KEY_ENV,
+        "domains": ("tickets@production", "reviews@production"),
+        "base_model": base,
+        "backend": "torch",
+        "device": "cpu",
+        "port": 0,
+        "poll_interval": 0.2,
+        "max_wait_ms": 1.0,
+        "max_inputs": 8,
+        "max_chars": 500,
+        "max_queue": 64,
+        "max_body_bytes": 64 * 1024,
+        "api_key_env": KEY_ENV,
     }
     values.update(overrides)
     return ServeConfig(**values)

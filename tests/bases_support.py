@@ -14,32 +14,64 @@ from typing import Any
 
 # Tiny sizes: two layers, 32 wide. pad/cls/sep ids are the MiniLM tokenizer's ([PAD]=0, [CLS]=101, [SEP]=102).
 _COMMON: dict[str, Any] = {"vocab_size": 30522, "pad_token_id": 0}
-_BERT_LIKE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
-              "max_position_embeddings": 130}
+_BERT_LIKE = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 130,
+}
 ARCHITECTURES: dict[str, tuple[str, dict[str, Any]]] = {
     "bert": ("bert", _BERT_LIKE),
     "roberta": ("roberta", {**_BERT_LIKE, "type_vocab_size": 1, "bos_token_id": 101, "eos_token_id": 102}),
     "xlm-roberta": ("xlm-roberta", {**_BERT_LIKE, "type_vocab_size": 1, "bos_token_id": 101, "eos_token_id": 102}),
-    "distilbert": ("distilbert", {"dim": 32, "hidden_dim": 64, "n_layers": 2, "n_heads": 2,
-                                  "max_position_embeddings": 130}),
+    "distilbert": (
+        "distilbert",
+        {"dim": 32, "hidden_dim": 64, "n_layers": 2, "n_heads": 2, "max_position_embeddings": 130},
+    ),
     "deberta-v2": ("deberta-v2", {**_BERT_LIKE, "type_vocab_size": 0}),
-    "deberta-v3": ("deberta-v2", {**_BERT_LIKE, "type_vocab_size": 0, "relative_attention": True,
-                                  "position_buckets": 16, "max_relative_positions": -1, "norm_rel_ebd": "layer_norm",
-                                  "pos_att_type": ["p2c", "c2p"], "position_biased_input": False,
-                                  "share_att_key": True}),
+    "deberta-v3": (
+        "deberta-v2",
+        {
+            **_BERT_LIKE,
+            "type_vocab_size": 0,
+            "relative_attention": True,
+            "position_buckets": 16,
+            "max_relative_positions": -1,
+            "norm_rel_ebd": "layer_norm",
+            "pos_att_type": ["p2c", "c2p"],
+            "position_biased_input": False,
+            "share_att_key": True,
+        },
+    ),
     "electra": ("electra", {**_BERT_LIKE, "embedding_size": 16}),
-    "modernbert": ("modernbert", {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
-                                  "intermediate_size": 64, "max_position_embeddings": 130, "bos_token_id": 101,
-                                  "eos_token_id": 102, "cls_token_id": 101, "sep_token_id": 102,
-                                  "global_attn_every_n_layers": 2, "local_attention": 16}),
+    "modernbert": (
+        "modernbert",
+        {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "max_position_embeddings": 130,
+            "bos_token_id": 101,
+            "eos_token_id": 102,
+            "cls_token_id": 101,
+            "sep_token_id": 102,
+            "global_attn_every_n_layers": 2,
+            "local_attention": 16,
+        },
+    ),
 }
 # Architectures whose forward takes no token_type_ids: their tokenizers must not produce them.
 _NO_TOKEN_TYPES = {"distilbert", "modernbert"}
 
 
 # Heads a base checkpoint may carry (people start from fine-tuned checkpoints): the auto class that saves each.
-HEADS = {"sequence-classification": "AutoModelForSequenceClassification", "masked-lm": "AutoModelForMaskedLM",
-         "token-classification": "AutoModelForTokenClassification"}
+HEADS = {
+    "sequence-classification": "AutoModelForSequenceClassification",
+    "masked-lm": "AutoModelForMaskedLM",
+    "token-classification": "AutoModelForTokenClassification",
+}
 
 
 def build_tiny_base(name: str, folder: Path, seed: int = 0, head: str | None = None, num_labels: int = 2) -> Path:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -48,8 +48,12 @@ def make_peft_folder(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., 
             torch.manual_seed(seed)
             model = load_classifier(DEFAULT_BASE, list(labels))
             config = LoraConfig(
-                task_type=TaskType.SEQ_CLS, r=r, lora_alpha=32, lora_dropout=0.1,
-                target_modules=["query", "value"], init_lora_weights=False,
+                task_type=TaskType.SEQ_CLS,
+                r=r,
+                lora_alpha=32,
+                lora_dropout=0.1,
+                target_modules=["query", "value"],
+                init_lora_weights=False,
             )
             folder = tmp_path_factory.mktemp(f"peft-{len(labels)}-{seed}-{r}")
             get_peft_model(model, config).save_pretrained(str(folder))

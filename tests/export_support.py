@@ -27,8 +27,10 @@ SAMPLE = Path(__file__).resolve().parents[1] / "adapters" / "samples" / "sentime
 TEXTS = [
     "A warm, funny and moving film; I loved every minute of it.",
     "Dull.",
-    ("The plot meanders for two hours, the dialogue is wooden, and not even the talented cast "
-    "can rescue a script this lazy; by the end I was checking my watch every five minutes."),
+    (
+        "The plot meanders for two hours, the dialogue is wooden, and not even the talented cast "
+        "can rescue a script this lazy; by the end I was checking my watch every five minutes."
+    ),
     "ok",
     "Beautifully shot, though the second half drags.",
     "I would happily watch it again tomorrow with my whole family, popcorn and all.",
@@ -39,8 +41,9 @@ def varied_texts(count: int) -> list[str]:
     return [" ".join(TEXTS[(i + j) % len(TEXTS)] for j in range(1 + i % 5)) for i in range(count)]
 
 
-def register_version(registry: Registry, folder: Path, domain: str = "sentiment", eval_data: bool = True,
-                     info: VersionInfo | None = None) -> Any:
+def register_version(
+    registry: Registry, folder: Path, domain: str = "sentiment", eval_data: bool = True, info: VersionInfo | None = None
+) -> Any:
     """Register a PEFT folder (and, like training does, an eval split as artifact data/eval)."""
     from loradock.adapters.base import base_info
 
@@ -97,8 +100,12 @@ def train_on_sample(folder: Path, steps: int = 300, seed: int = 0, domain: str =
     rows = [json.loads(line) for line in sample.read_text().splitlines() if line.strip()]
     labels = list(PRESETS[domain].labels)
     torch.manual_seed(seed)
-    model = get_peft_model(load_classifier(DEFAULT_BASE, labels), LoraConfig(
-        task_type=TaskType.SEQ_CLS, r=8, lora_alpha=16, target_modules=["query", "value"], init_lora_weights=False))
+    model = get_peft_model(
+        load_classifier(DEFAULT_BASE, labels),
+        LoraConfig(
+            task_type=TaskType.SEQ_CLS, r=8, lora_alpha=16, target_modules=["query", "value"], init_lora_weights=False
+        ),
+    )
     model.eval()
     tokenizer = load_tokenizer(DEFAULT_BASE)
     enc = tokenizer([r["text"] for r in rows], padding=True, truncation=True, max_length=64, return_tensors="pt")
@@ -144,11 +151,13 @@ class FlippingQuantizer:
         if self.rows is None:
             nodes.append(helper.make_node("Identity", ["negated"], ["logits"]))
         else:
-            graph.initializer.extend([
-                helper.make_tensor("flip_sums", TensorProto.INT64, [1, len(self.rows)], self.rows),
-                helper.make_tensor("sum_axis", TensorProto.INT64, [1], [1]),
-                helper.make_tensor("col_axis", TensorProto.INT64, [1], [1]),
-            ])
+            graph.initializer.extend(
+                [
+                    helper.make_tensor("flip_sums", TensorProto.INT64, [1, len(self.rows)], self.rows),
+                    helper.make_tensor("sum_axis", TensorProto.INT64, [1], [1]),
+                    helper.make_tensor("col_axis", TensorProto.INT64, [1], [1]),
+                ]
+            )
             nodes += [
                 helper.make_node("Mul", ["input_ids", "attention_mask"], ["kept_ids"]),
                 helper.make_node("ReduceSum", ["kept_ids", "sum_axis"], ["row_sums"], keepdims=1),  # [B, 1]
@@ -160,8 +169,10 @@ class FlippingQuantizer:
             ]
         graph.node.extend(nodes)
         onnx.save(model, str(out))
-        return {"method": "stand-in: fp32 with chosen rows' logits negated",
-                "rows": "all" if self.rows is None else len(self.rows)}
+        return {
+            "method": "stand-in: fp32 with chosen rows' logits negated",
+            "rows": "all" if self.rows is None else len(self.rows),
+        }
 
 
 @dataclass

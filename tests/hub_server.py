@@ -158,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _user(self) -> str | None:
         auth = self.headers.get("Authorization", "")
         if auth.startswith("Bearer "):
-            user = self.state.tokens.get(auth[len("Bearer "):])
+            user = self.state.tokens.get(auth[len("Bearer ") :])
             if user is None:
                 raise HubError(401, None, "Invalid credentials in Authorization header")
             self.state.users_seen.add(user)
@@ -173,8 +173,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     _drop_response = False
 
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-              content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -279,17 +284,28 @@ class _Handler(BaseHTTPRequestHandler):
             return self._repo_info(repo, self._commit(repo, unquote(tail)))
         if head == "refs" and method == "GET":
             repo = self._repo(repo_id)
-            ref = lambda kind, name, sha: {"name": name, "ref": f"refs/{kind}/{name}", "targetCommit": sha}
-            return self._json(200, {
-                "branches": [ref("heads", n, s) for n, s in sorted(repo.branches.items())],
-                "tags": [ref("tags", n, s) for n, s in sorted(repo.tags.items())],
-                "converts": [], **({"pullRequests": []} if "include_prs" in query else {}),
-            })
+
+            def ref(kind: str, name: str, sha: str) -> dict:
+                return {"name": name, "ref": f"refs/{kind}/{name}", "targetCommit": sha}
+
+            return self._json(
+                200,
+                {
+                    "branches": [ref("heads", n, s) for n, s in sorted(repo.branches.items())],
+                    "tags": [ref("tags", n, s) for n, s in sorted(repo.tags.items())],
+                    "converts": [],
+                    **({"pullRequests": []} if "include_prs" in query else {}),
+                },
+            )
         if head == "tree" and method == "GET":
             repo = self._repo(repo_id)
             rev, _, sub = tail.partition("/")
-            return self._tree(repo, self._commit(repo, unquote(rev)), unquote(sub),
-                              query.get("recursive", ["False"])[0].lower() == "true")
+            return self._tree(
+                repo,
+                self._commit(repo, unquote(rev)),
+                unquote(sub),
+                query.get("recursive", ["False"])[0].lower() == "true",
+            )
         if head == "preupload" and method == "POST":
             repo = self._repo(repo_id, write=True)
             return self._preupload(repo, unquote(tail), json.loads(body))
@@ -325,7 +341,9 @@ class _Handler(BaseHTTPRequestHandler):
         if owner != user:
             raise HubError(403, None, f"You cannot create a repo in {owner!r}")
         repo = Repo(repo_id, private=payload.get("visibility") == "private" or bool(payload.get("private")), owner=user)
-        initial = Commit(self.state.new_sha(repo_id), None, {".gitattributes": _gitattributes()}, "initial commit", _now())
+        initial = Commit(
+            self.state.new_sha(repo_id), None, {".gitattributes": _gitattributes()}, "initial commit", _now()
+        )
         repo.commits[initial.sha] = initial
         repo.branches["main"] = initial.sha
         self.state.repos[repo_id] = repo
@@ -353,13 +371,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _repo_info(self, repo: Repo, commit: Commit) -> None:
         card = _card_data(commit.files.get("README.md"))
-        self._json(200, {
-            "id": repo.repo_id, "modelId": repo.repo_id, "author": repo.owner, "sha": commit.sha,
-            "private": repo.private, "disabled": False, "gated": False, "lastModified": commit.date,
-            "tags": list(card.get("tags") or []), "library_name": card.get("library_name"),
-            "pipeline_tag": card.get("pipeline_tag"), "cardData": card or None,
-            "siblings": [{"rfilename": p} for p in sorted(commit.files)],
-        })
+        self._json(
+            200,
+            {
+                "id": repo.repo_id,
+                "modelId": repo.repo_id,
+                "author": repo.owner,
+                "sha": commit.sha,
+                "private": repo.private,
+                "disabled": False,
+                "gated": False,
+                "lastModified": commit.date,
+                "tags": list(card.get("tags") or []),
+                "library_name": card.get("library_name"),
+                "pipeline_tag": card.get("pipeline_tag"),
+                "cardData": card or None,
+                "siblings": [{"rfilename": p} for p in sorted(commit.files)],
+            },
+        )
 
     def _tree(self, repo: Repo, commit: Commit, sub: str, recursive: bool) -> None:
         prefix = sub.rstrip("/") + "/" if sub else ""
@@ -367,18 +396,32 @@ class _Handler(BaseHTTPRequestHandler):
         for path, f in sorted(commit.files.items()):
             if not path.startswith(prefix):
                 continue
-            rest = path[len(prefix):]
+            rest = path[len(prefix) :]
             if "/" in rest and not recursive:
                 folder = prefix + rest.split("/")[0]
-                entries[folder] = {"type": "directory", "path": folder, "oid": hashlib.sha1(folder.encode()).hexdigest(), "size": 0}
+                entries[folder] = {
+                    "type": "directory",
+                    "path": folder,
+                    "oid": hashlib.sha1(folder.encode()).hexdigest(),
+                    "size": 0,
+                }
                 continue
             if recursive:
                 for i, _ in enumerate(rest.split("/")[:-1]):
                     folder = prefix + "/".join(rest.split("/")[: i + 1])
-                    entries[folder] = {"type": "directory", "path": folder, "oid": hashlib.sha1(folder.encode()).hexdigest(), "size": 0}
+                    entries[folder] = {
+                        "type": "directory",
+                        "path": folder,
+                        "oid": hashlib.sha1(folder.encode()).hexdigest(),
+                        "size": 0,
+                    }
             entry: dict[str, Any] = {"type": "file", "path": path, "size": len(f.content), "oid": f.git_oid}
             if f.lfs:
-                entry["lfs"] = {"oid": f.sha256, "size": len(f.content), "pointerSize": len(lfs_pointer(f.sha256, len(f.content)))}
+                entry["lfs"] = {
+                    "oid": f.sha256,
+                    "size": len(f.content),
+                    "pointerSize": len(lfs_pointer(f.sha256, len(f.content))),
+                }
             entries[path] = entry
         if sub and not entries:
             raise HubError(404, "EntryNotFound", f"{sub} does not exist on {commit.sha}")
@@ -396,7 +439,9 @@ class _Handler(BaseHTTPRequestHandler):
             oid = None
             if existing is not None:
                 oid = existing.sha256 if existing.lfs else git_blob_oid(existing.content)
-            out.append({"path": item["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid})
+            out.append(
+                {"path": item["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid}
+            )
         self._json(200, {"files": out, "commitOid": commit.sha})
 
     def _lfs_batch(self, repo_id: str, payload: dict[str, Any]) -> None:
@@ -454,8 +499,15 @@ class _Handler(BaseHTTPRequestHandler):
         commit = Commit(self.state.new_sha(repo.repo_id), parent.sha, files, header.get("summary", ""), _now())
         repo.commits[commit.sha] = commit
         repo.branches[revision] = commit.sha
-        self._json(200, {"commitUrl": f"{self.base}/{repo.repo_id}/commit/{commit.sha}", "commitOid": commit.sha,
-                         "success": True, "pullRequestUrl": None})
+        self._json(
+            200,
+            {
+                "commitUrl": f"{self.base}/{repo.repo_id}/commit/{commit.sha}",
+                "commitOid": commit.sha,
+                "success": True,
+                "pullRequestUrl": None,
+            },
+        )
 
     # -- refs ----------------------------------------------------------------
 
@@ -489,8 +541,7 @@ class _Handler(BaseHTTPRequestHandler):
         if stored is None:
             raise HubError(404, "EntryNotFound", f"{path} does not exist on {revision}", {"X-Repo-Commit": commit.sha})
         content = stored.content
-        headers = {"X-Repo-Commit": commit.sha, "Accept-Ranges": "bytes",
-                   "ETag": f'"{stored.git_oid}"'}
+        headers = {"X-Repo-Commit": commit.sha, "Accept-Ranges": "bytes", "ETag": f'"{stored.git_oid}"'}
         if stored.lfs:
             headers.update({"X-Linked-Etag": f'"{stored.sha256}"', "X-Linked-Size": str(len(content))})
         status = 200
@@ -499,7 +550,7 @@ class _Handler(BaseHTTPRequestHandler):
             start = int(ranged.group(1))
             end = int(ranged.group(2)) if ranged.group(2) else len(content) - 1
             headers["Content-Range"] = f"bytes {start}-{end}/{len(content)}"
-            content, status = content[start:end + 1], 206
+            content, status = content[start : end + 1], 206
         self._send(status, content, headers, content_type="application/octet-stream")
 
 
@@ -635,13 +686,22 @@ def hub(hub_server: HubServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -
     from huggingface_hub.utils import _http
 
     cache = tmp_path / "hf" / "hub"
-    env = {"HF_ENDPOINT": hub_server.url, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1",
-           "HF_TOKEN": TEST_TOKEN, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(cache),
-           "TRANSFORMERS_OFFLINE": "0", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    env = {
+        "HF_ENDPOINT": hub_server.url,
+        "HF_HUB_OFFLINE": "0",
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_TOKEN": TEST_TOKEN,
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_CACHE": str(cache),
+        "TRANSFORMERS_OFFLINE": "0",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(constants, "ENDPOINT", hub_server.url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub_server.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(
+        constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub_server.url + "/{repo_id}/resolve/{revision}/{filename}"
+    )
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
@@ -677,8 +737,12 @@ def tiny_png(path: Any) -> Any:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00"))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -691,15 +755,32 @@ def sentiment_versions(registry: Any, make_peft_folder: Any, tmp_path: Any) -> A
     base = base_info(DEFAULT_BASE)
     for seed in (0, 1):
         info = VersionInfo(
-            base_model=DEFAULT_BASE, base_fingerprint=base["base_fingerprint"],
-            data={"source": "sample:sentiment", "fingerprint": f"data{seed}", "train_size": 40, "eval_size": 10,
-                  "text_column": "text", "label_column": "label"},
-            metrics={"accuracy": 0.8 + seed / 10, "macro_f1": 0.75 + seed / 10, "eval_loss": 0.5, "train_loss": 0.6,
-                     "per_class": {"negative": {"precision": 0.8, "recall": 0.9, "f1": 0.85, "support": 5},
-                                   "positive": {"precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 5}},
-                     "confusion_matrix": [[4, 1], [1, 4]]},
-            train_args={"lr": 5e-4, "epochs": 1, "r": 8, "seed": seed}, description=f"sentiment run {seed}",
-            tags=["demo"], provenance={"source": "train"}, extra={"trainable_params": 1234, "device": "cpu"},
+            base_model=DEFAULT_BASE,
+            base_fingerprint=base["base_fingerprint"],
+            data={
+                "source": "sample:sentiment",
+                "fingerprint": f"data{seed}",
+                "train_size": 40,
+                "eval_size": 10,
+                "text_column": "text",
+                "label_column": "label",
+            },
+            metrics={
+                "accuracy": 0.8 + seed / 10,
+                "macro_f1": 0.75 + seed / 10,
+                "eval_loss": 0.5,
+                "train_loss": 0.6,
+                "per_class": {
+                    "negative": {"precision": 0.8, "recall": 0.9, "f1": 0.85, "support": 5},
+                    "positive": {"precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 5},
+                },
+                "confusion_matrix": [[4, 1], [1, 4]],
+            },
+            train_args={"lr": 5e-4, "epochs": 1, "r": 8, "seed": seed},
+            description=f"sentiment run {seed}",
+            tags=["demo"],
+            provenance={"source": "train"},
+            extra={"trainable_params": 1234, "device": "cpu"},
         )
         registry.register("sentiment", make_peft_folder(seed=seed), info, aliases=["production"] if seed else [])
     registry.add_artifact("sentiment@2", "plot", "loss", {"loss.png": tiny_png(tmp_path / "loss.png")}, {"dpi": 72})

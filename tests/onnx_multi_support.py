@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -22,8 +22,15 @@ TEXTS = [
 ]
 
 
-def peft_folder(base: str, out: Path, labels: Sequence[str], r: int, seed: int,
-                targets: Sequence[str] = ("query", "value"), alpha: int = 16) -> Path:
+def peft_folder(
+    base: str,
+    out: Path,
+    labels: Sequence[str],
+    r: int,
+    seed: int,
+    targets: Sequence[str] = ("query", "value"),
+    alpha: int = 16,
+) -> Path:
     """A real PEFT LoRA (non-zero B, random head) on `base`, saved with save_pretrained."""
     import torch
     from peft import LoraConfig, TaskType, get_peft_model
@@ -32,8 +39,9 @@ def peft_folder(base: str, out: Path, labels: Sequence[str], r: int, seed: int,
 
     torch.manual_seed(seed)
     model = load_classifier(base, list(labels))
-    config = LoraConfig(task_type=TaskType.SEQ_CLS, r=r, lora_alpha=alpha, target_modules=list(targets),
-                        init_lora_weights=False)
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS, r=r, lora_alpha=alpha, target_modules=list(targets), init_lora_weights=False
+    )
     peft = get_peft_model(model, config)
     with torch.no_grad():  # a head that really differs between adapters
         for name, param in peft.named_parameters():

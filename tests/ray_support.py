@@ -29,8 +29,9 @@ def register_minilm(registry: Registry, work: Path, domain: str, seed: int, alia
     """A synthetic LoRA + head on MiniLM's query/value (384 wide, 6 layers), with its base fingerprint."""
     from loradock.adapters.base import base_info
 
-    folder = write_adapter(work / f"{domain}-{seed}", labels=len(PRESETS[domain].labels), hidden=384, layers=6,
-                           r=4, seed=seed)
+    folder = write_adapter(
+        work / f"{domain}-{seed}", labels=len(PRESETS[domain].labels), hidden=384, layers=6, r=4, seed=seed
+    )
     info = VersionInfo(base_model=DEFAULT_BASE, base_fingerprint=base_info(DEFAULT_BASE)["base_fingerprint"])
     return registry.register(domain, folder, info, aliases=list(aliases))
 
@@ -39,8 +40,11 @@ def replica_ids(deployment: str = "AdapterReplica") -> list[str]:
     """Names of the live replica actors of `deployment` (namespace "serve")."""
     import ray
 
-    return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-                  if a["namespace"] == "serve" and f"#{deployment}#" in a["name"])
+    return sorted(
+        a["name"]
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["namespace"] == "serve" and f"#{deployment}#" in a["name"]
+    )
 
 
 def running_replicas(deployment: str = "AdapterReplica") -> int:

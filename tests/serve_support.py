@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from loradock.registry import DEFAULT_BASE, PRESETS, Registry, VersionInfo
 
@@ -32,14 +33,23 @@ def base_fingerprint() -> str:
     return base_info(DEFAULT_BASE)["base_fingerprint"]
 
 
-def register(registry: Registry, make_peft_folder: Callable[..., Any], domain: str, seed: int, r: int = 8,
-             aliases: tuple[str, ...] = ("production",), fingerprint: str | None = None) -> Any:
+def register(
+    registry: Registry,
+    make_peft_folder: Callable[..., Any],
+    domain: str,
+    seed: int,
+    r: int = 8,
+    aliases: tuple[str, ...] = ("production",),
+    fingerprint: str | None = None,
+) -> Any:
     folder = make_peft_folder(labels=PRESETS[domain].labels, seed=seed, r=r)
     info = VersionInfo(base_model=DEFAULT_BASE, base_fingerprint=fingerprint or base_fingerprint())
     return registry.register(domain, folder, info, aliases=list(aliases))
 
 
-def register_presets(registry: Registry, make_peft_folder: Callable[..., Any], ranks: dict[str, int] | None = None) -> dict:
+def register_presets(
+    registry: Registry, make_peft_folder: Callable[..., Any], ranks: dict[str, int] | None = None
+) -> dict:
     """medical (5 labels), education (4), sentiment (2), each at @production."""
     ranks = ranks or {}
     return {d: register(registry, make_peft_folder, d, seed, r=ranks.get(d, 8)) for d, seed in DOMAIN_SEEDS.items()}
@@ -49,8 +59,11 @@ def serve_config(**overrides: Any) -> Any:
     from loradock.serving.config import ServeConfig
 
     values: dict[str, Any] = {
-        "domains": tuple(f"{d}@production" for d in DOMAIN_SEEDS), "port": 0, "device": "cpu",
-        "poll_interval": 0.2, "max_wait_ms": 2.0,
+        "domains": tuple(f"{d}@production" for d in DOMAIN_SEEDS),
+        "port": 0,
+        "device": "cpu",
+        "poll_interval": 0.2,
+        "max_wait_ms": 2.0,
     }
     values.update(overrides)
     return ServeConfig(**values)

@@ -18,8 +18,12 @@ def build_tiny_bert(folder: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128,
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
     )
     folder.mkdir(parents=True, exist_ok=True)
     BertModel(config).save_pretrained(str(folder), safe_serialization=True)
@@ -31,7 +35,7 @@ def build_tiny_bert(folder: Path, seed: int = 0) -> Path:
 
 
 @pytest.fixture(scope="module", autouse=True, name="one_thread")
-def one_thread_fixture():  # type: ignore[no-untyped-def]
+def one_thread_fixture():
     """Tiny models run fastest on one thread, and the CI's cores are shared."""
     import torch
 
@@ -47,14 +51,19 @@ def tiny_base_fixture(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(build_tiny_bert(tmp_path_factory.mktemp("tiny-bert")))
 
 
-KEYWORDS = {"billing": ("invoice", "refund", "charge"), "technical": ("crash", "error", "login"),
-            "shipping": ("parcel", "delivery", "courier"), "negative": ("awful", "boring", "bad"),
-            "positive": ("great", "wonderful", "good")}
+KEYWORDS = {
+    "billing": ("invoice", "refund", "charge"),
+    "technical": ("crash", "error", "login"),
+    "shipping": ("parcel", "delivery", "courier"),
+    "negative": ("awful", "boring", "bad"),
+    "positive": ("great", "wonderful", "good"),
+}
 LEARNS = {"epochs": 2, "lr": 3e-2, "batch_size": 4, "max_length": 32, "progress": False}
 
 
-def write_keyword_csv(path: Path, rows_per_label: int = 20, labels: tuple[str, ...] = ("billing", "technical", "shipping"),
-                      seed: int = 0) -> Path:
+def write_keyword_csv(
+    path: Path, rows_per_label: int = 20, labels: tuple[str, ...] = ("billing", "technical", "shipping"), seed: int = 0
+) -> Path:
     """A CSV a tiny random BERT can learn in a few epochs: each label has its own words."""
     import csv
     import random
@@ -84,7 +93,7 @@ def gate_passes_fixture(monkeypatch: pytest.MonkeyPatch) -> None:
 
     real = register.check_gate
 
-    def passing(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def passing(*args, **kwargs):
         return {**real(*args, **kwargs), "passed": True, "reasons": []}
 
     monkeypatch.setattr(register, "check_gate", passing)

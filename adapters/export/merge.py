@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from loradock.registry import AdapterVersion, Artifact, Registry
-
 from loradock.adapters.environment import library_versions
 from loradock.adapters.errors import ExportError, ParityError
+from loradock.adapters.export.probes import Probes, probe_set
 from loradock.adapters.outdir import check_output, copy_folder, folder_files, staged_output
 from loradock.adapters.predict import REPORT_FILE, torch_logits, version_max_length
-from loradock.adapters.export.probes import Probes, probe_set
+from loradock.registry import AdapterVersion, Artifact, Registry
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -88,8 +87,9 @@ def parity_failure(what: str, ref: str, diff: float, tolerance: float, probes: P
     )
 
 
-def merge_in_memory(registry: Registry, ref: str, tolerance: float = DEFAULT_TOLERANCE,
-                    probes: Probes | None = None) -> MergedModel:
+def merge_in_memory(
+    registry: Registry, ref: str, tolerance: float = DEFAULT_TOLERANCE, probes: Probes | None = None
+) -> MergedModel:
     """Load DOMAIN@REF in fp32, merge a copy (safe merge), and compare logits on the probes."""
     import torch
 
@@ -136,15 +136,19 @@ def reload_and_check(merged: MergedModel, folder: Path, tolerance: float) -> flo
         )
     diff = max_abs_diff(merged.adapter_logits, torch_logits(plain, tokenizer, merged.probes.texts, merged.max_length))
     if not diff <= tolerance:
-        raise parity_failure("The merged model loaded back from disk", merged.version.ref, diff, tolerance,
-                             merged.probes)
+        raise parity_failure(
+            "The merged model loaded back from disk", merged.version.ref, diff, tolerance, merged.probes
+        )
     return diff
 
 
 def source_info(version: AdapterVersion) -> dict[str, Any]:
     return {
-        "ref": version.ref, "sha256": version.sha256, "base_model": version.base_model,
-        "base_revision": version.base_revision, "base_fingerprint": version.base_fingerprint,
+        "ref": version.ref,
+        "sha256": version.sha256,
+        "base_model": version.base_model,
+        "base_revision": version.base_revision,
+        "base_fingerprint": version.base_fingerprint,
         "labels": list(version.labels),
     }
 
@@ -164,8 +168,9 @@ def copy_out_artifact(registry: Registry, artifact: Artifact, out: Path, overwri
         copy_folder(registry.artifact_path(artifact), tmp)
 
 
-def merge_version(registry: Registry, ref: str, out: Path | str, tolerance: float = DEFAULT_TOLERANCE,
-                  overwrite: bool = False) -> MergeResult:
+def merge_version(
+    registry: Registry, ref: str, out: Path | str, tolerance: float = DEFAULT_TOLERANCE, overwrite: bool = False
+) -> MergeResult:
     """Merge DOMAIN@REF into its base, check parity, write `out`, and register it as an artifact.
 
     A merge already registered for this version is copied out instead of redone,
@@ -191,10 +196,16 @@ def merge_version(registry: Registry, ref: str, out: Path | str, tolerance: floa
         save_merged(merged, tmp)
         diff = reload_and_check(merged, tmp, tolerance)
         report = {
-            "kind": MERGED_KIND, "name": MERGED_NAME, "dtype": "float32", "safe_merge": True,
-            "source": source_info(version), "max_length": merged.max_length,
+            "kind": MERGED_KIND,
+            "name": MERGED_NAME,
+            "dtype": "float32",
+            "safe_merge": True,
+            "source": source_info(version),
+            "max_length": merged.max_length,
             "probes": {"source": merged.probes.source, "count": len(merged.probes.texts)},
-            "tolerance": tolerance, "max_abs_diff": diff, "max_abs_diff_in_memory": merged.in_memory_diff,
+            "tolerance": tolerance,
+            "max_abs_diff": diff,
+            "max_abs_diff_in_memory": merged.in_memory_diff,
             "libraries": library_versions(),
         }
         write_report(tmp, report)

@@ -34,8 +34,6 @@ from typing import Any
 
 import numpy as np
 
-from loradock.registry import AdapterVersion, Artifact, Registry, gate_stats
-
 from loradock.adapters.environment import library_versions
 from loradock.adapters.errors import AccuracyGateRefused, ExportError, ParityError
 from loradock.adapters.export.merge import (
@@ -50,11 +48,12 @@ from loradock.adapters.export.merge import (
     source_info,
     write_report,
 )
-from loradock.adapters.outdir import check_output, folder_files, staged_output
-from loradock.adapters.label_config import save_label_config
-from loradock.adapters.predict import LABELS_FILE, ONNX_FILE, OnnxClassifier, torch_logits
 from loradock.adapters.export.probes import EVAL_KIND, EVAL_NAME, Probes, eval_probes, training_texts
 from loradock.adapters.export.quantize import Quantizer, quantize_int8
+from loradock.adapters.label_config import save_label_config
+from loradock.adapters.outdir import check_output, folder_files, staged_output
+from loradock.adapters.predict import LABELS_FILE, ONNX_FILE, OnnxClassifier, torch_logits
+from loradock.registry import AdapterVersion, Artifact, Registry, gate_stats
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +118,29 @@ def torch_to_onnx(merged: MergedModel, path: Path, opset: int, exporter: str = D
         if exporter == "dynamo":
             batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
             torch.onnx.export(
-                merged.model, (), str(path), kwargs=kwargs, input_names=names, output_names=["logits"],
-                opset_version=opset, dynamo=True, external_data=False,
-                dynamic_shapes={n: {0: batch, 1: seq} for n in names}, verbose=False,
+                merged.model,
+                (),
+                str(path),
+                kwargs=kwargs,
+                input_names=names,
+                output_names=["logits"],
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                dynamic_shapes={n: {0: batch, 1: seq} for n in names},
+                verbose=False,
             )
         else:
             torch.onnx.export(
-                merged.model, (), str(path), kwargs=kwargs, input_names=names, output_names=["logits"],
-                opset_version=opset, dynamo=False, do_constant_folding=True,
+                merged.model,
+                (),
+                str(path),
+                kwargs=kwargs,
+                input_names=names,
+                output_names=["logits"],
+                opset_version=opset,
+                dynamo=False,
+                do_constant_folding=True,
                 dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names}, "logits": {0: "batch"}},
             )
     return names
@@ -150,8 +164,9 @@ def shape_parity(merged: MergedModel, onnx: OnnxClassifier) -> list[dict[str, An
         expected = torch_logits(merged.adapter, merged.tokenizer, texts, max_length, batch_size=batch)
         got = onnx.logits(texts, max_length, batch_size=batch)
         seq = len(onnx.tokenizer(texts, padding=True, truncation=True, max_length=max_length)["input_ids"][0])
-        results.append({"batch": batch, "max_length": max_length, "seq_len": seq,
-                        "max_abs_diff": max_abs_diff(expected, got)})
+        results.append(
+            {"batch": batch, "max_length": max_length, "seq_len": seq, "max_abs_diff": max_abs_diff(expected, got)}
+        )
     return results
 
 
@@ -166,8 +181,14 @@ def label_ids(version: AdapterVersion, data: Probes) -> np.ndarray:
     return np.array([index[label] for label in data.labels or []])
 
 
-def accuracy_gate(merged: MergedModel, onnx: OnnxClassifier, data: Probes | None, max_drop: float,
-                  what: str, extra_texts: list[str] | None = None) -> dict[str, Any]:
+def accuracy_gate(
+    merged: MergedModel,
+    onnx: OnnxClassifier,
+    data: Probes | None,
+    max_drop: float,
+    what: str,
+    extra_texts: list[str] | None = None,
+) -> dict[str, Any]:
     """The export against the fp32 adapter on eval data (registry/gate_stats.py's rule); raises when refused.
 
     Agreement is also measured on `extra_texts` (the training texts, where
@@ -187,14 +208,19 @@ def accuracy_gate(merged: MergedModel, onnx: OnnxClassifier, data: Probes | None
     agreement = gate_stats.Agreement.from_predictions(adapter.tolist(), exported.tolist())
     verdict = gate_stats.decide(paired, max_drop, agreement, names=("the fp32 adapter", what))
     gate = {
-        "applied": True, "eval_source": data.source, **verdict,
-        "accuracy_adapter": 100 * paired.reference_right / n, "accuracy_export": 100 * paired.candidate_right / n,
+        "applied": True,
+        "eval_source": data.source,
+        **verdict,
+        "accuracy_adapter": 100 * paired.reference_right / n,
+        "accuracy_export": 100 * paired.candidate_right / n,
         "agreement_with_adapter": float((adapter[:n] == exported[:n]).mean()),
     }
     if not gate["passed"]:
         raise AccuracyGateRefused(
             f"The {what} export of {merged.version.ref} was refused: {gate['reason']}. Nothing was written. "
-            "Export fp32 instead, or pass a larger --max-accuracy-drop.", gate)
+            "Export fp32 instead, or pass a larger --max-accuracy-drop.",
+            gate,
+        )
     log.info("%s export of %s: %s", what, merged.version.ref, gate["reason"])
     return gate
 
@@ -204,9 +230,16 @@ def write_side_files(merged: MergedModel, folder: Path) -> None:
     merged.tokenizer.save_pretrained(str(folder))
     save_label_config(merged.model, folder)  # names BertForSequenceClassification, not the base's BertModel
     labels = list(merged.version.labels)
-    (folder / LABELS_FILE).write_text(json.dumps(
-        {"id2label": {str(i): label for i, label in enumerate(labels)},
-         "label2id": {label: i for i, label in enumerate(labels)}}, indent=2) + "\n")
+    (folder / LABELS_FILE).write_text(
+        json.dumps(
+            {
+                "id2label": {str(i): label for i, label in enumerate(labels)},
+                "label2id": {label: i for i, label in enumerate(labels)},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 def check_recorded(artifact: Artifact, tolerance: float, max_drop: float) -> None:
@@ -226,22 +259,35 @@ def check_recorded(artifact: Artifact, tolerance: float, max_drop: float) -> Non
         if gate["accuracy_drop"] > max_drop:
             raise ParityError(
                 f"The registered export {artifact.name} scores {gate['accuracy_drop']:.2f} points below the fp32 "
-                f"adapter, over the allowed drop of {max_drop:g}; nothing was written.")
+                f"adapter, over the allowed drop of {max_drop:g}; nothing was written."
+            )
         return
     if recorded["verdict"] != gate.get("verdict"):
         raise ParityError(
             f"The registered export {artifact.name} records the verdict {gate.get('verdict')!r}, but its own "
             f"numbers give {recorded['verdict']!r} (edited, or written by other rules); nothing was written. Export with "
-            "another --opset for a fresh, checked export.")
+            "another --opset for a fresh, checked export."
+        )
     if not now["passed"]:
-        raise ParityError(f"The registered export {artifact.name} fails the accuracy gate at --max-accuracy-drop "
-                          f"{max_drop:g}: {now['reason']}; nothing was written.")
+        raise ParityError(
+            f"The registered export {artifact.name} fails the accuracy gate at --max-accuracy-drop "
+            f"{max_drop:g}: {now['reason']}; nothing was written."
+        )
 
 
-def export_onnx(registry: Registry, ref: str, out: Path | str, quantize: str | None = None,
-                opset: int | None = None, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
-                overwrite: bool = False, tolerance: float = DEFAULT_TOLERANCE, fmt: str = "onnx",
-                exporter: str = DEFAULT_EXPORTER, quantizer: Quantizer | None = None) -> ExportResult:
+def export_onnx(
+    registry: Registry,
+    ref: str,
+    out: Path | str,
+    quantize: str | None = None,
+    opset: int | None = None,
+    max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
+    overwrite: bool = False,
+    tolerance: float = DEFAULT_TOLERANCE,
+    fmt: str = "onnx",
+    exporter: str = DEFAULT_EXPORTER,
+    quantizer: Quantizer | None = None,
+) -> ExportResult:
     """Export DOMAIN@REF to ONNX (fp32 or int8), check it, write `out`, and register it as an artifact.
 
     An export already registered for this version and options is copied out
@@ -254,8 +300,11 @@ def export_onnx(registry: Registry, ref: str, out: Path | str, quantize: str | N
     out = check_output(Path(out), overwrite)
     name = export_name(quantize, opset, exporter)
     existing = registry.find_artifact(version.ref, ONNX_KIND, name)
-    if existing is not None and not existing.meta.get("gate", {}).get("applied") and \
-            registry.find_artifact(version.ref, EVAL_KIND, EVAL_NAME) is not None:
+    if (
+        existing is not None
+        and not existing.meta.get("gate", {}).get("applied")
+        and registry.find_artifact(version.ref, EVAL_KIND, EVAL_NAME) is not None
+    ):
         existing = None  # eval data arrived since: the accuracy gate must run this time
     if existing is not None:
         check_recorded(existing, tolerance, max_accuracy_drop)
@@ -276,8 +325,14 @@ def export_onnx(registry: Registry, ref: str, out: Path | str, quantize: str | N
         logits = exported.logits(merged.probes.texts, merged.max_length)
         report["max_abs_diff"] = max_abs_diff(merged.adapter_logits, logits)  # for int8: informational
         report["argmax_agreement"] = float((logits.argmax(-1) == merged.adapter_logits.argmax(-1)).mean())
-        report["gate"] = accuracy_gate(merged, exported, eval_probes(registry, version), max_accuracy_drop,
-                                       quantize or "fp32 ONNX", training_texts(version))
+        report["gate"] = accuracy_gate(
+            merged,
+            exported,
+            eval_probes(registry, version),
+            max_accuracy_drop,
+            quantize or "fp32 ONNX",
+            training_texts(version),
+        )
         report["name"] = name
         write_report(tmp, report)
         report["sizes"] = sizes(tmp)
@@ -286,19 +341,33 @@ def export_onnx(registry: Registry, ref: str, out: Path | str, quantize: str | N
     return ExportResult(version.ref, out, artifact, False, report)
 
 
-def _fp32_onnx(registry: Registry, merged: MergedModel, folder: Path, work: Path, opset: int, exporter: str,
-               tolerance: float, quantize: str | None) -> tuple[Path, dict[str, Any]]:
+def _fp32_onnx(
+    registry: Registry,
+    merged: MergedModel,
+    folder: Path,
+    work: Path,
+    opset: int,
+    exporter: str,
+    tolerance: float,
+    quantize: str | None,
+) -> tuple[Path, dict[str, Any]]:
     """A parity-checked fp32 ONNX file and the report so far.
 
     int8 starts from the registered fp32 export of the same options when there
     is one (it passed the same checks), instead of exporting again.
     """
     report: dict[str, Any] = {
-        "kind": ONNX_KIND, "format": "onnx", "quantize": quantize, "opset": opset,
+        "kind": ONNX_KIND,
+        "format": "onnx",
+        "quantize": quantize,
+        "opset": opset,
         "exporter": f"torch.onnx.export(dynamo={exporter == 'dynamo'})",
-        "source": source_info(merged.version), "max_length": merged.max_length,
+        "source": source_info(merged.version),
+        "max_length": merged.max_length,
         "probes": {"source": merged.probes.source, "count": len(merged.probes.texts)},
-        "tolerance": tolerance, "merge_max_abs_diff": merged.in_memory_diff, "libraries": library_versions(),
+        "tolerance": tolerance,
+        "merge_max_abs_diff": merged.in_memory_diff,
+        "libraries": library_versions(),
     }
     base = registry.find_artifact(merged.version.ref, ONNX_KIND, export_name(None, opset, exporter))
     if quantize and base is not None and base.meta.get("fp32_max_abs_diff", float("inf")) <= tolerance:
@@ -315,6 +384,7 @@ def _fp32_onnx(registry: Registry, merged: MergedModel, folder: Path, work: Path
     report["fp32_max_abs_diff"] = max([probe_diff, *(s["max_abs_diff"] for s in shapes)])
     report["shapes"] = shapes
     if not report["fp32_max_abs_diff"] <= tolerance:
-        raise parity_failure("The fp32 ONNX export", merged.version.ref, report["fp32_max_abs_diff"], tolerance,
-                             merged.probes)
+        raise parity_failure(
+            "The fp32 ONNX export", merged.version.ref, report["fp32_max_abs_diff"], tolerance, merged.probes
+        )
     return fp32, report

@@ -29,9 +29,10 @@ import json
 import logging
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -90,9 +91,16 @@ class GraphInfo:
     @classmethod
     def read(cls, folder: Path) -> GraphInfo:
         meta = json.loads((folder / META_FILE).read_text())
-        return cls(folder, meta["base_model"], meta["base_fingerprint"],
-                   {p: (int(d[0]), int(d[1])) for p, d in meta["targets"].items()},
-                   tuple(meta["text_inputs"]), int(meta["hidden"]), int(meta["max_length"]), meta)
+        return cls(
+            folder,
+            meta["base_model"],
+            meta["base_fingerprint"],
+            {p: (int(d[0]), int(d[1])) for p, d in meta["targets"].items()},
+            tuple(meta["text_inputs"]),
+            int(meta["hidden"]),
+            int(meta["max_length"]),
+            meta,
+        )
 
 
 def targets_key(suffixes: Sequence[str]) -> str:
@@ -113,11 +121,12 @@ def default_targets(config: Any) -> tuple[str, ...]:
         return DEFAULT_TARGETS
     try:
         return tuple(lora_targets(config))
-    except Exception:  # noqa: BLE001  (an architecture it does not know: fall back to BERT names)
+    except Exception:
         return DEFAULT_TARGETS
 
 
 # -- the torch module that is traced -------------------------------------------------
+
 
 def _lora_modules() -> tuple[type, type]:
     """The traced wrapper classes (built lazily: torch is imported only when exporting)."""
@@ -151,11 +160,13 @@ def _lora_modules() -> tuple[type, type]:
 
         def forward(self, *args: torch.Tensor) -> torch.Tensor:
             n = len(self.text_inputs)
-            texts, index, stacks = args[:n], args[n], args[n + 1:]
+            texts, index, stacks = args[:n], args[n], args[n + 1 :]
             for i, path in enumerate(self.paths):
                 self.state[path] = (stacks[2 * i], stacks[2 * i + 1], index)
             try:
-                return self.classifier.base_model(**dict(zip(self.text_inputs, texts))).pooler_output
+                # nn.Module's __getattr__ is typed Tensor | Module; a transformers model's base_model is a Module.
+                encoder = cast(nn.Module, self.classifier.base_model)
+                return encoder(**dict(zip(self.text_inputs, texts))).pooler_output
             finally:
                 self.state.clear()
 
@@ -165,16 +176,21 @@ def _lora_modules() -> tuple[type, type]:
 def _target_paths(model: Any, suffixes: Sequence[str]) -> dict[str, tuple[int, int]]:
     from torch import nn
 
-    found = {name: (m.in_features, m.out_features) for name, m in model.named_modules()
-             if isinstance(m, nn.Linear) and name.rsplit(".", 1)[-1] in set(suffixes)}
+    found = {
+        name: (m.in_features, m.out_features)
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Linear) and name.rsplit(".", 1)[-1] in set(suffixes)
+    }
     if not found:
-        raise ExportError(f"The base has no Linear layers named {list(suffixes)}; pass the module names its "
-                          "adapters target.")
+        raise ExportError(
+            f"The base has no Linear layers named {list(suffixes)}; pass the module names its adapters target."
+        )
     return found
 
 
-def stack_lora(targets: dict[str, tuple[int, int]],
-               adapters: Sequence[dict[str, tuple[np.ndarray, np.ndarray]]]) -> dict[str, np.ndarray]:
+def stack_lora(
+    targets: dict[str, tuple[int, int]], adapters: Sequence[dict[str, tuple[np.ndarray, np.ndarray]]]
+) -> dict[str, np.ndarray]:
     """The graph's LoRA inputs for these adapters (slot u = adapters[u]): per target, A [U, r_max, in] and
     B [U, out, r_max], zero-padded to the largest rank; a module an adapter skips stays zero (no change)."""
     out = {}
@@ -185,14 +201,15 @@ def stack_lora(targets: dict[str, tuple[int, int]],
         for u, pairs in enumerate(adapters):
             if path in pairs:
                 la, lb = pairs[path]
-                a[u, :la.shape[0]] = la
-                b[u, :, :lb.shape[1]] = lb
+                a[u, : la.shape[0]] = la
+                b[u, :, : lb.shape[1]] = lb
         out[a_input(path)], out[b_input(path)] = a, b
     return out
 
 
-def random_stacks(targets: dict[str, tuple[int, int]], adapters: int, rank: int, seed: int = 0,
-                  scale: float = 0.05) -> dict[str, np.ndarray]:
+def random_stacks(
+    targets: dict[str, tuple[int, int]], adapters: int, rank: int, seed: int = 0, scale: float = 0.05
+) -> dict[str, np.ndarray]:
     """Random A/B stacks for every target: to trace the graph and to check it."""
     rng = np.random.default_rng(seed)
     out = {}
@@ -204,10 +221,17 @@ def random_stacks(targets: dict[str, tuple[int, int]], adapters: int, rank: int,
 
 # -- export ----------------------------------------------------------------------------
 
-def export_graph(base_model: str, out: Path, suffixes: Sequence[str] | None = None, max_length: int = 128,
-                 opset: int = DEFAULT_OPSET, quantize: bool = True, overwrite: bool = False) -> GraphInfo:
+
+def export_graph(
+    base_model: str,
+    out: Path,
+    suffixes: Sequence[str] | None = None,
+    max_length: int = 128,
+    opset: int = DEFAULT_OPSET,
+    quantize: bool = True,
+    overwrite: bool = False,
+) -> GraphInfo:
     """Export the base's encoder with per-row LoRA inputs (and its int8 variant) into `out`, checked."""
-    import torch
 
     from loradock.adapters.base import base_info, load_classifier, load_tokenizer
 
@@ -217,8 +241,10 @@ def export_graph(base_model: str, out: Path, suffixes: Sequence[str] | None = No
     suffixes = tuple(suffixes or default_targets(classifier.config))
     targets = _target_paths(classifier, suffixes)
     if getattr(classifier.base_model, "pooler", None) is None:
-        raise ExportError(f"Base {base_model!r} ({classifier.config.model_type}) has no pooler; the multi-adapter "
-                          "graph serves BERT-style encoders with a pooler. Serve it with --backend torch.")
+        raise ExportError(
+            f"Base {base_model!r} ({classifier.config.model_type}) has no pooler; the multi-adapter "
+            "graph serves BERT-style encoders with a pooler. Serve it with --backend torch."
+        )
     text_inputs = tuple(n for n in TEXT_INPUTS if n in tokenizer.model_input_names)
     _, wrapper_cls = _lora_modules()
     wrapper = wrapper_cls(classifier, list(targets), text_inputs).eval()
@@ -231,25 +257,40 @@ def export_graph(base_model: str, out: Path, suffixes: Sequence[str] | None = No
         if not (tmp / TOKENIZER_FILE).is_file():
             raise ExportError(f"Base {base_model!r} has no fast tokenizer (tokenizer.json); the graph needs one.")
         meta: dict[str, Any] = {
-            "format": "loradock-onnx-multi/1", "base_model": base_model,
-            "base_fingerprint": info["base_fingerprint"], "model_type": classifier.config.model_type,
-            "targets": {p: list(d) for p, d in targets.items()}, "target_names": list(suffixes),
-            "text_inputs": list(text_inputs), "index_input": INDEX_INPUT, "output": OUTPUT,
-            "hidden": int(classifier.config.hidden_size), "max_length": max_length, "opset": opset,
+            "format": "loradock-onnx-multi/1",
+            "base_model": base_model,
+            "base_fingerprint": info["base_fingerprint"],
+            "model_type": classifier.config.model_type,
+            "targets": {p: list(d) for p, d in targets.items()},
+            "target_names": list(suffixes),
+            "text_inputs": list(text_inputs),
+            "index_input": INDEX_INPUT,
+            "output": OUTPUT,
+            "hidden": int(classifier.config.hidden_size),
+            "max_length": max_length,
+            "opset": opset,
             "pad_token_id": int(tokenizer.pad_token_id or 0),
-            "fp32_max_abs_diff": diff, "tolerance": PARITY_TOLERANCE, "libraries": library_versions(),
+            "fp32_max_abs_diff": diff,
+            "tolerance": PARITY_TOLERANCE,
+            "libraries": library_versions(),
         }
         if quantize:
             meta["int8"] = quantize_graph(fp32, tmp / INT8_FILE)
         meta["export_s"] = round(time.perf_counter() - started, 2)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    log.info("exported the multi-adapter graph of %s to %s in %.1f s (max abs diff %.2g)",
-             base_model, out, meta["export_s"], diff)
+    log.info(
+        "exported the multi-adapter graph of %s to %s in %.1f s (max abs diff %.2g)",
+        base_model,
+        out,
+        meta["export_s"],
+        diff,
+    )
     return GraphInfo.read(Path(out))
 
 
-def _feeds(tokenizer: Any, texts: list[str], text_inputs: tuple[str, ...], index: list[int],
-           stacks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _feeds(
+    tokenizer: Any, texts: list[str], text_inputs: tuple[str, ...], index: list[int], stacks: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     enc = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="np")
     feeds = {n: enc[n].astype(np.int64) for n in text_inputs}
     feeds[INDEX_INPUT] = np.asarray(index, dtype=np.int64)
@@ -263,13 +304,17 @@ def _ordered(feeds: dict[str, np.ndarray], text_inputs: tuple[str, ...], targets
     return names
 
 
-def _trace(wrapper: Any, tokenizer: Any, targets: dict, text_inputs: tuple[str, ...], path: Path,
-           opset: int) -> None:
+def _trace(wrapper: Any, tokenizer: Any, targets: dict, text_inputs: tuple[str, ...], path: Path, opset: int) -> None:
     import torch
 
     # Batch 2, 3 adapters, rank 4, two lengths: no traced axis is 1 or equal to another.
-    feeds = _feeds(tokenizer, ["a short text", "a somewhat longer text to trace here"], text_inputs, [2, 0],
-                   random_stacks(targets, 3, 4))
+    feeds = _feeds(
+        tokenizer,
+        ["a short text", "a somewhat longer text to trace here"],
+        text_inputs,
+        [2, 0],
+        random_stacks(targets, 3, 4),
+    )
     names = _ordered(feeds, text_inputs, targets)
     args = tuple(torch.from_numpy(feeds[n]) for n in names)
     axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "sequence"} for n in text_inputs}
@@ -280,8 +325,17 @@ def _trace(wrapper: Any, tokenizer: Any, targets: dict, text_inputs: tuple[str, 
     axes[OUTPUT] = {0: "batch"}
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # tracer warnings say nothing actionable here
-        torch.onnx.export(wrapper, args, str(path), input_names=names, output_names=[OUTPUT],
-                          opset_version=opset, dynamo=False, do_constant_folding=True, dynamic_axes=axes)
+        torch.onnx.export(
+            wrapper,
+            args,
+            str(path),
+            input_names=names,
+            output_names=[OUTPUT],
+            opset_version=opset,
+            dynamo=False,
+            do_constant_folding=True,
+            dynamic_axes=axes,
+        )
 
 
 def _check_graph(wrapper: Any, tokenizer: Any, targets: dict, text_inputs: tuple[str, ...], path: Path) -> float:
@@ -301,8 +355,10 @@ def _check_graph(wrapper: Any, tokenizer: Any, targets: dict, text_inputs: tuple
             want = wrapper(*(torch.from_numpy(feeds[n]) for n in names)).numpy()
         worst = max(worst, float(np.abs(got - want).max()))
     if not worst <= PARITY_TOLERANCE:
-        raise ParityError(f"The multi-adapter graph differs from eager torch by {worst:.3g} (max abs, pooled), "
-                          f"over {PARITY_TOLERANCE:g}; nothing was written.")
+        raise ParityError(
+            f"The multi-adapter graph differs from eager torch by {worst:.3g} (max abs, pooled), "
+            f"over {PARITY_TOLERANCE:g}; nothing was written."
+        )
     return worst
 
 
@@ -332,8 +388,9 @@ def quantize_graph(fp32: Path, out: Path) -> dict[str, Any]:
     return quantize_int8(fp32, out, op_types=["MatMul"], keep_fp32=lora_nodes)
 
 
-def ensure_graph(home: Path, base_model: str, suffixes: Sequence[str] | None = None,
-                 max_length: int = 128) -> GraphInfo:
+def ensure_graph(
+    home: Path, base_model: str, suffixes: Sequence[str] | None = None, max_length: int = 128
+) -> GraphInfo:
     """The base's graph under `home`, exported on first use and reused until the base weights change."""
     from loradock.adapters.base import base_info, resolve_base
 

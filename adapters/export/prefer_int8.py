@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loradock.registry import Registry
-
 from loradock.adapters.errors import AccuracyGateRefused
 from loradock.adapters.export.onnx_export import ExportResult, Quantizer, export_onnx
+from loradock.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +38,16 @@ class PreferredExport:
         return f"int8 not kept, serving fp32: {reason}"
 
 
-def export_preferring_int8(registry: Registry, ref: str, folder: Path | str, quantizer: Quantizer | None = None,
-                           overwrite: bool = True) -> PreferredExport:
+def export_preferring_int8(
+    registry: Registry, ref: str, folder: Path | str, quantizer: Quantizer | None = None, overwrite: bool = True
+) -> PreferredExport:
     """Export `ref` as fp32 to `folder`/onnx-fp32, then try int8 in `folder`/onnx-int8 and keep it if gated and passed."""
     folder = Path(folder)
     fp32 = export_onnx(registry, ref, folder / "onnx-fp32", overwrite=overwrite)
     try:
-        int8 = export_onnx(registry, ref, folder / "onnx-int8", quantize="int8", overwrite=overwrite,
-                           quantizer=quantizer)
+        int8 = export_onnx(
+            registry, ref, folder / "onnx-int8", quantize="int8", overwrite=overwrite, quantizer=quantizer
+        )
     except AccuracyGateRefused as exc:
         log.info("%s: int8 refused by its gate, keeping fp32: %s", ref, exc.gate.get("reason"))
         return PreferredExport(fp32, fp32, "fp32", exc.gate)

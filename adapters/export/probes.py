@@ -25,8 +25,10 @@ BUILTIN = (
     "The patient reports chest pain radiating to the left arm.",
     "An itchy red rash appeared on both forearms after gardening.",
     "Great movie.",
-    ("Students solved quadratic equations before moving on to the causes of the French Revolution, "
-    "then wrote a short essay comparing photosynthesis in plants with respiration in animals."),
+    (
+        "Students solved quadratic equations before moving on to the causes of the French Revolution, "
+        "then wrote a short essay comparing photosynthesis in plants with respiration in animals."
+    ),
     "no",
     "Persistent cough, wheezing at night and shortness of breath when climbing stairs.",
     "I would not recommend this to anyone; the plot was dull and the acting wooden.",

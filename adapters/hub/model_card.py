@@ -29,23 +29,35 @@ def card_data(version: AdapterVersion, repo_id: str, license: str = DEFAULT_LICE
     dataset = str(version.data.get("source") or version.domain)
     results = [
         EvalResult(
-            task_type=version.task, task_name=version.task.replace("-", " ").title(),
-            dataset_type=dataset, dataset_name=dataset, dataset_split="eval",
-            metric_type=kind, metric_name=name, metric_config=config, metric_value=float(version.metrics[key]),
+            task_type=version.task,
+            task_name=version.task.replace("-", " ").title(),
+            dataset_type=dataset,
+            dataset_name=dataset,
+            dataset_split="eval",
+            metric_type=kind,
+            metric_name=name,
+            metric_config=config,
+            metric_value=float(version.metrics[key]),
         )
         for key, (kind, name, config) in _INDEXED_METRICS.items()
         if isinstance(version.metrics.get(key), (int, float))
     ]
     tags = ["lora", "peft", "loradock", version.domain, version.task, *version.tags]
     return ModelCardData(
-        base_model=version.base_model, library_name="peft", base_model_relation="adapter",
-        pipeline_tag=version.task, license=license, tags=list(dict.fromkeys(tags)),
-        model_name=repo_id.split("/")[-1], eval_results=results or None,
+        base_model=version.base_model,
+        library_name="peft",
+        base_model_relation="adapter",
+        pipeline_tag=version.task,
+        license=license,
+        tags=list(dict.fromkeys(tags)),
+        model_name=repo_id.split("/")[-1],
+        eval_results=results or None,
     )
 
 
-def render_card(version: AdapterVersion, repo_id: str, plots: list[str] | None = None,
-                license: str = DEFAULT_LICENSE) -> str:
+def render_card(
+    version: AdapterVersion, repo_id: str, plots: list[str] | None = None, license: str = DEFAULT_LICENSE
+) -> str:
     """README.md text: YAML front matter plus a body for people."""
     data = card_data(version, repo_id, license)
     body = "\n".join(_body(version, repo_id, plots or []))
@@ -57,18 +69,27 @@ def _body(version: AdapterVersion, repo_id: str, plots: list[str]) -> list[str]:
     labels = list(version.labels)
     peft = version.peft_config
     lines = [
-        f"# {repo_id.split('/')[-1]}: LoRA adapter for `{version.domain}` ({tag})", "",
-        version.description or f"A LoRA adapter that classifies `{version.domain}` texts into {len(labels)} labels.", "",
-        "## What it is for", "",
+        f"# {repo_id.split('/')[-1]}: LoRA adapter for `{version.domain}` ({tag})",
+        "",
+        version.description or f"A LoRA adapter that classifies `{version.domain}` texts into {len(labels)} labels.",
+        "",
+        "## What it is for",
+        "",
         f"- Task: {version.task}, domain `{version.domain}`",
         f"- Labels (in order): {', '.join(f'`{label}`' for label in labels)}",
-        (f"- Base model: [`{version.base_model}`](https://huggingface.co/{version.base_model})"
-         + (f" at revision `{version.base_revision}`" if version.base_revision else "")),
+        (
+            f"- Base model: [`{version.base_model}`](https://huggingface.co/{version.base_model})"
+            + (f" at revision `{version.base_revision}`" if version.base_revision else "")
+        ),
         f"- Base weights fingerprint: `{version.base_fingerprint or 'not recorded'}`",
-        f"- Content sha256 of the adapter files: `{version.sha256}`", "",
-        "## How it was trained", "",
-        (f"- LoRA: r={peft.get('r')}, alpha={peft.get('alpha')}, dropout={peft.get('dropout')}, "
-         f"target modules {peft.get('target_modules')}, {peft.get('parameters') or '?'} adapter parameters"),
+        f"- Content sha256 of the adapter files: `{version.sha256}`",
+        "",
+        "## How it was trained",
+        "",
+        (
+            f"- LoRA: r={peft.get('r')}, alpha={peft.get('alpha')}, dropout={peft.get('dropout')}, "
+            f"target modules {peft.get('target_modules')}, {peft.get('parameters') or '?'} adapter parameters"
+        ),
     ]
     if version.data:
         lines.append("- Data: " + ", ".join(f"{k}={v}" for k, v in version.data.items()))
@@ -82,24 +103,39 @@ def _body(version: AdapterVersion, repo_id: str, plots: list[str]) -> list[str]:
     if isinstance(per_class, dict) and per_class:
         lines += ["", "| label | precision | recall | f1 | support |", "|---|---|---|---|---|"]
         for label, m in per_class.items():
-            lines.append(f"| {label} | " + " | ".join(_cell(m.get(k)) for k in ("precision", "recall", "f1", "support")) + " |")
+            lines.append(
+                f"| {label} | " + " | ".join(_cell(m.get(k)) for k in ("precision", "recall", "f1", "support")) + " |"
+            )
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.rsplit('/', 1)[-1].rsplit('.', 1)[0]}]({p})" for p in plots]
     id2label = repr(dict(enumerate(labels)))
     lines += [
-        "", "## How to load it", "", "With PEFT:", "", "```python",
+        "",
+        "## How to load it",
+        "",
+        "With PEFT:",
+        "",
+        "```python",
         "from peft import PeftModel",
-        "from transformers import AutoModelForSequenceClassification, AutoTokenizer", "",
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+        "",
         f'base = AutoModelForSequenceClassification.from_pretrained("{version.base_model}", num_labels={len(labels)},',
         f"    id2label={id2label}, ignore_mismatched_sizes=True)  # a head the base carries is replaced",
         f'model = PeftModel.from_pretrained(base, "{repo_id}", revision="{tag}").eval()',
         f'tokenizer = AutoTokenizer.from_pretrained("{version.base_model}")',
-        "```", "", "With loradock (keeps versions, aliases, metadata and hashes):", "", "```bash",
+        "```",
+        "",
+        "With loradock (keeps versions, aliases, metadata and hashes):",
+        "",
+        "```bash",
         f"adapters pull {repo_id}@{tag}",
         f"adapters show {version.domain}@latest",
-        "```", "",
-        (f"`loradock.json` holds the full registry record and the sha256 of every file in this repo; "
-         f"tag `{tag}` is version {version.number}, and branches named after aliases (e.g. `production`) follow them."),
+        "```",
+        "",
+        (
+            f"`loradock.json` holds the full registry record and the sha256 of every file in this repo; "
+            f"tag `{tag}` is version {version.number}, and branches named after aliases (e.g. `production`) follow them."
+        ),
     ]
     return lines
 
@@ -126,15 +162,24 @@ def read_card(text: str) -> CardSummary:
     data = card.data
     metrics: dict[str, float] = {}
     for result in getattr(data, "eval_results", None) or []:
-        key = next((k for k, (kind, _, cfg) in _INDEXED_METRICS.items()
-                    if kind == result.metric_type and cfg == result.metric_config), result.metric_type)
+        key = next(
+            (
+                k
+                for k, (kind, _, cfg) in _INDEXED_METRICS.items()
+                if kind == result.metric_type and cfg == result.metric_config
+            ),
+            result.metric_type,
+        )
         if isinstance(result.metric_value, (int, float)):
             metrics[key] = float(result.metric_value)
     base = getattr(data, "base_model", None)
     return CardSummary(
-        tags=list(getattr(data, "tags", None) or []), metrics=metrics, license=getattr(data, "license", None),
+        tags=list(getattr(data, "tags", None) or []),
+        metrics=metrics,
+        license=getattr(data, "license", None),
         base_model=str(base[0] if isinstance(base, list) else base) if base else None,
-        pipeline_tag=getattr(data, "pipeline_tag", None), description=_first_paragraph(card.text),
+        pipeline_tag=getattr(data, "pipeline_tag", None),
+        description=_first_paragraph(card.text),
     )
 
 

@@ -109,8 +109,15 @@ class _Origin:
     branches: list[str]
 
 
-def pull(registry: Registry, spec: str, *, domain: str | None = None, force: bool = False,
-         aliases: Iterable[str] = (), api: HfApi | None = None) -> PullReport:
+def pull(
+    registry: Registry,
+    spec: str,
+    *,
+    domain: str | None = None,
+    force: bool = False,
+    aliases: Iterable[str] = (),
+    api: HfApi | None = None,
+) -> PullReport:
     """Download `OWNER/NAME[@REV]`, verify it, and register it locally (once per content hash).
 
     Local aliases move only when named in `aliases`; the remote branches at the
@@ -139,8 +146,11 @@ def _origin(remote: Remote, repo_id: str, revision: str, sha: str) -> _Origin:
     """Where the pulled commit sits among the repo's refs: its newest version tag and its alias branches."""
     version_tags = sorted((t for t, s in remote.tags.items() if s == sha and VERSION_TAG.match(t)), key=tag_order)
     remote_ref = version_tags[-1] if version_tags else (revision if revision != sha else None)
-    branches = sorted(b for b, s in remote.branches.items()
-                      if s == sha and b != "main" and not b.startswith(STAGING_PREFIX) and _SAFE_REF.fullmatch(b))
+    branches = sorted(
+        b
+        for b, s in remote.branches.items()
+        if s == sha and b != "main" and not b.startswith(STAGING_PREFIX) and _SAFE_REF.fullmatch(b)
+    )
     return _Origin(repo_id, revision, sha, remote_ref, branches)
 
 
@@ -173,14 +183,34 @@ def _stage_recorded(download: Downloader, metadata: dict[str, Any], spec: str) -
             paths = {in_repo: download.verified(in_repo, entry) for in_repo, entry in plot["entries"].items()}
             plot["paths"] = {rel: paths[in_repo] for rel, in_repo in plot["files"].items()}
     record = recorded.record
-    keys = ("base_model", "base_revision", "base_fingerprint", "data", "metrics", "train_args", "description", "tags", "extra")
+    keys = (
+        "base_model",
+        "base_revision",
+        "base_fingerprint",
+        "data",
+        "metrics",
+        "train_args",
+        "description",
+        "tags",
+        "extra",
+    )
     info = {k: record.get(k) for k in keys}
     info["description"] = printable(info["description"] or "")
     info["tags"] = [printable(t) for t in info["tags"] or []]
     origin = {k: record.get(k) for k in ("ref", "sha256", "created_at", "parent", "provenance")}
     info["gate"] = remote_gate(record.get("gate"), spec)
-    return _Staged(record.get("domain"), record.get("labels"), folder, info, recorded.plots, False, recorded.sha256,
-                   origin, tmp, recorded.notes)
+    return _Staged(
+        record.get("domain"),
+        record.get("labels"),
+        folder,
+        info,
+        recorded.plots,
+        False,
+        recorded.sha256,
+        origin,
+        tmp,
+        recorded.notes,
+    )
 
 
 def _stage_inferred(download: Downloader, repo_id: str, domain: str | None, spec: str, known: list[str]) -> _Staged:
@@ -222,8 +252,9 @@ def _domain_from_tags(tags: list[str], spec: str, known: list[str]) -> str:
     )
 
 
-def _register(registry: Registry, staged: _Staged, domain: str | None, force: bool, origin: _Origin,
-              aliases: list[str]) -> PullReport:
+def _register(
+    registry: Registry, staged: _Staged, domain: str | None, force: bool, origin: _Origin, aliases: list[str]
+) -> PullReport:
     with staged.tmp:
         name = domain or staged.domain
         if not name:
@@ -237,31 +268,58 @@ def _register(registry: Registry, staged: _Staged, domain: str | None, force: bo
         parent = None if new_domain else _local_parent(registry, name, origin.repo_id, staged.origin.get("parent"))
         if new_domain:
             registry.add_domain(dom)
-        version = registry.register(name, staged.folder, VersionInfo(
-            base_model=info.get("base_model"), base_revision=info.get("base_revision"),
-            base_fingerprint=info.get("base_fingerprint"), data=info.get("data") or {},
-            metrics=info.get("metrics") or {}, train_args=info.get("train_args") or {},
-            parent=parent, description=info.get("description") or "", tags=list(info.get("tags") or []),
-            provenance=_provenance(staged, origin), extra=info.get("extra") or {}, gate=info.get("gate") or {},
-        ), aliases=aliases)
+        version = registry.register(
+            name,
+            staged.folder,
+            VersionInfo(
+                base_model=info.get("base_model"),
+                base_revision=info.get("base_revision"),
+                base_fingerprint=info.get("base_fingerprint"),
+                data=info.get("data") or {},
+                metrics=info.get("metrics") or {},
+                train_args=info.get("train_args") or {},
+                parent=parent,
+                description=info.get("description") or "",
+                tags=list(info.get("tags") or []),
+                provenance=_provenance(staged, origin),
+                extra=info.get("extra") or {},
+                gate=info.get("gate") or {},
+            ),
+            aliases=aliases,
+        )
         if version.reused:
             log.info("%s is already registered as %s", where, version.ref)
         else:
             log.info("pulled %s as %s", where, version.ref)
         for artifact in staged.artifacts:  # also completes a pull that stopped between version and plots
             if registry.find_artifact(version.ref, artifact["kind"], artifact["name"]) is None:
-                registry.add_artifact(version.ref, artifact["kind"], artifact["name"], artifact["paths"],
-                                      artifact["meta"])
-        return PullReport(registry.resolve(version.ref), not version.reused, origin.repo_id, origin.revision,
-                          origin.sha, origin.remote_ref, aliases, staged.inferred, origin.branches,
-                          not info.get("base_fingerprint"))
+                registry.add_artifact(
+                    version.ref, artifact["kind"], artifact["name"], artifact["paths"], artifact["meta"]
+                )
+        return PullReport(
+            registry.resolve(version.ref),
+            not version.reused,
+            origin.repo_id,
+            origin.revision,
+            origin.sha,
+            origin.remote_ref,
+            aliases,
+            staged.inferred,
+            origin.branches,
+            not info.get("base_fingerprint"),
+        )
 
 
 def _provenance(staged: _Staged, origin: _Origin) -> dict[str, Any]:
     """Where a pulled version came from, as its provenance records it."""
-    provenance: dict[str, Any] = {"source": "hub", "hub_repo": origin.repo_id, "hub_revision": origin.revision,
-                                  "commit_sha": origin.sha, "remote_ref": origin.remote_ref,
-                                  "remote_branches": origin.branches}
+    provenance: dict[str, Any] = {
+        "source": "hub",
+        "hub_repo": origin.repo_id,
+        "hub_revision": origin.revision,
+        "commit_sha": origin.sha,
+        "remote_ref": origin.remote_ref,
+        "remote_branches": origin.branches,
+    }
     if staged.inferred:
         provenance["inferred"] = True
     if staged.origin:
@@ -303,8 +361,12 @@ def _base(folder: Path, info: dict[str, Any], dom: Domain, where: str, force: bo
         if recorded:
             log.info("base %s of %s is not on this machine; its fingerprint is checked when it is loaded", name, where)
         else:
-            log.warning("base %s of %s is not on this machine and %s records no fingerprint: registered unverified",
-                        name, where, where)
+            log.warning(
+                "base %s of %s is not on this machine and %s records no fingerprint: registered unverified",
+                name,
+                where,
+                where,
+            )
         return {"base_model": name, "base_revision": revision, "base_fingerprint": recorded}
     folder_b, local = found
     if recorded and local != recorded and not force:

@@ -59,8 +59,17 @@ class PushReport:
     skipped_aliases: list[str] = field(default_factory=list)
 
 
-def push(registry: Registry, ref: str, repo_id: str, *, private: bool = False, all_versions: bool = False,
-         api: HfApi | None = None, license: str | None = None, base_id: str | None = None) -> PushReport:
+def push(
+    registry: Registry,
+    ref: str,
+    repo_id: str,
+    *,
+    private: bool = False,
+    all_versions: bool = False,
+    api: HfApi | None = None,
+    license: str | None = None,
+    base_id: str | None = None,
+) -> PushReport:
     """Upload `ref` (or every version of its domain) to `repo_id`, tag it `vN` and mirror aliases as branches.
 
     `base_id` is the Hub id to publish for versions whose base is a local folder
@@ -93,16 +102,22 @@ def _publishable(version: AdapterVersion, repo_id: str, base_id: str | None) -> 
     if version.base_model is None or is_hub_id(version.base_model):
         return version
     if base_id is None:
-        raise HubLocalBaseError(LOCAL_BASE_MESSAGE.format(
-            ref=version.ref, base=version.base_model, fingerprint=(version.base_fingerprint or "none")[:19],
-            repo=repo_id))
+        raise HubLocalBaseError(
+            LOCAL_BASE_MESSAGE.format(
+                ref=version.ref,
+                base=version.base_model,
+                fingerprint=(version.base_fingerprint or "none")[:19],
+                repo=repo_id,
+            )
+        )
     if not is_hub_id(base_id) or "/" not in base_id:
         raise HubLocalBaseError(f"--base-id {base_id!r} is not a Hub model id; pass it as ORG/NAME.")
     found = local_fingerprint(base_id)  # when this machine holds it, its weights must be the version's
     if found is not None and version.base_fingerprint and found[1] != version.base_fingerprint:
         raise HubLocalBaseError(
             f"--base-id {base_id} has fingerprint {found[1][:19]} here, but {version.ref} was trained on "
-            f"{version.base_fingerprint[:19]} ({version.base_model}); name the Hub model with the same weights.")
+            f"{version.base_fingerprint[:19]} ({version.base_model}); name the Hub model with the same weights."
+        )
     return replace(version, base_model=base_id, base_revision=None)
 
 
@@ -131,8 +146,9 @@ def _remote_metadata(api: HfApi, repo_id: str, revision: str) -> dict[str, Any] 
     return metadata if isinstance(metadata.get("record", {}), dict) else None
 
 
-def _push_version(registry: Registry, api: HfApi, repo_id: str, version: AdapterVersion, remote: Remote,
-                  license: str | None) -> PushedVersion:
+def _push_version(
+    registry: Registry, api: HfApi, repo_id: str, version: AdapterVersion, remote: Remote, license: str | None
+) -> PushedVersion:
     tag = f"v{version.number}"
     if tag in remote.tags:
         record = (_remote_metadata(api, repo_id, remote.tags[tag]) or {}).get("record", {})
@@ -149,13 +165,21 @@ def _push_version(registry: Registry, api: HfApi, repo_id: str, version: Adapter
         branch = "main" if version.number > remote.newest_version() else f"{STAGING_PREFIX}{tag}"
         if branch != "main":
             retrying("create branch", lambda: api.create_branch(repo_id, branch=branch, revision="main", exist_ok=True))
-        commit = retrying("upload", lambda: api.upload_folder(
-            repo_id=repo_id, folder_path=stage, revision=branch, delete_patterns=[f"{PLOTS_DIR}/*"],
-            commit_message=f"{version.ref} ({version.sha256[:12]})",
-            commit_description=f"loradock version {version.ref}, tagged {tag}.",
-        ))
+        commit = retrying(
+            "upload",
+            lambda: api.upload_folder(
+                repo_id=repo_id,
+                folder_path=stage,
+                revision=branch,
+                delete_patterns=[f"{PLOTS_DIR}/*"],
+                commit_message=f"{version.ref} ({version.sha256[:12]})",
+                commit_description=f"loradock version {version.ref}, tagged {tag}.",
+            ),
+        )
     sha = commit.oid
-    retrying("create tag", lambda: api.create_tag(repo_id, tag=tag, revision=sha, tag_message=version.ref, exist_ok=True))
+    retrying(
+        "create tag", lambda: api.create_tag(repo_id, tag=tag, revision=sha, tag_message=version.ref, exist_ok=True)
+    )
     if branch != "main":
         retrying("delete branch", lambda: api.delete_branch(repo_id, branch=branch))
     remote.tags[tag] = sha
@@ -192,8 +216,9 @@ def _stage_plots(registry: Registry, version: AdapterVersion, folder: Path) -> t
     return artifacts, plots
 
 
-def _mirror_aliases(registry: Registry, api: HfApi, repo_id: str, domain: str,
-                    remote: Remote) -> tuple[dict[str, str], list[str]]:
+def _mirror_aliases(
+    registry: Registry, api: HfApi, repo_id: str, domain: str, remote: Remote
+) -> tuple[dict[str, str], list[str]]:
     """Point a branch per local alias at its version's tag, when that version is on the Hub."""
     moved: dict[str, str] = {}
     skipped: list[str] = []
@@ -208,7 +233,9 @@ def _mirror_aliases(registry: Registry, api: HfApi, repo_id: str, domain: str,
             continue
         if alias in remote.branches:
             retrying("move alias", functools.partial(api.delete_branch, repo_id, branch=alias))
-        retrying("set alias", functools.partial(api.create_branch, repo_id, branch=alias, revision=target, exist_ok=True))
+        retrying(
+            "set alias", functools.partial(api.create_branch, repo_id, branch=alias, revision=target, exist_ok=True)
+        )
         remote.branches[alias] = target
         moved[alias] = tag
     return moved, skipped

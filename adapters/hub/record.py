@@ -78,8 +78,10 @@ def write_metadata(folder: Path, version: AdapterVersion, artifacts: list[dict[s
 
 
 def bad_record(spec: str, what: str) -> HubRecordError:
-    return HubRecordError(f"{METADATA_FILE} in {spec} is malformed: {what}. Nothing was registered; "
-                          "ask the repo owner to push the version again with 'adapters push'.")
+    return HubRecordError(
+        f"{METADATA_FILE} in {spec} is malformed: {what}. Nothing was registered; "
+        "ask the repo owner to push the version again with 'adapters push'."
+    )
 
 
 def read_metadata(path: Path, spec: str) -> dict[str, Any]:
@@ -112,9 +114,22 @@ def _checked_entry(files: dict[str, dict[str, Any]], name: str, spec: str) -> di
 
 
 _RECORD_TYPES: dict[str, tuple[type, ...]] = {
-    "domain": (str,), "labels": (list,), "base_model": (str,), "base_revision": (str,), "base_fingerprint": (str,),
-    "data": (dict,), "metrics": (dict,), "train_args": (dict,), "description": (str,), "tags": (list,),
-    "extra": (dict,), "sha256": (str,), "ref": (str,), "parent": (str,), "created_at": (str,), "provenance": (dict,),
+    "domain": (str,),
+    "labels": (list,),
+    "base_model": (str,),
+    "base_revision": (str,),
+    "base_fingerprint": (str,),
+    "data": (dict,),
+    "metrics": (dict,),
+    "train_args": (dict,),
+    "description": (str,),
+    "tags": (list,),
+    "extra": (dict,),
+    "sha256": (str,),
+    "ref": (str,),
+    "parent": (str,),
+    "created_at": (str,),
+    "provenance": (dict,),
     "gate": (dict,),
 }
 
@@ -139,15 +154,19 @@ def _checked_record(record: Any, spec: str) -> dict[str, Any]:
     if out["tags"] is not None and not all(isinstance(x, str) for x in out["tags"]):
         raise bad_record(spec, f"tags {out['tags']!r} are not all strings")
     if out["base_model"] is not None and not is_hub_id(out["base_model"]):
-        raise bad_record(spec, f"base_model {out['base_model']!r} is not a Hub model id (a path on the machine "
-                               "that pushed it means nothing here)")
+        raise bad_record(
+            spec,
+            f"base_model {out['base_model']!r} is not a Hub model id (a path on the machine "
+            "that pushed it means nothing here)",
+        )
     if out["base_fingerprint"] and not _FINGERPRINT.fullmatch(out["base_fingerprint"]):
         raise bad_record(spec, f"base_fingerprint {out['base_fingerprint']!r} is not sha256:<64 hex digits>")
     return out
 
 
-def _plot_artifacts(metadata: dict[str, Any], files: dict[str, dict[str, Any]], spec: str,
-                    notes: dict[str, Any]) -> list[dict[str, Any]]:
+def _plot_artifacts(
+    metadata: dict[str, Any], files: dict[str, dict[str, Any]], spec: str, notes: dict[str, Any]
+) -> list[dict[str, Any]]:
     """The plot artifacts of a record, names checked; any other kind is ignored with a warning."""
     listed = metadata.get("artifacts") or []
     if not isinstance(listed, list):
@@ -162,11 +181,22 @@ def _plot_artifacts(metadata: dict[str, Any], files: dict[str, dict[str, Any]], 
         mapping = _plot_files(artifact, kind, name, spec)
         meta = artifact.get("meta")
         entries = {in_repo: _checked_entry(files, in_repo, spec) for in_repo in mapping.values()}
-        plots.append({"kind": kind, "name": name, "meta": meta if isinstance(meta, dict) else {}, "files": mapping,
-                      "entries": entries})
+        plots.append(
+            {
+                "kind": kind,
+                "name": name,
+                "meta": meta if isinstance(meta, dict) else {},
+                "files": mapping,
+                "entries": entries,
+            }
+        )
     if ignored:
-        log.warning("%s lists artifacts loradock does not pull (only %s): %s; ignored", spec,
-                    ", ".join(PULLED_ARTIFACT_KINDS), ", ".join(ignored))
+        log.warning(
+            "%s lists artifacts loradock does not pull (only %s): %s; ignored",
+            spec,
+            ", ".join(PULLED_ARTIFACT_KINDS),
+            ", ".join(ignored),
+        )
         notes["ignored_artifacts"] = ignored
     return plots
 
@@ -202,8 +232,10 @@ class Recorded:
 def checked_metadata(metadata: dict[str, Any], spec: str) -> Recorded:
     """Every check on a record that needs no download: format, fields, file entries, plots, the content hash."""
     if metadata.get("format") != FORMAT:
-        raise HubError(f"{METADATA_FILE} in {spec} is not one this loradock can read (format {metadata.get('format')!r}, "
-                       f"expected {FORMAT!r} with both PEFT files listed); upgrade loradock and pull again.")
+        raise HubError(
+            f"{METADATA_FILE} in {spec} is not one this loradock can read (format {metadata.get('format')!r}, "
+            f"expected {FORMAT!r} with both PEFT files listed); upgrade loradock and pull again."
+        )
     record = _checked_record(metadata.get("record") or {}, spec)
     files = _file_entries(metadata.get("files") or {}, spec)
     adapter = {name: _checked_entry(files, name, spec) for name in ADAPTER_FILES}
@@ -213,8 +245,10 @@ def checked_metadata(metadata: dict[str, Any], spec: str) -> Recorded:
     plots = _plot_artifacts(metadata, files, spec, notes)
     adapter_hash = content_hash(adapter)
     if record.get("sha256") and adapter_hash != record["sha256"]:
-        raise HubIntegrityError(f"The adapter files in {spec} hash to {adapter_hash[:12]} but the record says "
-                                f"{record['sha256'][:12]}; nothing was registered.")
+        raise HubIntegrityError(
+            f"The adapter files in {spec} hash to {adapter_hash[:12]} but the record says "
+            f"{record['sha256'][:12]}; nothing was registered."
+        )
     return Recorded(record, adapter, plots, notes, adapter_hash)
 
 
@@ -232,5 +266,4 @@ def remote_gate(gate: Any, spec: str) -> dict[str, Any]:
     reasons = [printable(str(r)) for r in gate.get("reasons") or [] if isinstance(r, (str, int, float))][:20]
     if gate["passed"]:
         return {"remote": {"passed": True}}
-    return {"passed": False, "reasons": reasons or ["failed its quality gate where it was trained"],
-            "source": "remote"}
+    return {"passed": False, "reasons": reasons or ["failed its quality gate where it was trained"], "source": "remote"}

@@ -123,7 +123,9 @@ def retrying(step: str, fn: Callable[[], T], retries: int | None = None) -> T:
             if not _is_network(exc) or attempt == attempts:
                 raise
             wait = RETRY_WAIT_S * 2 ** (attempt - 1)
-            log.warning("%s failed (%s); retrying in %.1fs [%d/%d]", step, type(exc).__name__, wait, attempt, attempts - 1)
+            log.warning(
+                "%s failed (%s); retrying in %.1fs [%d/%d]", step, type(exc).__name__, wait, attempt, attempts - 1
+            )
             time.sleep(wait)
     raise AssertionError("unreachable")
 
@@ -145,7 +147,9 @@ def hub_errors(api: HfApi, repo_id: str, revision: str | None = None, action: st
 def _translate(exc: Exception, api: HfApi, repo_id: str, revision: str | None, action: str) -> HubError | None:
     endpoint = api.endpoint
     if _is_offline(exc):
-        return HubNetworkError(f"HF_HUB_OFFLINE is set, so {repo_id} on {endpoint} cannot be reached; unset it to {action}.")
+        return HubNetworkError(
+            f"HF_HUB_OFFLINE is set, so {repo_id} on {endpoint} cannot be reached; unset it to {action}."
+        )
     if isinstance(exc, RepositoryNotFoundError):
         return HubRepoNotFoundError(
             f"Hub repo {repo_id!r} not found on {endpoint} (or it is private and your token cannot see it). "
@@ -243,8 +247,11 @@ class Downloader:
         snapshots = pointer.parents[len(PurePosixPath(name).parts)]
         real = Path(os.path.realpath(pointer))
         try:
-            ok = snapshots.name == "snapshots" and real.is_relative_to(os.path.realpath(snapshots.parent)) \
+            ok = (
+                snapshots.name == "snapshots"
+                and real.is_relative_to(os.path.realpath(snapshots.parent))
                 and is_regular(real)
+            )
         except UnsafeFileError:
             ok = False
         if not ok:
@@ -253,8 +260,9 @@ class Downloader:
 
     def _check_size(self, name: str, size: int | None, expected: int | None, cap: int, when: str) -> None:
         if size is None:
-            raise HubIntegrityError(f"{self.repo_id}@{self.revision} does not say how big {name} is; nothing was "
-                                    "registered.")
+            raise HubIntegrityError(
+                f"{self.repo_id}@{self.revision} does not say how big {name} is; nothing was registered."
+            )
         if expected is not None and size != expected:
             raise HubIntegrityError(
                 f"{name} in {self.repo_id}@{self.revision} is {size} bytes {when} but {METADATA_FILE} records "
@@ -272,9 +280,19 @@ class Downloader:
         try:
             self._check_size(name, self._remote_size(name), expected, cap, "on the Hub")
             # By commit sha: a tag or branch moving mid-pull cannot mix two versions.
-            path = Path(retrying(f"download {name}", lambda: hf_hub_download(
-                self.repo_id, name, revision=self.sha, endpoint=self.api.endpoint, token=self.api.token,
-                force_download=force)))
+            path = Path(
+                retrying(
+                    f"download {name}",
+                    lambda: hf_hub_download(
+                        self.repo_id,
+                        name,
+                        revision=self.sha,
+                        endpoint=self.api.endpoint,
+                        token=self.api.token,
+                        force_download=force,
+                    ),
+                )
+            )
         except RemoteEntryNotFoundError:
             raise self._not_found(name) from None
         path = self._cached_file(name, path)

@@ -46,7 +46,8 @@ def latest(folder: Path) -> Checkpoint | None:
     if not folder.is_dir():
         return None
     done = sorted(
-        (int(p.name.split("-", 1)[1]), p) for p in folder.glob("epoch-*")
+        (int(p.name.split("-", 1)[1]), p)
+        for p in folder.glob("epoch-*")
         if p.name.split("-", 1)[1].isdigit() and (p / STATE).is_file()
     )
     if not done:
@@ -55,8 +56,14 @@ def latest(folder: Path) -> Checkpoint | None:
     return Checkpoint(epoch, json.loads((path / STATE).read_text()), path)
 
 
-def save(folder: Path, epoch: int, model: torch.nn.Module, optim_state: dict[str, Any], state: dict[str, Any],
-         best: dict[str, torch.Tensor] | None = None) -> Path:
+def save(
+    folder: Path,
+    epoch: int,
+    model: torch.nn.Module,
+    optim_state: dict[str, Any],
+    state: dict[str, Any],
+    best: dict[str, torch.Tensor] | None = None,
+) -> Path:
     """Write epoch `epoch`'s checkpoint (and the best epoch's weights) atomically; drop older ones."""
     import torch
     from safetensors.torch import save_file

@@ -40,16 +40,28 @@ class EvalReport:
     def to_metrics(self) -> dict[str, Any]:
         """The registry's `metrics` fields."""
         return {
-            "accuracy": self.accuracy, "macro_f1": self.macro_f1, "eval_loss": self.eval_loss,
-            "per_class": self.per_class, "confusion_matrix": self.confusion_matrix,
+            "accuracy": self.accuracy,
+            "macro_f1": self.macro_f1,
+            "eval_loss": self.eval_loss,
+            "per_class": self.per_class,
+            "confusion_matrix": self.confusion_matrix,
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.to_metrics(), "labels": list(self.labels), "size": self.size, "source": self.source, **self.extra}
+        return {
+            **self.to_metrics(),
+            "labels": list(self.labels),
+            "size": self.size,
+            "source": self.source,
+            **self.extra,
+        }
 
 
 def compute_report(
-    y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, labels: Sequence[str], eval_loss: float | None = None,
+    y_true: Sequence[int] | np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
+    labels: Sequence[str],
+    eval_loss: float | None = None,
     source: str = "",
 ) -> EvalReport:
     """Metrics from label indices; a class never predicted gets precision 0, not NaN."""
@@ -69,9 +81,14 @@ def compute_report(
             f1s.append(f1)
     total = int(matrix.sum())
     return EvalReport(
-        labels=tuple(labels), accuracy=float(np.trace(matrix)) / total if total else 0.0,
-        macro_f1=float(np.mean(f1s)) if f1s else 0.0, eval_loss=eval_loss, per_class=per_class,
-        confusion_matrix=matrix.tolist(), size=total, source=source,
+        labels=tuple(labels),
+        accuracy=float(np.trace(matrix)) / total if total else 0.0,
+        macro_f1=float(np.mean(f1s)) if f1s else 0.0,
+        eval_loss=eval_loss,
+        per_class=per_class,
+        confusion_matrix=matrix.tolist(),
+        size=total,
+        source=source,
     )
 
 
@@ -86,7 +103,9 @@ def better_epoch(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
     if new["macro_f1"] != old["macro_f1"]:
         return bool(new["macro_f1"] > old["macro_f1"])
     inf = float("inf")
-    return (new["eval_loss"] if new["eval_loss"] is not None else inf) < (old["eval_loss"] if old["eval_loss"] is not None else inf)
+    return (new["eval_loss"] if new["eval_loss"] is not None else inf) < (
+        old["eval_loss"] if old["eval_loss"] is not None else inf
+    )
 
 
 def autocast_for(device: str) -> Any:
@@ -100,7 +119,11 @@ def autocast_for(device: str) -> Any:
 
 
 def predict_logits(
-    model: torch.nn.Module, ids: Sequence[np.ndarray], pad_id: int, device: str, batch_size: int = EVAL_BATCH_SIZE,
+    model: torch.nn.Module,
+    ids: Sequence[np.ndarray],
+    pad_id: int,
+    device: str,
+    batch_size: int = EVAL_BATCH_SIZE,
 ) -> np.ndarray:
     """Logits for every row, in input order, from length-sorted batches."""
     import torch
@@ -120,7 +143,9 @@ def predict_logits(
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
-def report_from_logits(logits: np.ndarray, y_true: Sequence[int], labels: Sequence[str], source: str = "") -> EvalReport:
+def report_from_logits(
+    logits: np.ndarray, y_true: Sequence[int], labels: Sequence[str], source: str = ""
+) -> EvalReport:
     """Metrics plus the mean cross-entropy of the logits."""
     y = np.asarray(y_true, dtype=np.int64)
     shifted = logits - logits.max(axis=1, keepdims=True)
@@ -130,7 +155,11 @@ def report_from_logits(logits: np.ndarray, y_true: Sequence[int], labels: Sequen
 
 
 def evaluate_model(
-    model: torch.nn.Module, ids: Sequence[np.ndarray], data: LabelledData, pad_id: int, device: str,
+    model: torch.nn.Module,
+    ids: Sequence[np.ndarray],
+    data: LabelledData,
+    pad_id: int,
+    device: str,
     batch_size: int = EVAL_BATCH_SIZE,
 ) -> EvalReport:
     logits = predict_logits(model, ids, pad_id, device, batch_size)
@@ -138,8 +167,15 @@ def evaluate_model(
 
 
 def evaluate_version(
-    registry: Registry, ref: str, data: str | LabelledData, *, text_column: str = "text",
-    label_column: str = "label", split: str = "test", device: str = "auto", max_length: int | None = None,
+    registry: Registry,
+    ref: str,
+    data: str | LabelledData,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    split: str = "test",
+    device: str = "auto",
+    max_length: int | None = None,
     batch_size: int = EVAL_BATCH_SIZE,
 ) -> EvalReport:
     """Re-evaluate a registered version on any data source; labels are checked against the version's."""
@@ -150,7 +186,8 @@ def evaluate_version(
 
     version = registry.resolve(ref)
     labelled = (
-        data if not isinstance(data, str)
+        data
+        if not isinstance(data, str)
         else datamod.load(data, version.labels, text_column=text_column, label_column=label_column, split=split)
     )
     if tuple(labelled.label_names) != tuple(version.labels):
@@ -173,15 +210,20 @@ def render(report: EvalReport) -> str:
         f"examples {report.size}   accuracy {report.accuracy:.4f}   macro-F1 {report.macro_f1:.4f}   eval loss {loss}",
         "",
         tabulate(
-            [(n, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", c["support"])
-             for n, c in report.per_class.items()],
-            headers=["label", "precision", "recall", "f1", "support"], tablefmt="simple", disable_numparse=True,
+            [
+                (n, f"{c['precision']:.3f}", f"{c['recall']:.3f}", f"{c['f1']:.3f}", c["support"])
+                for n, c in report.per_class.items()
+            ],
+            headers=["label", "precision", "recall", "f1", "support"],
+            tablefmt="simple",
+            disable_numparse=True,
         ),
         "",
         "confusion matrix (rows: true label, columns: predicted label)",
         tabulate(
             [[f"true {n}", *row] for n, row in zip(report.labels, report.confusion_matrix)],
-            headers=["", *(f"pred {n}" for n in report.labels)], tablefmt="simple",
+            headers=["", *(f"pred {n}" for n in report.labels)],
+            tablefmt="simple",
         ),
     ]
     return "\n".join(lines)

@@ -29,15 +29,17 @@ REPORT_TO = ("tensorboard", "mlflow", "wandb")
 LOGS_DIR = "runs"  # the Trainer's default logging folder inside output_dir
 
 
-def _dataset(ids: Sequence[np.ndarray], labels: Sequence[int],
-             order: Sequence[int] | np.ndarray | None = None) -> Any:
+def _dataset(ids: Sequence[np.ndarray], labels: Sequence[int], order: Sequence[int] | np.ndarray | None = None) -> Any:
     from datasets import Dataset
 
     index = list(order) if order is not None else list(range(len(ids)))
-    return Dataset.from_dict({
-        "input_ids": [ids[i].tolist() for i in index], "labels": [int(labels[i]) for i in index],
-        "length": [len(ids[i]) for i in index],  # LengthGroupedSampler reads this column, never re-measures
-    })
+    return Dataset.from_dict(
+        {
+            "input_ids": [ids[i].tolist() for i in index],
+            "labels": [int(labels[i]) for i in index],
+            "length": [len(ids[i]) for i in index],  # LengthGroupedSampler reads this column, never re-measures
+        }
+    )
 
 
 def _callback(history: dict[str, Any], on_epoch: Any, epochs: int) -> Any:
@@ -61,10 +63,14 @@ def _callback(history: dict[str, Any], on_epoch: Any, epochs: int) -> Any:
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             metrics = metrics or {}
             epoch = len(history["epochs"]) + 1
-            per_epoch = history["step_loss"][-history["steps_per_epoch"]:]
-            entry = {"epoch": epoch, "train_loss": float(np.mean(per_epoch)) if per_epoch else None,
-                     "eval_loss": metrics.get("eval_loss"), "accuracy": metrics.get("eval_accuracy", 0.0),
-                     "macro_f1": metrics.get("eval_macro_f1", 0.0)}
+            per_epoch = history["step_loss"][-history["steps_per_epoch"] :]
+            entry = {
+                "epoch": epoch,
+                "train_loss": float(np.mean(per_epoch)) if per_epoch else None,
+                "eval_loss": metrics.get("eval_loss"),
+                "accuracy": metrics.get("eval_accuracy", 0.0),
+                "macro_f1": metrics.get("eval_macro_f1", 0.0),
+            }
             history["epochs"].append(entry)
             if better_epoch(entry, history.get("best")):
                 history["best"], history["best_epoch"] = entry, epoch
@@ -75,11 +81,29 @@ def _callback(history: dict[str, Any], on_epoch: Any, epochs: int) -> Any:
 
 
 def fit(
-    model: torch.nn.Module, tokenizer: Any, train_ids: Sequence[np.ndarray], train_labels: Sequence[int],
-    eval_ids: Sequence[np.ndarray], eval_labels: Sequence[int], label_names: Sequence[str], *,
-    output_dir: Path, lr: float, epochs: int, batch_size: int, seed: int, patience: int, device: str,
-    warmup_ratio: float, weight_decay: float, grad_clip: float, report_to: Sequence[str] = (),
-    progress: bool = False, resume: bool = False, on_epoch: Any = None, eval_source: str = "",
+    model: torch.nn.Module,
+    tokenizer: Any,
+    train_ids: Sequence[np.ndarray],
+    train_labels: Sequence[int],
+    eval_ids: Sequence[np.ndarray],
+    eval_labels: Sequence[int],
+    label_names: Sequence[str],
+    *,
+    output_dir: Path,
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    patience: int,
+    device: str,
+    warmup_ratio: float,
+    weight_decay: float,
+    grad_clip: float,
+    report_to: Sequence[str] = (),
+    progress: bool = False,
+    resume: bool = False,
+    on_epoch: Any = None,
+    eval_source: str = "",
 ) -> tuple[EvalReport, dict[str, Any]]:
     """Train with the Trainer, keep the best epoch (eval macro-F1), stop after `patience` flat epochs.
 
@@ -89,8 +113,13 @@ def fit(
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, TrainingArguments
 
     steps_per_epoch = -(-len(train_ids) // batch_size)
-    history: dict[str, Any] = {"step_loss": [], "epochs": [], "train_time_s": 0.0, "samples": 0,
-                               "steps_per_epoch": steps_per_epoch}
+    history: dict[str, Any] = {
+        "step_loss": [],
+        "epochs": [],
+        "train_time_s": 0.0,
+        "samples": 0,
+        "steps_per_epoch": steps_per_epoch,
+    }
     eval_order = np.argsort([-len(r) for r in eval_ids], kind="stable")
 
     def metrics(pred: Any) -> dict[str, float]:
@@ -100,22 +129,43 @@ def fit(
 
     cuda = str(device).startswith("cuda")
     args = TrainingArguments(
-        output_dir=str(output_dir), num_train_epochs=epochs, learning_rate=lr,
-        per_device_train_batch_size=batch_size, per_device_eval_batch_size=64,
-        train_sampling_strategy="group_by_length", warmup_steps=warmup_ratio, weight_decay=weight_decay,
-        max_grad_norm=grad_clip, lr_scheduler_type="linear", seed=seed, data_seed=seed,
-        eval_strategy="epoch", save_strategy="epoch", save_total_limit=2, load_best_model_at_end=True,
-        metric_for_best_model="macro_f1", greater_is_better=True, logging_strategy="steps", logging_steps=1,
-        report_to=list(report_to) or "none", disable_tqdm=not progress, use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(), dataloader_num_workers=0,
+        output_dir=str(output_dir),
+        num_train_epochs=epochs,
+        learning_rate=lr,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=64,
+        train_sampling_strategy="group_by_length",
+        warmup_steps=warmup_ratio,
+        weight_decay=weight_decay,
+        max_grad_norm=grad_clip,
+        lr_scheduler_type="linear",
+        seed=seed,
+        data_seed=seed,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=1,
+        report_to=list(report_to) or "none",
+        disable_tqdm=not progress,
+        use_cpu=not cuda,
+        bf16=cuda and torch.cuda.is_bf16_supported(),
+        dataloader_num_workers=0,
     )
     callbacks = [_callback(history, on_epoch, epochs)]
     if patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     trainer = Trainer(
-        model=model, args=args, train_dataset=_dataset(train_ids, train_labels),
+        model=model,
+        args=args,
+        train_dataset=_dataset(train_ids, train_labels),
         eval_dataset=_dataset(eval_ids, eval_labels, eval_order),
-        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=metrics, callbacks=callbacks,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=metrics,
+        callbacks=callbacks,
     )
     out = trainer.train(resume_from_checkpoint=True if resume else None)
     del out

@@ -27,8 +27,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def fit(prep: Prepared, options: TrainOptions, model: torch.nn.Module, device: str, train_ids: list[np.ndarray],
-        eval_ids: list[np.ndarray]) -> tuple[EvalReport, dict[str, Any]]:
+def fit(
+    prep: Prepared,
+    options: TrainOptions,
+    model: torch.nn.Module,
+    device: str,
+    train_ids: list[np.ndarray],
+    eval_ids: list[np.ndarray],
+) -> tuple[EvalReport, dict[str, Any]]:
     """Train with the loop `options.run_loop` names; returns the best epoch's eval report and the history."""
     if options.run_loop == "trainer":
         return _fit_trainer(prep, options, model, device, train_ids, eval_ids)
@@ -55,8 +61,9 @@ class _Optimizer:
     scaler: Any
 
     @classmethod
-    def create(cls, model: torch.nn.Module, args: dict[str, Any], steps_per_epoch: int, epochs: int,
-               device: str) -> _Optimizer:
+    def create(
+        cls, model: torch.nn.Module, args: dict[str, Any], steps_per_epoch: int, epochs: int, device: str
+    ) -> _Optimizer:
         import torch
         from transformers import get_linear_schedule_with_warmup
 
@@ -69,8 +76,11 @@ class _Optimizer:
         return cls(optimizer, scheduler, torch.amp.GradScaler("cuda") if use_scaler else None)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict() if self.scaler is not None else None}
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
@@ -79,22 +89,39 @@ class _Optimizer:
             self.scaler.load_state_dict(state["scaler"])
 
 
-def _fit_own(prep: Prepared, options: TrainOptions, model: torch.nn.Module, device: str,
-             train_ids: list[np.ndarray], eval_ids: list[np.ndarray]) -> tuple[EvalReport, dict[str, Any]]:
+def _fit_own(
+    prep: Prepared,
+    options: TrainOptions,
+    model: torch.nn.Module,
+    device: str,
+    train_ids: list[np.ndarray],
+    eval_ids: list[np.ndarray],
+) -> tuple[EvalReport, dict[str, Any]]:
     """The epoch loop with per-epoch eval and checkpoints."""
     import torch
     from tqdm.auto import tqdm
 
     epochs, name = prep.epochs, prep.domain.name
     pad_id = prep.tokenizer.pad_token_id if prep.tokenizer.pad_token_id is not None else 0
-    rows = _Rows(train_ids, np.array([len(r) for r in train_ids]), torch.tensor(prep.train.labels, dtype=torch.long),
-                 pad_id, prep.recipe.batch_size)
+    rows = _Rows(
+        train_ids,
+        np.array([len(r) for r in train_ids]),
+        torch.tensor(prep.train.labels, dtype=torch.long),
+        pad_id,
+        prep.recipe.batch_size,
+    )
     steps_per_epoch = -(-len(train_ids) // rows.batch_size)
     model.to(device).train()
     opt = _Optimizer.create(model, prep.args, steps_per_epoch, epochs, device)
     tracker, start_epoch = _start(prep, options, model, opt, steps_per_epoch)
-    bar = tqdm(total=steps_per_epoch * epochs, initial=start_epoch * steps_per_epoch, unit="step",
-               desc=f"{name} epoch {start_epoch + 1}/{epochs}", disable=not options.progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=steps_per_epoch * epochs,
+        initial=start_epoch * steps_per_epoch,
+        unit="step",
+        desc=f"{name} epoch {start_epoch + 1}/{epochs}",
+        disable=not options.progress,
+        dynamic_ncols=True,
+    )
     try:
         for epoch in range(start_epoch, epochs):
             if tracker.should_stop():
@@ -104,8 +131,14 @@ def _fit_own(prep: Prepared, options: TrainOptions, model: torch.nn.Module, devi
             report = evaluate_model(model, eval_ids, prep.eval, pad_id, device)
             entry = tracker.record(epoch + 1, float(np.mean(losses)), report, model)
             _announce(options, entry, epochs)
-            checkpoints.save(prep.run_folder, epoch + 1, model, opt.state_dict(), {"history": tracker.history},
-                             best=tracker.best_state)
+            checkpoints.save(
+                prep.run_folder,
+                epoch + 1,
+                model,
+                opt.state_dict(),
+                {"history": tracker.history},
+                best=tracker.best_state,
+            )
     except KeyboardInterrupt:
         done = checkpoints.latest(prep.run_folder)
         raise _interrupted(name, f"epoch {done.epoch}" if done else None) from None
@@ -116,13 +149,19 @@ def _fit_own(prep: Prepared, options: TrainOptions, model: torch.nn.Module, devi
     return evaluate_model(model, eval_ids, prep.eval, pad_id, device), tracker.history
 
 
-def _start(prep: Prepared, options: TrainOptions, model: torch.nn.Module, opt: _Optimizer,
-           steps_per_epoch: int) -> tuple[_BestEpoch, int]:
+def _start(
+    prep: Prepared, options: TrainOptions, model: torch.nn.Module, opt: _Optimizer, steps_per_epoch: int
+) -> tuple[_BestEpoch, int]:
     """A fresh history from epoch 0, or (--resume) the last checkpoint's weights, optimiser, history and best epoch."""
     if not options.resume:
         checkpoints.discard(prep.run_folder)  # a stale run with the same settings starts over
-        history: dict[str, Any] = {"step_loss": [], "epochs": [], "train_time_s": 0.0, "samples": 0,
-                                   "steps_per_epoch": steps_per_epoch}
+        history: dict[str, Any] = {
+            "step_loss": [],
+            "epochs": [],
+            "train_time_s": 0.0,
+            "samples": 0,
+            "steps_per_epoch": steps_per_epoch,
+        }
         return _BestEpoch(history, options.run_patience), 0
     found = checkpoints.latest(prep.run_folder)
     assert found is not None  # prepare() checked
@@ -133,8 +172,16 @@ def _start(prep: Prepared, options: TrainOptions, model: torch.nn.Module, opt: _
     return tracker, found.epoch
 
 
-def _train_epoch(model: torch.nn.Module, opt: _Optimizer, rows: _Rows, seed: int, epoch: int, device: str,
-                 history: dict[str, Any], bar: Any) -> list[float]:
+def _train_epoch(
+    model: torch.nn.Module,
+    opt: _Optimizer,
+    rows: _Rows,
+    seed: int,
+    epoch: int,
+    device: str,
+    history: dict[str, Any],
+    bar: Any,
+) -> list[float]:
     """One epoch of steps on length-grouped batches; returns the step losses (also added to `history`)."""
     import torch
 
@@ -155,8 +202,15 @@ def _train_epoch(model: torch.nn.Module, opt: _Optimizer, rows: _Rows, seed: int
     return losses
 
 
-def _step(model: torch.nn.Module, inputs: dict[str, torch.Tensor], targets: torch.Tensor,
-          optimizer: Any, scheduler: Any, scaler: Any, device: str) -> float:
+def _step(
+    model: torch.nn.Module,
+    inputs: dict[str, torch.Tensor],
+    targets: torch.Tensor,
+    optimizer: Any,
+    scheduler: Any,
+    scaler: Any,
+    device: str,
+) -> float:
     """One optimiser step; returns the batch loss."""
     import torch
     import torch.nn.functional as F
@@ -180,8 +234,14 @@ def _step(model: torch.nn.Module, inputs: dict[str, torch.Tensor], targets: torc
     return float(loss.detach())
 
 
-def _fit_trainer(prep: Prepared, options: TrainOptions, model: torch.nn.Module, device: str,
-                 train_ids: list[np.ndarray], eval_ids: list[np.ndarray]) -> tuple[EvalReport, dict[str, Any]]:
+def _fit_trainer(
+    prep: Prepared,
+    options: TrainOptions,
+    model: torch.nn.Module,
+    device: str,
+    train_ids: list[np.ndarray],
+    eval_ids: list[np.ndarray],
+) -> tuple[EvalReport, dict[str, Any]]:
     """The Trainer's loop (hf_loop.py) on the prepared run."""
     from loradock.adapters.training import hf_loop
 
@@ -189,11 +249,27 @@ def _fit_trainer(prep: Prepared, options: TrainOptions, model: torch.nn.Module, 
         checkpoints.discard(prep.run_folder)
     try:
         return hf_loop.fit(
-            model, prep.tokenizer, train_ids, prep.train.labels, eval_ids, prep.eval.labels, prep.domain.labels,
-            output_dir=prep.run_folder, lr=prep.args["lr"], epochs=prep.epochs, batch_size=prep.recipe.batch_size,
-            seed=options.seed, patience=prep.args["patience"], device=device, warmup_ratio=prep.args["warmup_ratio"],
-            weight_decay=WEIGHT_DECAY, grad_clip=GRAD_CLIP, report_to=options.report_to, progress=options.progress,
-            resume=options.resume, on_epoch=lambda entry, epochs: _announce(options, entry, epochs),
+            model,
+            prep.tokenizer,
+            train_ids,
+            prep.train.labels,
+            eval_ids,
+            prep.eval.labels,
+            prep.domain.labels,
+            output_dir=prep.run_folder,
+            lr=prep.args["lr"],
+            epochs=prep.epochs,
+            batch_size=prep.recipe.batch_size,
+            seed=options.seed,
+            patience=prep.args["patience"],
+            device=device,
+            warmup_ratio=prep.args["warmup_ratio"],
+            weight_decay=WEIGHT_DECAY,
+            grad_clip=GRAD_CLIP,
+            report_to=options.report_to,
+            progress=options.progress,
+            resume=options.resume,
+            on_epoch=lambda entry, epochs: _announce(options, entry, epochs),
             eval_source=prep.eval.source,
         )
     except KeyboardInterrupt:
@@ -203,8 +279,11 @@ def _fit_trainer(prep: Prepared, options: TrainOptions, model: torch.nn.Module, 
 
 def _interrupted(domain: str, finished: str | None) -> TrainingInterrupted:
     """Ctrl-C's error: nothing registered, and where a --resume continues from (`finished`), if anywhere."""
-    resume = (f"Continue from {finished} with the same options plus --resume."
-              if finished else "No epoch finished, so there is no checkpoint; run it again.")
+    resume = (
+        f"Continue from {finished} with the same options plus --resume."
+        if finished
+        else "No epoch finished, so there is no checkpoint; run it again."
+    )
     return TrainingInterrupted(f"Training of {domain!r} interrupted; nothing was registered. {resume}")
 
 
@@ -217,8 +296,13 @@ class _BestEpoch:
         self.best_state: dict[str, Any] | None = None
 
     def record(self, epoch: int, train_loss: float, report: EvalReport, model: torch.nn.Module) -> dict[str, Any]:
-        entry = {"epoch": epoch, "train_loss": train_loss, "eval_loss": report.eval_loss,
-                 "accuracy": report.accuracy, "macro_f1": report.macro_f1}
+        entry = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "eval_loss": report.eval_loss,
+            "accuracy": report.accuracy,
+            "macro_f1": report.macro_f1,
+        }
         self.history["epochs"].append(entry)
         best = self.history.get("best")
         if better_epoch(entry, best):
@@ -250,8 +334,10 @@ class _BestEpoch:
 def _announce(options: TrainOptions, entry: dict[str, Any], epochs: int) -> None:
     """One line per epoch for logs and pipes (the progress bar covers a terminal)."""
     loss = f"{entry['eval_loss']:.4f}" if entry["eval_loss"] is not None else "-"
-    line = (f"epoch {entry['epoch']}/{epochs}: train loss {entry['train_loss']:.4f}, eval loss {loss}, "
-            f"accuracy {entry['accuracy']:.4f}, macro-F1 {entry['macro_f1']:.4f}")
+    line = (
+        f"epoch {entry['epoch']}/{epochs}: train loss {entry['train_loss']:.4f}, eval loss {loss}, "
+        f"accuracy {entry['accuracy']:.4f}, macro-F1 {entry['macro_f1']:.4f}"
+    )
     log.info("%s", line)
     if options.on_epoch is not None:
         options.on_epoch(line)

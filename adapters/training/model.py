@@ -19,8 +19,7 @@ def build_model(prep: Prepared, options: TrainOptions) -> torch.nn.Module:
     import torch
 
     torch.manual_seed(options.seed)  # head init and LoRA A init
-    model = load_classifier(prep.args["base"], prep.domain.labels,
-                            prep.base["base_revision"])
+    model = load_classifier(prep.args["base"], prep.domain.labels, prep.base["base_revision"])
     model.name_or_path = model.config._name_or_path = prep.base["base_model"]  # PEFT writes it into adapter_config
     if options.full:
         return model
@@ -31,8 +30,11 @@ def build_model(prep: Prepared, options: TrainOptions) -> torch.nn.Module:
     # "query,value" is a role: each architecture names (or fuses) its projections differently,
     # and heads with layers the base lacks (RoBERTa, DistilBERT, DeBERTa, ModernBERT) must be saved whole.
     config = LoraConfig(
-        task_type=TaskType.SEQ_CLS, r=prep.recipe.r, lora_alpha=prep.recipe.alpha,
-        lora_dropout=prep.recipe.dropout, target_modules=lora_targets(model.config, prep.recipe.target_modules),
+        task_type=TaskType.SEQ_CLS,
+        r=prep.recipe.r,
+        lora_alpha=prep.recipe.alpha,
+        lora_dropout=prep.recipe.dropout,
+        target_modules=lora_targets(model.config, prep.recipe.target_modules),
         modules_to_save=head_modules(model.config),
     )
     try:

@@ -118,7 +118,8 @@ class TrainOptions:
         if self.report_to and self.loop == "own":
             raise TrainingOptionsError(
                 f"--report-to {','.join(self.report_to)} goes through transformers.Trainer, but --loop own was passed: "
-                "drop --loop own (auto then runs the Trainer) or pass --loop trainer.")
+                "drop --loop own (auto then runs the Trainer) or pass --loop trainer."
+            )
 
     @property
     def run_loop(self) -> str:

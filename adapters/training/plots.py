@@ -18,16 +18,27 @@ def _pyplot() -> Any:
     return plt
 
 
-def loss_curve(step_losses: Sequence[float], steps_per_epoch: int, path: Path,
-               eval_losses: Sequence[float] = (), title: str = "Training loss") -> Path:
+def loss_curve(
+    step_losses: Sequence[float],
+    steps_per_epoch: int,
+    path: Path,
+    eval_losses: Sequence[float] = (),
+    title: str = "Training loss",
+) -> Path:
     """Per-step training loss, its moving average, epoch boundaries and eval loss per epoch."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     steps = np.arange(1, len(step_losses) + 1)
     window = max(1, min(len(step_losses) // 10, 50))
     # Few steps: the raw curve is the curve; many: it is noise under its moving average.
-    ax.plot(steps, step_losses, color="tab:blue", alpha=0.35 if window > 1 else 1.0, linewidth=1,
-            label="train loss (per step)")
+    ax.plot(
+        steps,
+        step_losses,
+        color="tab:blue",
+        alpha=0.35 if window > 1 else 1.0,
+        linewidth=1,
+        label="train loss (per step)",
+    )
     if window > 1:
         smooth = np.convolve(step_losses, np.ones(window) / window, mode="valid")
         ax.plot(steps[window - 1 :], smooth, color="tab:blue", linewidth=2, label=f"train loss ({window}-step mean)")
@@ -48,9 +59,14 @@ def loss_curve(step_losses: Sequence[float], steps_per_epoch: int, path: Path,
     return path
 
 
-def accuracy_curve(accuracies: Sequence[float], path: Path, macro_f1: Sequence[float] = (),
-                   title: str = "Validation accuracy per epoch", best_epoch: int | None = None,
-                   baseline: float | None = None) -> Path:
+def accuracy_curve(
+    accuracies: Sequence[float],
+    path: Path,
+    macro_f1: Sequence[float] = (),
+    title: str = "Validation accuracy per epoch",
+    best_epoch: int | None = None,
+    baseline: float | None = None,
+) -> Path:
     """Accuracy and macro-F1 per epoch; the registered (best) epoch and the majority-class accuracy marked."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
@@ -59,7 +75,9 @@ def accuracy_curve(accuracies: Sequence[float], path: Path, macro_f1: Sequence[f
     if macro_f1:
         ax.plot(epochs, macro_f1, "s--", color="tab:purple", label="macro-F1")
     if baseline is not None:  # the quality gate's floor: always predicting the majority class
-        ax.axhline(baseline, color="tab:red", linestyle=":", linewidth=1.2, label=f"majority-class accuracy {baseline:.3f}")
+        ax.axhline(
+            baseline, color="tab:red", linestyle=":", linewidth=1.2, label=f"majority-class accuracy {baseline:.3f}"
+        )
     if best_epoch:
         ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label=f"registered: epoch {best_epoch}")
     for x, y in zip(epochs, accuracies):
@@ -77,8 +95,9 @@ def accuracy_curve(accuracies: Sequence[float], path: Path, macro_f1: Sequence[f
     return path
 
 
-def confusion_heatmap(matrix: Sequence[Sequence[int]], labels: Sequence[str], path: Path,
-                      title: str = "Confusion matrix") -> Path:
+def confusion_heatmap(
+    matrix: Sequence[Sequence[int]], labels: Sequence[str], path: Path, title: str = "Confusion matrix"
+) -> Path:
     """Counts with true labels as rows and predicted labels as columns."""
     plt = _pyplot()
     data = np.asarray(matrix)
@@ -94,8 +113,9 @@ def confusion_heatmap(matrix: Sequence[Sequence[int]], labels: Sequence[str], pa
     threshold = data.max() / 2 if data.size else 0
     for i in range(data.shape[0]):
         for j in range(data.shape[1]):
-            ax.text(j, i, str(data[i, j]), ha="center", va="center",
-                    color="white" if data[i, j] > threshold else "black")
+            ax.text(
+                j, i, str(data[i, j]), ha="center", va="center", color="white" if data[i, j] > threshold else "black"
+            )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -79,8 +79,12 @@ def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> Prep
     tokenizer = load_tokenizer(base_name, base["base_revision"]) if _length_from_data(options, domain) else None
     lengths = _train_lengths(registry, tokenizer, base, train_data) if tokenizer is not None else None
     chosen = choose_recipe(len(train_data), len(domain.labels), recipe.batch_size, lengths, _position_limit(base))
-    recipe = dataclasses.replace(recipe, epochs=recipe.epochs or chosen.epochs, lr=recipe.lr or chosen.lr,
-                                 max_length=chosen.max_length or recipe.max_length)
+    recipe = dataclasses.replace(
+        recipe,
+        epochs=recipe.epochs or chosen.epochs,
+        lr=recipe.lr or chosen.lr,
+        max_length=chosen.max_length or recipe.max_length,
+    )
     _check_max_length(base, recipe.max_length)
     args = _train_args(options, recipe, chosen, base_name)
     data_meta = _data_meta(source, train_data, eval_data, options)
@@ -88,8 +92,19 @@ def prepare(registry: Registry, domain_name: str, options: TrainOptions) -> Prep
     found = any(run_folder.glob("checkpoint-*")) if options.run_loop == "trainer" else checkpoints.latest(run_folder)
     if options.resume and not found:
         raise _no_checkpoint(domain.name, run_folder)
-    return Prepared(domain, recipe, train_data, eval_data, base, args, data_meta, run_folder, registry.home / "cache",
-                    tokenizer or load_tokenizer(base_name, base["base_revision"]), new_domain)
+    return Prepared(
+        domain,
+        recipe,
+        train_data,
+        eval_data,
+        base,
+        args,
+        data_meta,
+        run_folder,
+        registry.home / "cache",
+        tokenizer or load_tokenizer(base_name, base["base_revision"]),
+        new_domain,
+    )
 
 
 def token_ids(prep: Prepared) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -117,8 +132,7 @@ def _columns(options: TrainOptions) -> dict[str, str]:
     return {"text_column": options.text_column, "label_column": options.label_column}
 
 
-def _load_data(source: str, domain: Domain,
-               options: TrainOptions) -> tuple[datamod.LabelledData, datamod.LabelledData]:
+def _load_data(source: str, domain: Domain, options: TrainOptions) -> tuple[datamod.LabelledData, datamod.LabelledData]:
     """(train, eval): --eval-data when given, else a seeded split of `source`."""
     full_data = datamod.load(source, domain.labels, split=options.split, **_columns(options))
     if options.eval_data:
@@ -131,13 +145,23 @@ def _train_args(options: TrainOptions, recipe: LoraRecipe, chosen: Recipe, base_
     """The version's train_args: the recipe and every setting that decides the result."""
     lr = options.lr if options.lr is not None else (FULL_FINETUNE_LR if options.full else recipe.lr)
     args: dict[str, Any] = {
-        **recipe.to_dict(), "lr": lr, "seed": options.seed, "full": options.full,
+        **recipe.to_dict(),
+        "lr": lr,
+        "seed": options.seed,
+        "full": options.full,
         "eval_fraction": None if options.eval_data else (options.eval_fraction or DEFAULT_EVAL_FRACTION),
-        "eval_data": options.eval_data, "split": options.split, "optimizer": "adamw",
-        "weight_decay": WEIGHT_DECAY, "warmup_ratio": chosen.warmup_ratio, "scheduler": "linear", "grad_clip": GRAD_CLIP,
+        "eval_data": options.eval_data,
+        "split": options.split,
+        "optimizer": "adamw",
+        "weight_decay": WEIGHT_DECAY,
+        "warmup_ratio": chosen.warmup_ratio,
+        "scheduler": "linear",
+        "grad_clip": GRAD_CLIP,
         "recipe_rule": chosen.to_dict(),
-        "base": base_name, "padding": "dynamic, length-grouped",
-        "patience": options.run_patience, "best_metric": BEST_METRIC,
+        "base": base_name,
+        "padding": "dynamic, length-grouped",
+        "patience": options.run_patience,
+        "best_metric": BEST_METRIC,
         "loop": options.run_loop,
     }
     if options.full:
@@ -146,23 +170,42 @@ def _train_args(options: TrainOptions, recipe: LoraRecipe, chosen: Recipe, base_
     return args
 
 
-def _data_meta(source: str, train_data: datamod.LabelledData, eval_data: datamod.LabelledData,
-               options: TrainOptions) -> dict[str, Any]:
+def _data_meta(
+    source: str, train_data: datamod.LabelledData, eval_data: datamod.LabelledData, options: TrainOptions
+) -> dict[str, Any]:
     return {
-        "source": source, "fingerprint": train_data.fingerprint, "train_size": len(train_data),
-        "eval_size": len(eval_data), "text_column": options.text_column, "label_column": options.label_column,
-        "eval_source": eval_data.source, "eval_fingerprint": eval_data.fingerprint,
-        "train_counts": train_data.counts(), "eval_counts": eval_data.counts(),
+        "source": source,
+        "fingerprint": train_data.fingerprint,
+        "train_size": len(train_data),
+        "eval_size": len(eval_data),
+        "text_column": options.text_column,
+        "label_column": options.label_column,
+        "eval_source": eval_data.source,
+        "eval_fingerprint": eval_data.fingerprint,
+        "train_counts": train_data.counts(),
+        "eval_counts": eval_data.counts(),
     }
 
 
-def _run_folder(registry: Registry, domain: Domain, args: dict[str, Any], train_data: datamod.LabelledData,
-                eval_data: datamod.LabelledData, base: dict[str, Any]) -> Path:
+def _run_folder(
+    registry: Registry,
+    domain: Domain,
+    args: dict[str, Any],
+    train_data: datamod.LabelledData,
+    eval_data: datamod.LabelledData,
+    base: dict[str, Any],
+) -> Path:
     """The run's checkpoint folder, keyed by everything that decides the result."""
-    key = checkpoints.run_key({
-        "domain": domain.name, "args": args, "train": train_data.fingerprint, "eval": eval_data.fingerprint,
-        "base": base["base_fingerprint"], "labels": list(domain.labels),
-    })
+    key = checkpoints.run_key(
+        {
+            "domain": domain.name,
+            "args": args,
+            "train": train_data.fingerprint,
+            "eval": eval_data.fingerprint,
+            "base": base["base_fingerprint"],
+            "labels": list(domain.labels),
+        }
+    )
     return checkpoints.run_dir(registry.home, domain.name, key)
 
 
@@ -196,8 +239,11 @@ def _length_from_data(options: TrainOptions, domain: Domain) -> bool:
     return options.max_length is None and domain.recipe.max_length == LoraRecipe().max_length
 
 
-def _train_lengths(registry: Registry, tokenizer: Any, base: dict[str, Any],
-                   train_data: datamod.LabelledData) -> np.ndarray:
+def _train_lengths(
+    registry: Registry, tokenizer: Any, base: dict[str, Any], train_data: datamod.LabelledData
+) -> np.ndarray:
     """Token counts of the training texts, counted up to the base's position limit (the choice is clamped to
     it anyway)."""
-    return token_counts(tokenizer, train_data.texts, train_data.fingerprint, _position_limit(base), registry.home / "cache")
+    return token_counts(
+        tokenizer, train_data.texts, train_data.fingerprint, _position_limit(base), registry.home / "cache"
+    )

@@ -73,8 +73,10 @@ class Recipe:
         return asdict(self)
 
     def describe(self) -> str:
-        text = (f"{self.epochs} epochs x {self.steps_per_epoch} steps at lr {self.lr:g} "
-                f"(from {self.rows} rows, {self.classes} classes)")
+        text = (
+            f"{self.epochs} epochs x {self.steps_per_epoch} steps at lr {self.lr:g} "
+            f"(from {self.rows} rows, {self.classes} classes)"
+        )
         if self.max_length is not None:
             text += f", max_length {self.max_length} (95% of texts are {self.length_p95} tokens or fewer)"
         return text
@@ -87,8 +89,13 @@ def choose_max_length(lengths: Sequence[int] | np.ndarray, position_limit: int |
     return (min(length, position_limit) if position_limit else length), p95
 
 
-def choose(rows: int, classes: int, batch_size: int, lengths: Sequence[int] | np.ndarray | None = None,
-           position_limit: int | None = None) -> Recipe:
+def choose(
+    rows: int,
+    classes: int,
+    batch_size: int,
+    lengths: Sequence[int] | np.ndarray | None = None,
+    position_limit: int | None = None,
+) -> Recipe:
     """The recipe for `rows` training rows of `classes` classes in batches of `batch_size`.
 
     With `lengths` (token counts of the training texts) it also picks max_length.
@@ -100,5 +107,14 @@ def choose(rows: int, classes: int, batch_size: int, lengths: Sequence[int] | np
     total = epochs * steps_per_epoch
     warmup = min(WARMUP_RATIO, MAX_WARMUP_STEPS / total) if total else WARMUP_RATIO
     max_length, p95 = choose_max_length(lengths, position_limit) if lengths is not None else (None, None)
-    return Recipe(epochs=epochs, lr=lr, warmup_ratio=warmup, rows=rows, classes=classes,
-                  steps_per_epoch=steps_per_epoch, target_steps=target, max_length=max_length, length_p95=p95)
+    return Recipe(
+        epochs=epochs,
+        lr=lr,
+        warmup_ratio=warmup,
+        rows=rows,
+        classes=classes,
+        steps_per_epoch=steps_per_epoch,
+        target_steps=target,
+        max_length=max_length,
+        length_p95=p95,
+    )

@@ -48,15 +48,30 @@ class TrainResult:
         return self.gate.get("passed") is False
 
 
-def register(registry: Registry, prep: Prepared, options: TrainOptions, model: Any, report: EvalReport,
-             history: dict[str, Any], *, counts: dict[str, Any], wall_time_s: float, device: str) -> TrainResult:
+def register(
+    registry: Registry,
+    prep: Prepared,
+    options: TrainOptions,
+    model: Any,
+    report: EvalReport,
+    history: dict[str, Any],
+    *,
+    counts: dict[str, Any],
+    wall_time_s: float,
+    device: str,
+) -> TrainResult:
     """Judge the trained `model` by its gate and store it with its outputs; `counts` are its parameter counts."""
     metrics = _metrics(report, history, prep.args)
     gate = _judge(prep, options, metrics)
     extra = {
-        **counts, "wall_time_s": wall_time_s, "train_time_s": history["train_time_s"], "device": device,
+        **counts,
+        "wall_time_s": wall_time_s,
+        "train_time_s": history["train_time_s"],
+        "device": device,
         "samples_per_s": metrics["samples_per_s"],
-        "libraries": library_versions(), "epochs": history["epochs"], "resumed": options.resume,
+        "libraries": library_versions(),
+        "epochs": history["epochs"],
+        "resumed": options.resume,
     }
     with tempfile.TemporaryDirectory(prefix="loradock-train-") as tmp:
         folder = Path(tmp)
@@ -100,47 +115,96 @@ def _metrics(report: EvalReport, history: dict[str, Any], args: dict[str, Any]) 
     p95 = args["recipe_rule"].get("length_p95")
     best = history.get("best") or (history["epochs"][-1] if history["epochs"] else {})
     return {
-        **report.to_metrics(), "train_loss": best.get("train_loss"), "best_epoch": history.get("best_epoch"),
-        "best_metric": BEST_METRIC, "epochs_run": len(history["epochs"]),
-        "stopped_early": bool(history.get("stopped_early")), "train_time_s": history["train_time_s"],
+        **report.to_metrics(),
+        "train_loss": best.get("train_loss"),
+        "best_epoch": history.get("best_epoch"),
+        "best_metric": BEST_METRIC,
+        "epochs_run": len(history["epochs"]),
+        "stopped_early": bool(history.get("stopped_early")),
+        "train_time_s": history["train_time_s"],
         "samples_per_s": history["samples"] / max(history["train_time_s"], 1e-9),
-        "loop": args["loop"], "max_length": args["max_length"], **({"length_p95": p95} if p95 is not None else {}),
+        "loop": args["loop"],
+        "max_length": args["max_length"],
+        **({"length_p95": p95} if p95 is not None else {}),
     }
 
 
-def _write_outputs(folder: Path, prep: Prepared, report: EvalReport, history: dict[str, Any],
-                   extra: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Path]:
+def _write_outputs(
+    folder: Path,
+    prep: Prepared,
+    report: EvalReport,
+    history: dict[str, Any],
+    extra: dict[str, Any],
+    metrics: dict[str, Any],
+) -> dict[str, Path]:
     """Plots, metrics.json and eval.jsonl in `folder`; returns {file name: path}."""
     epochs = history["epochs"]
     name = prep.domain.name
     files = {
-        "loss.png": plots.loss_curve(history["step_loss"], history["steps_per_epoch"], folder / "loss.png",
-                                     [e["eval_loss"] for e in epochs], title=f"{name}: training loss"),
-        "accuracy.png": plots.accuracy_curve([e["accuracy"] for e in epochs], folder / "accuracy.png",
-                                             [e["macro_f1"] for e in epochs], title=f"{name}: validation accuracy per epoch",
-                                             best_epoch=history.get("best_epoch"),
-                                             baseline=(extra.get("gate") or {}).get("baseline", {}).get("accuracy")),
-        "confusion.png": plots.confusion_heatmap(report.confusion_matrix, report.labels, folder / "confusion.png",
-                                                 title=f"{name}: confusion matrix ({report.size} eval examples)"),
+        "loss.png": plots.loss_curve(
+            history["step_loss"],
+            history["steps_per_epoch"],
+            folder / "loss.png",
+            [e["eval_loss"] for e in epochs],
+            title=f"{name}: training loss",
+        ),
+        "accuracy.png": plots.accuracy_curve(
+            [e["accuracy"] for e in epochs],
+            folder / "accuracy.png",
+            [e["macro_f1"] for e in epochs],
+            title=f"{name}: validation accuracy per epoch",
+            best_epoch=history.get("best_epoch"),
+            baseline=(extra.get("gate") or {}).get("baseline", {}).get("accuracy"),
+        ),
+        "confusion.png": plots.confusion_heatmap(
+            report.confusion_matrix,
+            report.labels,
+            folder / "confusion.png",
+            title=f"{name}: confusion matrix ({report.size} eval examples)",
+        ),
     }
-    (folder / "metrics.json").write_text(json.dumps({
-        "metrics": metrics, "history": history, "train_args": prep.args, "data": prep.data_meta, "extra": extra,
-    }, indent=2))
+    (folder / "metrics.json").write_text(
+        json.dumps(
+            {
+                "metrics": metrics,
+                "history": history,
+                "train_args": prep.args,
+                "data": prep.data_meta,
+                "extra": extra,
+            },
+            indent=2,
+        )
+    )
     files["metrics.json"] = folder / "metrics.json"
     files["eval.jsonl"] = datamod.write_jsonl(prep.eval, folder / "eval.jsonl")
     return files
 
 
-def _register_adapter(registry: Registry, prep: Prepared, options: TrainOptions, model: Any, outputs: dict[str, Path],
-                      folder: Path, metrics: dict[str, Any], extra: dict[str, Any], gate: dict[str, Any]) -> AdapterVersion:
+def _register_adapter(
+    registry: Registry,
+    prep: Prepared,
+    options: TrainOptions,
+    model: Any,
+    outputs: dict[str, Path],
+    folder: Path,
+    metrics: dict[str, Any],
+    extra: dict[str, Any],
+    gate: dict[str, Any],
+) -> AdapterVersion:
     adapter = folder / "adapter"
     model.save_pretrained(str(adapter), safe_serialization=True, save_embedding_layers=False)
     save_label_config(model, adapter)  # label names for plain PEFT/transformers loading (README)
     info = VersionInfo(
-        base_model=prep.base["base_model"], base_revision=prep.base["base_revision"],
-        base_fingerprint=prep.base["base_fingerprint"], data=prep.data_meta, metrics=metrics,
-        train_args=prep.args, description=options.description, extra=extra,
-        provenance={"source": "adapters train", "run": prep.run_folder.name, **prep.base["provenance"]}, gate=gate,
+        base_model=prep.base["base_model"],
+        base_revision=prep.base["base_revision"],
+        base_fingerprint=prep.base["base_fingerprint"],
+        data=prep.data_meta,
+        metrics=metrics,
+        train_args=prep.args,
+        description=options.description,
+        extra=extra,
+        provenance={"source": "adapters train", "run": prep.run_folder.name, **prep.base["provenance"]},
+        gate=gate,
     )
     # The alias moves last: a failure below must leave it on the version it named.
     version = registry.register(prep.domain.name, adapter, info)
@@ -151,8 +215,12 @@ def _register_adapter(registry: Registry, prep: Prepared, options: TrainOptions,
     if options.alias and (not version.failed or options.force):
         registry.set_alias(version.domain, options.alias, version.number, force=options.force)
     elif options.alias:
-        log.warning("%s failed its gate; %s@%s stays where it was (pass force to move it anyway)",
-                    version.ref, version.domain, options.alias)
+        log.warning(
+            "%s failed its gate; %s@%s stays where it was (pass force to move it anyway)",
+            version.ref,
+            version.domain,
+            options.alias,
+        )
     return registry.resolve(version.ref)
 
 
@@ -162,20 +230,31 @@ def _add_artifacts(registry: Registry, prep: Prepared, version: AdapterVersion, 
         for plot in ("loss", "accuracy", "confusion"):
             registry.add_artifact(version.ref, "plot", plot, {f"{plot}.png": outputs[f"{plot}.png"]})
         registry.add_artifact(version.ref, "report", "metrics", {"metrics.json": outputs["metrics.json"]})
-        logs = {name[len("logs/"):]: path for name, path in outputs.items() if name.startswith("logs/")}
+        logs = {name[len("logs/") :]: path for name, path in outputs.items() if name.startswith("logs/")}
         if logs:
             registry.add_artifact(version.ref, "logs", "train", logs)
-        registry.add_artifact(version.ref, "data", "eval", {"eval.jsonl": outputs["eval.jsonl"]},
-                              meta={"size": len(prep.eval), "fingerprint": prep.eval.fingerprint,
-                                    "source": prep.eval.source})
+        registry.add_artifact(
+            version.ref,
+            "data",
+            "eval",
+            {"eval.jsonl": outputs["eval.jsonl"]},
+            meta={"size": len(prep.eval), "fingerprint": prep.eval.fingerprint, "source": prep.eval.source},
+        )
     except BaseException:
         # A version without its artifacts is half-done: hide it again.
         registry.remove(version.ref, force=True)
         raise
 
 
-def _register_full(registry: Registry, prep: Prepared, model: Any, outputs: dict[str, Path],
-                   folder: Path, metrics: dict[str, Any], extra: dict[str, Any]) -> Artifact:
+def _register_full(
+    registry: Registry,
+    prep: Prepared,
+    model: Any,
+    outputs: dict[str, Path],
+    folder: Path,
+    metrics: dict[str, Any],
+    extra: dict[str, Any],
+) -> Artifact:
     out = folder / "model"
     model.save_pretrained(str(out), safe_serialization=True)
     prep.tokenizer.save_pretrained(str(out))
@@ -183,7 +262,17 @@ def _register_full(registry: Registry, prep: Prepared, model: Any, outputs: dict
     files.update(outputs)
     existing = registry.domain_artifacts(prep.domain.name, FULL_MODEL_KIND)
     name = f"full-{len(existing) + 1}"
-    return registry.add_domain_artifact(prep.domain.name, FULL_MODEL_KIND, name, files, meta={
-        "metrics": metrics, "train_args": prep.args, "data": prep.data_meta, "extra": extra,
-        "base_model": prep.base["base_model"], "base_fingerprint": prep.base["base_fingerprint"],
-    })
+    return registry.add_domain_artifact(
+        prep.domain.name,
+        FULL_MODEL_KIND,
+        name,
+        files,
+        meta={
+            "metrics": metrics,
+            "train_args": prep.args,
+            "data": prep.data_meta,
+            "extra": extra,
+            "base_model": prep.base["base_model"],
+            "base_fingerprint": prep.base["base_fingerprint"],
+        },
+    )

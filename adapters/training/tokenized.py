@@ -22,8 +22,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _TOKENIZER_FILES = (
-    "tokenizer.json", "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model",
-    "tokenizer_config.json", "special_tokens_map.json",
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
 )
 
 
@@ -81,7 +87,10 @@ def _load(path: Path) -> list[np.ndarray] | None:
 
 
 def tokenize(
-    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], data_fingerprint: str, max_length: int,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    data_fingerprint: str,
+    max_length: int,
     cache_dir: Path | None = None,
 ) -> list[np.ndarray]:
     """Unpadded token ids per text, from the cache when the same tokenizer saw the same data."""
@@ -99,7 +108,10 @@ def tokenize(
 
 
 def token_counts(
-    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], data_fingerprint: str, limit: int | None,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    data_fingerprint: str,
+    limit: int | None,
     cache_dir: Path | None = None,
 ) -> np.ndarray:
     """Tokens per text, special tokens included, counted up to `limit` (None: no limit); cached.

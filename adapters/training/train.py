@@ -39,10 +39,24 @@ def train(registry: Registry, domain: str, options: TrainOptions | None = None) 
     started = time.perf_counter()
     model = build_model(prep, options)
     counts = param_counts(model)
-    log.info("training %s on %d examples (%s trainable of %s parameters)", domain, len(prep.train),
-             counts["trainable_params"], counts["total_params"])
+    log.info(
+        "training %s on %d examples (%s trainable of %s parameters)",
+        domain,
+        len(prep.train),
+        counts["trainable_params"],
+        counts["total_params"],
+    )
     report, history = fit(prep, options, model, device, *token_ids(prep))
-    result = register(registry, prep, options, model, report, history,
-                      counts=counts, wall_time_s=time.perf_counter() - started, device=device)
+    result = register(
+        registry,
+        prep,
+        options,
+        model,
+        report,
+        history,
+        counts=counts,
+        wall_time_s=time.perf_counter() - started,
+        device=device,
+    )
     checkpoints.discard(prep.run_folder)  # registered: the run is complete
     return result

@@ -49,8 +49,10 @@ def choose_backend(name: str, device: str, home: Any, base_model: str) -> str:
 
     found = find_graph(home, base_info(base_model)["base_fingerprint"])
     if found is None:
-        log.info("backend auto: torch (no multi-adapter ONNX graph for this base yet; "
-                 "'adapters serve --backend onnx' exports it once)")
+        log.info(
+            "backend auto: torch (no multi-adapter ONNX graph for this base yet; "
+            "'adapters serve --backend onnx' exports it once)"
+        )
         return "torch"
     return "onnx"
 
@@ -64,8 +66,9 @@ def make_model(config: ServeConfig, registry: Registry, backend: str = "auto") -
     if chosen == "onnx":
         from .onnx import OnnxMultiLoraModel
 
-        return OnnxMultiLoraModel.for_base(registry, config.base_model, config.max_length,
-                                           threads=config.onnx_threads(config.batch_workers("onnx")))
+        return OnnxMultiLoraModel.for_base(
+            registry, config.base_model, config.max_length, threads=config.onnx_threads(config.batch_workers("onnx"))
+        )
     from .torch_backend import MultiLoraModel
 
     return MultiLoraModel(config.base_model, device, config.max_length)
@@ -75,6 +78,7 @@ def bind_metrics(model: Backend, registry: CollectorRegistry) -> None:
     """`loradock_backend_info{backend=...}` for every backend, plus the backend's own counters."""
     from prometheus_client import Gauge
 
-    Gauge("loradock_backend_info", "The backend running batches (value 1).", ["backend"],
-          registry=registry).labels(model.name).set(1)
+    Gauge("loradock_backend_info", "The backend running batches (value 1).", ["backend"], registry=registry).labels(
+        model.name
+    ).set(1)
     model.bind_metrics(registry)

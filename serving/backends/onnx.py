@@ -23,19 +23,25 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from loradock.registry import gate_stats
-
 from loradock.adapters.export.onnx_multi import (
-    INDEX_INPUT, OUTPUT, GraphInfo, a_input, b_input, ensure_graph, stack_lora,
+    INDEX_INPUT,
+    OUTPUT,
+    GraphInfo,
+    a_input,
+    b_input,
+    ensure_graph,
+    stack_lora,
 )
 from loradock.adapters.ort_session import session
 from loradock.adapters.padding import pad_batch
+from loradock.registry import gate_stats
 
 from .base import adapter_slots
 from .errors import GraphMismatchError
@@ -78,8 +84,15 @@ class OnnxMultiLoraModel:
 
     backend = "onnx"
 
-    def __init__(self, graph: GraphInfo, registry: Registry | None = None, threads: int = 1,
-                 int8: bool = True, max_length: int | None = None, require_gate: bool = True) -> None:
+    def __init__(
+        self,
+        graph: GraphInfo,
+        registry: Registry | None = None,
+        threads: int = 1,
+        int8: bool = True,
+        max_length: int | None = None,
+        require_gate: bool = True,
+    ) -> None:
         from tokenizers import Tokenizer
 
         self.graph = graph
@@ -105,11 +118,24 @@ class OnnxMultiLoraModel:
         self._rows: Counter | None = None  # bound by bind_metrics
 
     @classmethod
-    def for_base(cls, registry: Registry, base_model: str, max_length: int = 128, threads: int = 1,
-                 int8: bool = True, require_gate: bool = True) -> OnnxMultiLoraModel:
+    def for_base(
+        cls,
+        registry: Registry,
+        base_model: str,
+        max_length: int = 128,
+        threads: int = 1,
+        int8: bool = True,
+        require_gate: bool = True,
+    ) -> OnnxMultiLoraModel:
         """The model over the base's graph under the registry home, exporting it once if missing."""
-        return cls(ensure_graph(registry.home, base_model, max_length=max_length), registry, threads, int8,
-                   max_length, require_gate)
+        return cls(
+            ensure_graph(registry.home, base_model, max_length=max_length),
+            registry,
+            threads,
+            int8,
+            max_length,
+            require_gate,
+        )
 
     @property
     def name(self) -> str:
@@ -119,8 +145,9 @@ class OnnxMultiLoraModel:
         """Rows run, labelled by backend and precision, in the server's metrics."""
         from prometheus_client import Counter
 
-        self._rows = Counter("loradock_backend_rows", "Rows run, by backend and precision.",
-                             ["backend", "precision"], registry=registry)
+        self._rows = Counter(
+            "loradock_backend_rows", "Rows run, by backend and precision.", ["backend", "precision"], registry=registry
+        )
 
     # -- adapters ------------------------------------------------------------
 
@@ -140,15 +167,20 @@ class OnnxMultiLoraModel:
                 raise GraphMismatchError(
                     f"{weights.ref} targets {path}, which the base's ONNX graph has no LoRA input for "
                     f"(graph targets: {', '.join(self.graph.meta.get('target_names', []))}); "
-                    "serve it with --backend torch.")
+                    "serve it with --backend torch."
+                )
             if (a.shape[1], b.shape[0]) != dims:
                 raise GraphMismatchError(f"{weights.ref}: LoRA shapes for {path} do not fit this base.")
         if not getattr(weights, "linear_head", True):
-            raise GraphMismatchError(f"{weights.ref} has a head beyond one Linear on the pooled output "
-                                     f"({', '.join(sorted(weights.head))}); serve it with --backend torch.")
+            raise GraphMismatchError(
+                f"{weights.ref} has a head beyond one Linear on the pooled output "
+                f"({', '.join(sorted(weights.head))}); serve it with --backend torch."
+            )
         if weights.head_weight.shape[1] != self.graph.hidden:
-            raise GraphMismatchError(f"{weights.ref}: head expects {weights.head_weight.shape[1]} features, "
-                                     f"the base gives {self.graph.hidden}.")
+            raise GraphMismatchError(
+                f"{weights.ref}: head expects {weights.head_weight.shape[1]} features, "
+                f"the base gives {self.graph.hidden}."
+            )
 
     def prepare(self, weights: AdapterWeights) -> OnnxAdapter:
         """The adapter as ready onnxruntime values, at the precision its int8 gate allows."""
@@ -167,8 +199,16 @@ class OnnxMultiLoraModel:
         for path in a:
             values[a_input(path)] = ort.OrtValue.ortvalue_from_numpy(a[path])
             values[b_input(path)] = ort.OrtValue.ortvalue_from_numpy(b[path])
-        return OnnxAdapter(weights.sha256, weights.ref, list(weights.labels), a, b, values,
-                           weights.head_weight.detach().float().numpy(), weights.head_bias.detach().float().numpy())
+        return OnnxAdapter(
+            weights.sha256,
+            weights.ref,
+            list(weights.labels),
+            a,
+            b,
+            values,
+            weights.head_weight.detach().float().numpy(),
+            weights.head_bias.detach().float().numpy(),
+        )
 
     # -- int8 gate -------------------------------------------------------------
 
@@ -183,8 +223,11 @@ class OnnxMultiLoraModel:
                 return self._gates[adapter.sha256]
             stored = self.graph.folder / GATES_DIR / f"{adapter.sha256}.json"
             gate = json.loads(stored.read_text()) if stored.is_file() else None
-            if gate is not None and gate.get("applied") and \
-                    (gate_stats.recheck(gate) or {}).get("verdict") != gate.get("verdict"):
+            if (
+                gate is not None
+                and gate.get("applied")
+                and (gate_stats.recheck(gate) or {}).get("verdict") != gate.get("verdict")
+            ):
                 gate = None  # written by older rules, or its verdict does not follow from its numbers: gate again
             if gate is None:
                 gate = self._run_gate(adapter)
@@ -202,11 +245,14 @@ class OnnxMultiLoraModel:
         if self.registry is not None:
             try:
                 data = eval_probes(self.registry, self.registry.resolve(adapter.ref))
-            except Exception as exc:  # noqa: BLE001  (no eval data is a gate outcome, not a load failure)
+            except Exception as exc:
                 log.warning("cannot read the eval split of %s: %s", adapter.ref, exc)
         if data is None or not data.labelled:
-            return {"passed": False, "applied": False,
-                    "reason": "no labelled eval split recorded (artifact data/eval), so int8 is not gated: fp32"}
+            return {
+                "passed": False,
+                "applied": False,
+                "reason": "no labelled eval split recorded (artifact data/eval), so int8 is not gated: fp32",
+            }
         index = {label: i for i, label in enumerate(adapter.labels)}
         pairs = [(t, index[lab]) for t, lab in zip(data.texts, data.labels or []) if lab in index][:GATE_MAX_TEXTS]
         if not pairs:
@@ -214,18 +260,30 @@ class OnnxMultiLoraModel:
         texts, gold = [t for t, _ in pairs], [g for _, g in pairs]
         predicted = {precision: self.gate_predictions(adapter, texts, precision) for precision in ("fp32", "int8")}
         paired = gate_stats.Paired.from_predictions(gold, predicted["fp32"], predicted["int8"])
-        verdict = gate_stats.decide(paired, MAX_INT8_DROP, gate_stats.Agreement.from_predictions(
-            predicted["fp32"], predicted["int8"]), names=("fp32", "int8"))
+        verdict = gate_stats.decide(
+            paired,
+            MAX_INT8_DROP,
+            gate_stats.Agreement.from_predictions(predicted["fp32"], predicted["int8"]),
+            names=("fp32", "int8"),
+        )
         served = "int8" if verdict["passed"] else "fp32"
-        return {**verdict, "applied": True, "accuracy_fp32": 100 * paired.reference_right / len(texts),
-                "accuracy_int8": 100 * paired.candidate_right / len(texts), "max_drop": MAX_INT8_DROP,
-                "reason": f"{verdict['reason']}: served from {served}"}
+        return {
+            **verdict,
+            "applied": True,
+            "accuracy_fp32": 100 * paired.reference_right / len(texts),
+            "accuracy_int8": 100 * paired.candidate_right / len(texts),
+            "max_drop": MAX_INT8_DROP,
+            "reason": f"{verdict['reason']}: served from {served}",
+        }
 
     def gate_predictions(self, adapter: OnnxAdapter, texts: Sequence[str], precision: str) -> list[int]:
         """The adapter's predicted label ids on `texts` through the fp32 or int8 graph (what the gate compares)."""
-        logits = np.concatenate([np.stack(self._run_group(
-            self.encode(texts[i:i + 32]), [adapter] * len(texts[i:i + 32]), precision))
-            for i in range(0, len(texts), 32)])
+        logits = np.concatenate(
+            [
+                np.stack(self._run_group(self.encode(texts[i : i + 32]), [adapter] * len(texts[i : i + 32]), precision))
+                for i in range(0, len(texts), 32)
+            ]
+        )
         return [int(x) for x in logits.argmax(-1)]
 
     # -- inference -----------------------------------------------------------
@@ -248,14 +306,16 @@ class OnnxMultiLoraModel:
                 self._rows.labels(self.backend, precision).inc(len(members))
         return out  # type: ignore[return-value]
 
-    def _run_group(self, rows: Sequence[Sequence[int]], adapters: Sequence[OnnxAdapter],
-                   precision: str) -> list[np.ndarray]:
+    def _run_group(
+        self, rows: Sequence[Sequence[int]], adapters: Sequence[OnnxAdapter], precision: str
+    ) -> list[np.ndarray]:
         import onnxruntime as ort
 
         slots, unique = adapter_slots(adapters)
         feeds = {name: ort.OrtValue.ortvalue_from_numpy(array) for name, array in self._collate(rows).items()}
         feeds[INDEX_INPUT] = ort.OrtValue.ortvalue_from_numpy(
-            np.array([slots[a.sha256] for a in adapters], dtype=np.int64))
+            np.array([slots[a.sha256] for a in adapters], dtype=np.int64)
+        )
         feeds.update(self._stacks(unique))
         pooled = self.sessions[precision].run_with_ort_values([OUTPUT], feeds)[0].numpy()
         logits: list[np.ndarray | None] = [None] * len(rows)
@@ -274,8 +334,9 @@ class OnnxMultiLoraModel:
         if len(unique) == 1 and set(unique[0].a) == set(self.targets):  # one adapter: its ready values
             return {name: value for name, value in unique[0].values.items()}
         pairs = [{p: (a.a[p][0], a.b[p][0]) for p in a.a} for a in unique]
-        return {name: ort.OrtValue.ortvalue_from_numpy(array)
-                for name, array in stack_lora(self.targets, pairs).items()}
+        return {
+            name: ort.OrtValue.ortvalue_from_numpy(array) for name, array in stack_lora(self.targets, pairs).items()
+        }
 
     # -- views -----------------------------------------------------------------
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -104,13 +105,19 @@ class MultiLoraModel:
 
     backend = "torch"
 
-    def __init__(self, base_model: str = "sentence-transformers/all-MiniLM-L6-v2", device: str = "cpu",
-                 max_length: int = 128, dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        base_model: str = "sentence-transformers/all-MiniLM-L6-v2",
+        device: str = "cpu",
+        max_length: int = 128,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         from loradock.adapters.base import base_info, load_classifier, load_tokenizer
 
         self.device = device
-        self.dtype = dtype or (torch.float32 if device == "cpu" else
-                               (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16))
+        self.dtype = dtype or (
+            torch.float32 if device == "cpu" else (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+        )
         self.max_length = max_length
         info = base_info(base_model)
         self.base_model = base_model
@@ -122,8 +129,7 @@ class MultiLoraModel:
         self.encoder = full.base_model  # e.g. BertModel, with its pooler
         self.model_type: str = full.config.model_type
         # DistilBERT and ModernBERT take no token_type_ids.
-        self._inputs = set(TEXT_INPUTS) & set(
-            inspect.signature(self.encoder.forward).parameters)
+        self._inputs = set(TEXT_INPUTS) & set(inspect.signature(self.encoder.forward).parameters)
         self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(base_model)
         self._state = _BatchState()
         self._wrapped: set[str] = set()
@@ -149,10 +155,16 @@ class MultiLoraModel:
             try:
                 module = self._full.get_submodule(path)
             except AttributeError:
-                raise AdapterLoadError(f"{weights.ref} targets {path}, which this base does not have; "
-                                       "serve it on the base it was trained on.") from None
+                raise AdapterLoadError(
+                    f"{weights.ref} targets {path}, which this base does not have; "
+                    "serve it on the base it was trained on."
+                ) from None
             linear = module.base if path in self._wrapped else module
-            if not isinstance(linear, nn.Linear) or linear.in_features != a.shape[1] or linear.out_features != b.shape[0]:
+            if (
+                not isinstance(linear, nn.Linear)
+                or linear.in_features != a.shape[1]
+                or linear.out_features != b.shape[0]
+            ):
                 raise AdapterLoadError(f"{weights.ref}: LoRA shapes for {path} do not fit this base.")
         self._check_head(weights)
 
@@ -166,18 +178,25 @@ class MultiLoraModel:
         for name, tensor in weights.head.items():
             have = params.get(name)
             if have is None:
-                raise AdapterLoadError(f"{weights.ref}: head tensor {name} does not exist in this base's "
-                                       f"{self.model_type} classifier; serve it on the base it was trained on.")
+                raise AdapterLoadError(
+                    f"{weights.ref}: head tensor {name} does not exist in this base's "
+                    f"{self.model_type} classifier; serve it on the base it was trained on."
+                )
             label_rows = name.rsplit(".", 1)[0] in FINAL_LINEAR  # sized by the domain's labels
-            if (tuple(have.shape[1:]) if label_rows else tuple(have.shape)) != \
-                    (tuple(tensor.shape[1:]) if label_rows else tuple(tensor.shape)):
-                raise AdapterLoadError(f"{weights.ref}: head tensor {name} has shape {tuple(tensor.shape)}, "
-                                       f"this base expects {tuple(have.shape)}.")
+            if (tuple(have.shape[1:]) if label_rows else tuple(have.shape)) != (
+                tuple(tensor.shape[1:]) if label_rows else tuple(tensor.shape)
+            ):
+                raise AdapterLoadError(
+                    f"{weights.ref}: head tensor {name} has shape {tuple(tensor.shape)}, "
+                    f"this base expects {tuple(have.shape)}."
+                )
         saved = {name.split(".")[0] for name in weights.head}
         missing = [m for m in head_modules(self._full.config) if m not in saved]
         if missing:  # those layers would be the placeholder's random ones: wrong answers, not an error
-            raise AdapterLoadError(f"{weights.ref} does not carry its {', '.join(missing)} head layers (a "
-                                   f"{self.model_type} head needs them); retrain it with this version of loradock.")
+            raise AdapterLoadError(
+                f"{weights.ref} does not carry its {', '.join(missing)} head layers (a "
+                f"{self.model_type} head needs them); retrain it with this version of loradock."
+            )
 
     def _wrap(self, path: str) -> None:
         if path in self._wrapped:
@@ -241,8 +260,11 @@ class MultiLoraModel:
             try:
                 outputs = self.encoder(**batch)
             except _SharedInput as shared:
-                log.info("%s feeds %s one input for all rows; mixed batches run one forward per adapter",
-                         self.model_type, shared)
+                log.info(
+                    "%s feeds %s one input for all rows; mixed batches run one forward per adapter",
+                    self.model_type,
+                    shared,
+                )
                 self.per_adapter_forward = True
                 return self._run_per_adapter(rows, adapters, groups)
             finally:
@@ -253,16 +275,18 @@ class MultiLoraModel:
                     out[i] = logits[j]
         return out  # type: ignore[return-value]
 
-    def _run_per_adapter(self, rows: Sequence[Sequence[int]], adapters: Sequence[AdapterWeights],
-                         groups: list[list[int]]) -> list[torch.Tensor]:
+    def _run_per_adapter(
+        self, rows: Sequence[Sequence[int]], adapters: Sequence[AdapterWeights], groups: list[list[int]]
+    ) -> list[torch.Tensor]:
         out: list[torch.Tensor | None] = [None] * len(rows)
         for members in groups:
             for i, logits in zip(members, self.run([rows[i] for i in members], [adapters[i] for i in members])):
                 out[i] = logits
         return out  # type: ignore[return-value]
 
-    def _head(self, outputs: Any, batch: dict[str, torch.Tensor], members: list[int],
-              w: AdapterWeights) -> torch.Tensor:
+    def _head(
+        self, outputs: Any, batch: dict[str, torch.Tensor], members: list[int], w: AdapterWeights
+    ) -> torch.Tensor:
         """Logits of rows `members` through `w`'s head, from the shared encoder outputs."""
         pooled = getattr(outputs, "pooler_output", None)
         if self.model_type == "bert" and w.linear_head and pooled is not None:

@@ -25,8 +25,13 @@ if TYPE_CHECKING:
 PREFIX = "/ui"
 
 
-def mount_console(app: FastAPI, registry: Registry, engine: ServingEngine | None = None,
-                  api_key_env: str | None = None, prefix: str = PREFIX) -> Console:
+def mount_console(
+    app: FastAPI,
+    registry: Registry,
+    engine: ServingEngine | None = None,
+    api_key_env: str | None = None,
+    prefix: str = PREFIX,
+) -> Console:
     """Add the console's pages under `prefix` (the live page too when `engine` is given)."""
     from .pages import mount
 
@@ -48,4 +53,4 @@ def create_console_app(registry: Registry, api_key_env: str | None = None) -> Fa
     return app
 
 
-__all__ = ["AccessPolicy", "ConsoleAuthError", "ConsoleConfigError", "PREFIX", "create_console_app", "mount_console"]
+__all__ = ["PREFIX", "AccessPolicy", "ConsoleAuthError", "ConsoleConfigError", "create_console_app", "mount_console"]

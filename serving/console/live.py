@@ -74,7 +74,8 @@ class LiveSampler:
         snap = self.engine.snapshot()
         metrics = getattr(self.engine, "metrics", None)
         return {
-            "t": time.monotonic(), "snap": snap,
+            "t": time.monotonic(),
+            "snap": snap,
             "latency": _histogram(getattr(metrics, "latency", None), "domain"),
             "batch": _histogram(getattr(metrics, "batch_size", None)).get("", []),
         }
@@ -104,13 +105,16 @@ class LiveSampler:
             old = before.get(row["domain"], {})
             window = _minus(raw["latency"].get(row["domain"], []), base["latency"].get(row["domain"]) if base else None)
             requests = row["requests"] - old.get("requests", row["requests"])
-            domains.append({
-                **row,
-                "rps": requests / seconds if seconds > 0 else 0.0,
-                "window_requests": requests,
-                "window_errors": row["errors"] - old.get("errors", row["errors"]),
-                "p50_ms": _ms(quantile(0.5, window)), "p99_ms": _ms(quantile(0.99, window)),
-            })
+            domains.append(
+                {
+                    **row,
+                    "rps": requests / seconds if seconds > 0 else 0.0,
+                    "window_requests": requests,
+                    "window_errors": row["errors"] - old.get("errors", row["errors"]),
+                    "p50_ms": _ms(quantile(0.5, window)),
+                    "p99_ms": _ms(quantile(0.99, window)),
+                }
+            )
         batch = [(le, count) for le, count in raw["batch"]]
         histogram, below = [], 0.0
         for le, count in batch:  # cumulative -> per bucket, for the bar chart
@@ -123,9 +127,14 @@ class LiveSampler:
                 item["version"] = self._ref_of(item["sha256"])
             recent.append(item)
         return {
-            "window_s": round(seconds, 1), "base_model": raw["snap"]["base_model"], "device": raw["snap"]["device"],
-            "queue_depth": raw["snap"]["queue_depth"], "domains": domains, "cache": raw["snap"]["cache"],
-            "batch_sizes": histogram, "recent": recent,
+            "window_s": round(seconds, 1),
+            "base_model": raw["snap"]["base_model"],
+            "device": raw["snap"]["device"],
+            "queue_depth": raw["snap"]["queue_depth"],
+            "domains": domains,
+            "cache": raw["snap"]["cache"],
+            "batch_sizes": histogram,
+            "recent": recent,
         }
 
 

@@ -37,19 +37,25 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 16 * 1024
 STALE_FORM = "The form's CSRF token is missing or stale; reload the page and try again."
-CROSS_ORIGIN = ("This form was posted from another site or port; the console accepts forms from its own "
-                "pages only. Open the console at its own address and try again.")
+CROSS_ORIGIN = (
+    "This form was posted from another site or port; the console accepts forms from its own "
+    "pages only. Open the console at its own address and try again."
+)
 LIVE_REFRESH_S = 2
 
 
 def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(str(HERE / "templates")),
-                      autoescape=select_autoescape(default=True, default_for_string=True))
+    env = Environment(
+        loader=FileSystemLoader(str(HERE / "templates")),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
     env.filters["num"] = _num
     env.filters["when"] = _when
     env.filters["clock"] = lambda t: _when(t)[11:] if isinstance(t, (int, float)) else "—"
     env.filters["size"] = _size
-    env.filters["js"] = lambda v: json.dumps(v, indent=2, sort_keys=True, default=str) if isinstance(v, (dict, list)) else v
+    env.filters["js"] = lambda v: (
+        json.dumps(v, indent=2, sort_keys=True, default=str) if isinstance(v, (dict, list)) else v
+    )
     return env
 
 
@@ -98,7 +104,7 @@ class Console:
         self.prefix = prefix.rstrip("/")
         self.env = _environment()
         # The live page needs the engine's snapshot() (contract 6); an engine without one gets none.
-        self.sampler = LiveSampler(engine, registry) if hasattr(engine, "snapshot") else None
+        self.sampler = LiveSampler(engine, registry) if engine is not None and hasattr(engine, "snapshot") else None
 
     # -- rendering -------------------------------------------------------------
 
@@ -107,11 +113,17 @@ class Console:
         q = {k: v for k, v in query.items() if v is not None}
         return f"{self.prefix}/{path}" + (f"?{urlencode(q)}" if q else "")
 
-    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
         html = self.env.get_template(template).render(
-            request=request, prefix=self.prefix, url=self.url, live=self.sampler is not None,
-            writable=self.policy.writable, protected=self.policy.key is not None,
-            csrf=self.policy.csrf_token(request), refresh_s=LIVE_REFRESH_S, **context,
+            request=request,
+            prefix=self.prefix,
+            url=self.url,
+            live=self.sampler is not None,
+            writable=self.policy.writable,
+            protected=self.policy.key is not None,
+            csrf=self.policy.csrf_token(request),
+            refresh_s=LIVE_REFRESH_S,
+            **context,
         )
         return self.finish(request, HTMLResponse(html, status_code=status))
 
@@ -120,8 +132,14 @@ class Console:
             response.headers.setdefault(name, value)
         new = getattr(request.state, "csrf_new", None)
         if new:
-            response.set_cookie(CSRF_COOKIE, new, path=self.prefix or "/", httponly=True, samesite="strict",
-                                secure=request.url.scheme == "https")
+            response.set_cookie(
+                CSRF_COOKIE,
+                new,
+                path=self.prefix or "/",
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
         return response
 
     def error(self, request: Request, status: int, message: str) -> Response:
@@ -156,7 +174,7 @@ def _install_handlers(app: FastAPI, console: Console) -> None:
         return console.error(request, 403 if not isinstance(exc, LoginRequired) else 401, str(exc))
 
 
-def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function per page, kept together
+def build_router(console: Console) -> APIRouter:
     def same_origin_posts(request: Request) -> None:
         """Every POST, before its handler: refused when the browser says it comes from another origin."""
         if request.method == "POST" and not console.policy.same_origin(request):
@@ -204,8 +222,12 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
             return console.error(request, 500, f"The stored bytes of {name!r} are {problem}; run 'adapters verify'.")
         media = mimetypes.guess_type(name)[0] or "application/octet-stream"
         inline = views.is_image(name) and request.query_params.get("download") is None
-        response = FileResponse(registry.blobs.path(entry["sha256"]), media_type=media,
-                                filename=Path(name).name, content_disposition_type="inline" if inline else "attachment")
+        response = FileResponse(
+            registry.blobs.path(entry["sha256"]),
+            media_type=media,
+            filename=Path(name).name,
+            content_disposition_type="inline" if inline else "attachment",
+        )
         response.headers["X-Content-Sha256"] = entry["sha256"]
         return console.finish(request, response)
 
@@ -242,6 +264,7 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
         return page(request, "compare.html", refs=refs, sel_a=a, sel_b=b, cmp=data)
 
     if console.sampler is not None:
+
         @router.get("/live", response_class=HTMLResponse)
         def live(request: Request) -> Response:
             console.guard(request)
@@ -258,8 +281,12 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
 
     def _write_refused(request: Request) -> Response | None:
         if not console.policy.writable:
-            return console.error(request, 403, "This console is read-only: start it with --api-key-env VAR "
-                                               "(the server's bearer token) to move aliases from here.")
+            return console.error(
+                request,
+                403,
+                "This console is read-only: start it with --api-key-env VAR "
+                "(the server's bearer token) to move aliases from here.",
+            )
         return None
 
     @router.get("/alias/{domain}", response_class=HTMLResponse)
@@ -274,8 +301,15 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
             current = next((a["number"] for a in registry.aliases(domain) if a["name"] == alias), None)
         except RegistryError as exc:
             return console.error(request, _status_for(exc), str(exc))
-        return page(request, "confirm.html", domain=domain, alias=alias, target=target, current=current,
-                    gate=views.gate_of(target))
+        return page(
+            request,
+            "confirm.html",
+            domain=domain,
+            alias=alias,
+            target=target,
+            current=current,
+            gate=views.gate_of(target),
+        )
 
     @router.post("/alias/{domain}")
     async def alias_move(request: Request, domain: str) -> Response:
@@ -302,8 +336,9 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
                 log.exception("immediate reload after the console's alias move failed")
         # The notice names the move's event id; the page reads what happened from the log (issue 22, 7).
         event = registry.alias_history(domain, alias)[-1]
-        return console.finish(request, RedirectResponse(console.url("domains", domain, moved=event.id),
-                                                        status_code=303))
+        return console.finish(
+            request, RedirectResponse(console.url("domains", domain, moved=event.id), status_code=303)
+        )
 
     # -- sign-in (only when a key is configured) ---------------------------------
 
@@ -326,8 +361,14 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
         if not console.policy.token_ok(form.get("token", "")):
             return console.render(request, "login.html", status=401, next=nxt, failed=True)
         response = RedirectResponse(nxt, status_code=303)
-        response.set_cookie(SESSION_COOKIE, console.policy.new_session(), path=console.prefix or "/",
-                            httponly=True, samesite="strict", secure=request.url.scheme == "https")
+        response.set_cookie(
+            SESSION_COOKIE,
+            console.policy.new_session(),
+            path=console.prefix or "/",
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
         return console.finish(request, response)
 
     @router.post("/logout")
@@ -342,8 +383,9 @@ def build_router(console: Console) -> APIRouter:  # noqa: C901 - one function pe
     return router
 
 
-def mount(app: FastAPI, registry: Registry, engine: ServingEngine | None, policy: AccessPolicy,
-          prefix: str = "/ui") -> Console:
+def mount(
+    app: FastAPI, registry: Registry, engine: ServingEngine | None, policy: AccessPolicy, prefix: str = "/ui"
+) -> Console:
     console = Console(registry, engine, policy, prefix)
     _install_handlers(app, console)
     app.include_router(build_router(console))

@@ -39,8 +39,10 @@ CSRF_COOKIE = "loradock_csrf"
 SESSION_TTL_S = 12 * 3600
 
 # No inline script or style anywhere in the console, so scripts and styles can be 'self' only.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "font-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "font-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -131,8 +133,6 @@ class AccessPolicy:
         name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
         return is_loopback(name) or name in _LOOPBACK_NAMES
 
-
-
     # -- CSRF ------------------------------------------------------------------------
 
     def _csrf_basis(self, request: Request) -> str:
@@ -151,8 +151,9 @@ class AccessPolicy:
         return hmac.new(self.secret, self._csrf_basis(request).encode(), hashlib.sha256).hexdigest()
 
     def csrf_ok(self, request: Request, submitted: str) -> bool:
-        return bool(submitted) and hmac.compare_digest(submitted.encode("utf-8", "replace"),
-                                                       self.csrf_token(request).encode())
+        return bool(submitted) and hmac.compare_digest(
+            submitted.encode("utf-8", "replace"), self.csrf_token(request).encode()
+        )
 
     @staticmethod
     def same_origin(request: Request) -> bool:

@@ -49,8 +49,12 @@ def gate_of(version: AdapterVersion) -> dict[str, Any] | None:
         reasons = raw.get("reasons")
         if isinstance(reasons, list) and reasons:
             return {"status": str(status or "recorded"), "detail": "; ".join(map(str, reasons))}
-        detail = raw.get("reason") or raw.get("message") or ", ".join(
-            f"{k} {v}" for k, v in raw.items() if k not in ("status", "passed") and not isinstance(v, (dict, list))
+        detail = (
+            raw.get("reason")
+            or raw.get("message")
+            or ", ".join(
+                f"{k} {v}" for k, v in raw.items() if k not in ("status", "passed") and not isinstance(v, (dict, list))
+            )
         )
         return {"status": str(status or "recorded"), "detail": str(detail)}
     return {"status": str(raw), "detail": ""}
@@ -58,8 +62,7 @@ def gate_of(version: AdapterVersion) -> dict[str, Any] | None:
 
 def scalar_metrics(version: AdapterVersion) -> dict[str, float]:
     """The version's numeric top-level metrics (per-class tables and matrices left out)."""
-    return {k: v for k, v in version.metrics.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {k: v for k, v in version.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def overview(registry: Registry) -> list[dict[str, Any]]:
@@ -68,22 +71,30 @@ def overview(registry: Registry) -> list[dict[str, Any]]:
     for domain in registry.domains():
         versions = registry.versions(domain.name)
         newest = versions[0] if versions else None
-        rows.append({
-            "name": domain.name, "description": domain.description, "labels": list(domain.labels),
-            "preset": domain.preset, "count": len(versions),
-            "aliases": [(a["name"], a["number"]) for a in registry.aliases(domain.name)],
-            "newest": newest.ref if newest else None,
-            "metrics": scalar_metrics(newest) if newest else {},
-            "gate": gate_of(newest) if newest else None,
-        })
+        rows.append(
+            {
+                "name": domain.name,
+                "description": domain.description,
+                "labels": list(domain.labels),
+                "preset": domain.preset,
+                "count": len(versions),
+                "aliases": [(a["name"], a["number"]) for a in registry.aliases(domain.name)],
+                "newest": newest.ref if newest else None,
+                "metrics": scalar_metrics(newest) if newest else {},
+                "gate": gate_of(newest) if newest else None,
+            }
+        )
     return rows
 
 
 def alias_timeline(registry: Registry, domain: str) -> list[dict[str, Any]]:
     """Every alias move of a domain, newest first (from the event log, removed aliases included)."""
     names = {a["name"] for a in registry.aliases(domain)}
-    names |= {e.name for e in registry.events(0, limit=1_000_000)
-              if e.domain == domain and e.action.startswith("alias.") and e.name}
+    names |= {
+        e.name
+        for e in registry.events(0, limit=1_000_000)
+        if e.domain == domain and e.action.startswith("alias.") and e.name
+    }
     moves = [e for name in sorted(names) for e in registry.alias_history(domain, name)]
     moves.sort(key=lambda e: e.id, reverse=True)
     return [{"at": e.at, "alias": e.name, "action": e.action, "old": e.old, "new": e.new} for e in moves]
@@ -109,17 +120,35 @@ def domain_page(registry: Registry, name: str) -> dict[str, Any]:
     """A domain, its versions (newest first), the chart series and the alias timeline."""
     domain = registry.domain(name)
     versions = registry.versions(name)
-    rows = [{
-        "ref": v.ref, "number": v.number, "created_at": v.created_at, "aliases": list(v.aliases),
-        "metrics": scalar_metrics(v), "gate": gate_of(v), "sha256": v.sha256, "size": v.size_bytes,
-        "rank": v.peft_config.get("r"), "source": v.provenance.get("source", ""), "description": v.description,
-    } for v in versions]
+    rows = [
+        {
+            "ref": v.ref,
+            "number": v.number,
+            "created_at": v.created_at,
+            "aliases": list(v.aliases),
+            "metrics": scalar_metrics(v),
+            "gate": gate_of(v),
+            "sha256": v.sha256,
+            "size": v.size_bytes,
+            "rank": v.peft_config.get("r"),
+            "source": v.provenance.get("source", ""),
+            "description": v.description,
+        }
+        for v in versions
+    ]
     ordered = sorted(versions, key=lambda v: v.number)
-    series = {m: [[v.number, v.metrics[m]] for v in ordered
-                  if isinstance(v.metrics.get(m), (int, float)) and not isinstance(v.metrics.get(m), bool)]
-              for m in CHART_METRICS}
+    series = {
+        m: [
+            [v.number, v.metrics[m]]
+            for v in ordered
+            if isinstance(v.metrics.get(m), (int, float)) and not isinstance(v.metrics.get(m), bool)
+        ]
+        for m in CHART_METRICS
+    }
     return {
-        "domain": domain, "versions": rows, "aliases": registry.aliases(name),
+        "domain": domain,
+        "versions": rows,
+        "aliases": registry.aliases(name),
         "chart": {"x_label": "version", "series": {k: v for k, v in series.items() if v}},
         "timeline": alias_timeline(registry, name),
     }
@@ -127,16 +156,23 @@ def domain_page(registry: Registry, name: str) -> dict[str, Any]:
 
 def artifact_view(artifact: Artifact) -> dict[str, Any]:
     return {
-        "id": artifact.id, "kind": artifact.kind, "name": artifact.name, "created_at": artifact.created_at,
+        "id": artifact.id,
+        "kind": artifact.kind,
+        "name": artifact.name,
+        "created_at": artifact.created_at,
         "meta": artifact.meta,
-        "files": [{"name": n, "sha256": f["sha256"], "size": f.get("size"), "image": is_image(n)}
-                  for n, f in sorted(artifact.files.items())],
+        "files": [
+            {"name": n, "sha256": f["sha256"], "size": f.get("size"), "image": is_image(n)}
+            for n, f in sorted(artifact.files.items())
+        ],
     }
 
 
 def _children(registry: Registry, version: AdapterVersion) -> list[str]:
-    return sorted((v.ref for v in registry.versions(version.domain) if v.parent in (version.ref, str(version.number))),
-                  key=lambda r: int(r.split("@")[1]))
+    return sorted(
+        (v.ref for v in registry.versions(version.domain) if v.parent in (version.ref, str(version.number))),
+        key=lambda r: int(r.split("@")[1]),
+    )
 
 
 def snippets(version: AdapterVersion) -> dict[str, str]:
@@ -159,13 +195,18 @@ def version_page(registry: Registry, ref: str) -> dict[str, Any]:
     artifacts = [artifact_view(a) for a in registry.artifacts(version.ref)]
     record = {f.name: getattr(version, f.name) for f in fields(version)}
     return {
-        "version": version, "record": record, "metrics": scalar_metrics(version),
-        "per_class": per_class_rows(version), "confusion": confusion(version), "gate": gate_of(version),
+        "version": version,
+        "record": record,
+        "metrics": scalar_metrics(version),
+        "per_class": per_class_rows(version),
+        "confusion": confusion(version),
+        "gate": gate_of(version),
         "plots": [(a, f) for a in artifacts if a["kind"] == "plot" for f in a["files"] if f["image"]],
         "artifacts": artifacts,
         "files": [{"name": n, "sha256": f["sha256"], "size": f.get("size")} for n, f in sorted(version.files.items())],
         "lineage": {
-            "parent": version.parent, "children": _children(registry, version),
+            "parent": version.parent,
+            "children": _children(registry, version),
             "provenance": version.provenance,
             "derived": [a for a in artifacts if a["kind"] in DERIVED_KINDS],
         },
@@ -204,12 +245,21 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _config_of(version: AdapterVersion) -> dict[str, Any]:
-    return flatten({
-        "base_model": version.base_model, "base_revision": version.base_revision,
-        "base_fingerprint": version.base_fingerprint, "labels": version.labels, "sha256": version.sha256,
-        "peft": version.peft_config, "train_args": version.train_args, "data": version.data,
-        "provenance": version.provenance, "parent": version.parent, "description": version.description,
-    })
+    return flatten(
+        {
+            "base_model": version.base_model,
+            "base_revision": version.base_revision,
+            "base_fingerprint": version.base_fingerprint,
+            "labels": version.labels,
+            "sha256": version.sha256,
+            "peft": version.peft_config,
+            "train_args": version.train_args,
+            "data": version.data,
+            "provenance": version.provenance,
+            "parent": version.parent,
+            "description": version.description,
+        }
+    )
 
 
 def _diff(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
@@ -242,20 +292,40 @@ def compare(registry: Registry, ref_a: str, ref_b: str) -> dict[str, Any]:
     per_class = []
     for label in list(dict.fromkeys([*pc_a, *pc_b])):
         ra, rb = pc_a.get(label, {}), pc_b.get(label, {})
-        per_class.append({"label": label, "stats": [
-            {"name": s, "a": ra.get(s), "b": rb.get(s), "delta": _delta(ra.get(s), rb.get(s)),
-             "trend": _trend(s, _delta(ra.get(s), rb.get(s))) if s != "support" else ""}
-            for s in ("precision", "recall", "f1", "support")]})
+        per_class.append(
+            {
+                "label": label,
+                "stats": [
+                    {
+                        "name": s,
+                        "a": ra.get(s),
+                        "b": rb.get(s),
+                        "delta": _delta(ra.get(s), rb.get(s)),
+                        "trend": _trend(s, _delta(ra.get(s), rb.get(s))) if s != "support" else "",
+                    }
+                    for s in ("precision", "recall", "f1", "support")
+                ],
+            }
+        )
     plots = {}
     for side, v in (("a", a), ("b", b)):
-        found = [(art, f) for art in map(artifact_view, registry.artifacts(v.ref, "plot"))
-                 for f in art["files"] if f["image"] and art["name"] == "confusion"]
+        found = [
+            (art, f)
+            for art in map(artifact_view, registry.artifacts(v.ref, "plot"))
+            for f in art["files"]
+            if f["image"] and art["name"] == "confusion"
+        ]
         plots[side] = found[0] if found else None
     config = _diff(_config_of(a), _config_of(b))
     return {
-        "a": a, "b": b, "config": config, "changed": sum(not r["same"] for r in config),
-        "metrics": metrics, "per_class": per_class,
-        "confusion": {"a": confusion(a), "b": confusion(b)}, "confusion_plots": plots,
+        "a": a,
+        "b": b,
+        "config": config,
+        "changed": sum(not r["same"] for r in config),
+        "metrics": metrics,
+        "per_class": per_class,
+        "confusion": {"a": confusion(a), "b": confusion(b)},
+        "confusion_plots": plots,
     }
 
 

@@ -16,8 +16,9 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..config import ServeConfig, base_for, default_domains, parse_domains
 from ..connlimits import ConnectionLimits
@@ -54,14 +55,21 @@ class RayOptions:
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise RayOptionsError(f"{name} must be > 0 CPUs, got {getattr(self, name)}.")
         if self.autoscaling is not None and not (
-                isinstance(self.autoscaling, dict)
-                and all(isinstance(self.autoscaling.get(k, 0), int) for k in ("min_replicas", "initial_replicas",
-                                                                            "max_replicas"))):
-            raise RayOptionsError(f"autoscaling must be a JSON object with integer replica counts, e.g. "
-                                  f"'{{\"min_replicas\": 1, \"max_replicas\": 4}}'; got {self.autoscaling!r:.200}.")
+            isinstance(self.autoscaling, dict)
+            and all(
+                isinstance(self.autoscaling.get(k, 0), int)
+                for k in ("min_replicas", "initial_replicas", "max_replicas")
+            )
+        ):
+            raise RayOptionsError(
+                f"autoscaling must be a JSON object with integer replica counts, e.g. "
+                f'\'{{"min_replicas": 1, "max_replicas": 4}}\'; got {self.autoscaling!r:.200}.'
+            )
         if self.threads < 1 or self.max_ongoing_requests < 1 or self.retries < 0 or self.spill < 0:
-            raise RayOptionsError("threads and max_ongoing_requests must be >= 1, retries and spill >= 0; got "
-                                  f"{self.threads}, {self.max_ongoing_requests}, {self.retries}, {self.spill}.")
+            raise RayOptionsError(
+                "threads and max_ongoing_requests must be >= 1, retries and spill >= 0; got "
+                f"{self.threads}, {self.max_ongoing_requests}, {self.retries}, {self.spill}."
+            )
 
 
 def require_ray() -> None:
@@ -91,22 +99,38 @@ def build_app(config: ServeConfig, options: RayOptions | None = None, home: str 
     from .router import AdapterAffinityRouter
 
     options = fit(options or RayOptions())
-    scaling: dict[str, Any] = ({"autoscaling_config": options.autoscaling} if options.autoscaling is not None
-                               else {"num_replicas": options.replicas})
-    replica = serve.deployment(AdapterReplica, name=REPLICA_DEPLOYMENT, **scaling,
-                               max_ongoing_requests=options.max_ongoing_requests,
-                               ray_actor_options={"num_cpus": options.replica_cpus,
-                                                  "runtime_env": {"env_vars": _env(config, options.replica_env)}},
-                               # Validated from a dict: Ray declares these fields with Field(...) extras,
-                               # which type checkers misread as dict-typed keyword arguments.
-                               request_router_config=RequestRouterConfig.model_validate({
-                                   "request_router_class": AdapterAffinityRouter,
-                                   "request_router_kwargs": {"spill": options.spill},
-                                   "request_routing_stats_period_s": 1.0, "request_routing_stats_timeout_s": 5.0}))
-    ingress = serve.deployment(serve.ingress()(Ingress), name=INGRESS_DEPLOYMENT, num_replicas=1,
-                               max_ongoing_requests=4096,
-                               ray_actor_options={"num_cpus": options.ingress_cpus,
-                                                  "runtime_env": {"env_vars": _env(config, {})}})
+    scaling: dict[str, Any] = (
+        {"autoscaling_config": options.autoscaling}
+        if options.autoscaling is not None
+        else {"num_replicas": options.replicas}
+    )
+    replica = serve.deployment(
+        AdapterReplica,
+        name=REPLICA_DEPLOYMENT,
+        **scaling,
+        max_ongoing_requests=options.max_ongoing_requests,
+        ray_actor_options={
+            "num_cpus": options.replica_cpus,
+            "runtime_env": {"env_vars": _env(config, options.replica_env)},
+        },
+        # Validated from a dict: Ray declares these fields with Field(...) extras,
+        # which type checkers misread as dict-typed keyword arguments.
+        request_router_config=RequestRouterConfig.model_validate(
+            {
+                "request_router_class": AdapterAffinityRouter,
+                "request_router_kwargs": {"spill": options.spill},
+                "request_routing_stats_period_s": 1.0,
+                "request_routing_stats_timeout_s": 5.0,
+            }
+        ),
+    )
+    ingress = serve.deployment(
+        serve.ingress()(Ingress),
+        name=INGRESS_DEPLOYMENT,
+        num_replicas=1,
+        max_ongoing_requests=4096,
+        ray_actor_options={"num_cpus": options.ingress_cpus, "runtime_env": {"env_vars": _env(config, {})}},
+    )
     # serve.deployment(cls) returns a Deployment; its stub types the decorator form only.
     return ingress.bind(config, home, replica.bind(config, options.threads), options.retries)  # type: ignore[attr-defined]
 
@@ -118,8 +142,9 @@ def fit(options: RayOptions, cpus: float | None = None) -> RayOptions:
         import ray
 
         cpus = cluster_cpus() if ray.is_initialized() else local_cpus()
-    layout = plan(replicas_to_place(options.replicas, options.autoscaling), cpus, options.replica_cpus,
-                  options.ingress_cpus)
+    layout = plan(
+        replicas_to_place(options.replicas, options.autoscaling), cpus, options.replica_cpus, options.ingress_cpus
+    )
     return dataclasses.replace(options, replica_cpus=layout.replica_cpus)
 
 
@@ -151,10 +176,14 @@ def build(args: dict[str, Any]) -> Any:
 
     args = dict(args)
     home = args.pop("home", None)
-    unknown = set(args) - {f.name for f in dataclasses.fields(ServeConfig)} - {f.name for f in dataclasses.fields(RayOptions)}
+    unknown = (
+        set(args) - {f.name for f in dataclasses.fields(ServeConfig)} - {f.name for f in dataclasses.fields(RayOptions)}
+    )
     if unknown:
-        raise RayOptionsError(f"Unknown application argument(s) {sorted(unknown)}; use ServeConfig or RayOptions "
-                              "field names (domains, replicas, replica_cpus, autoscaling, max_batch_size, ...).")
+        raise RayOptionsError(
+            f"Unknown application argument(s) {sorted(unknown)}; use ServeConfig or RayOptions "
+            "field names (domains, replicas, replica_cpus, autoscaling, max_batch_size, ...)."
+        )
     with Registry(home) as registry:
         refs = parse_domains(args.pop("domains", None)) or default_domains(registry)
         config = ServeConfig(**{**_split(args, ServeConfig), "domains": refs})
@@ -163,8 +192,9 @@ def build(args: dict[str, Any]) -> Any:
     return build_app(config, RayOptions(**_split(args, RayOptions)), home)
 
 
-def run(config: ServeConfig, options: RayOptions, home: str | None = None,
-        announce: Callable[[str], None] | None = None) -> None:
+def run(
+    config: ServeConfig, options: RayOptions, home: str | None = None, announce: Callable[[str], None] | None = None
+) -> None:
     """`adapters serve --ray`: start (or join) Ray, deploy, serve until interrupted."""
     require_ray()
     import ray
@@ -190,14 +220,21 @@ def run(config: ServeConfig, options: RayOptions, home: str | None = None,
         options = fit(options, cpus)  # a joined cluster: checked against its CPUs
         # Ray's proxy is its own uvicorn: keep-alive is the only connection limit it exposes; the header
         # deadline and connection cap belong to the reverse proxy in front (SECURITY.md, "Connections").
-        serve.start(http_options={"host": config.host, "port": config.port,
-                                  "keep_alive_timeout_s": ConnectionLimits().keep_alive_s})
+        serve.start(
+            http_options={
+                "host": config.host,
+                "port": config.port,
+                "keep_alive_timeout_s": ConnectionLimits().keep_alive_s,
+            }
+        )
         deployed = True  # from here on the app may exist, even half-deployed: it is deleted on the way out
         serve.run(build_app(config, options, home), name=APP_NAME, route_prefix="/")
         if announce is not None:
             count = "autoscaling" if options.autoscaling else f"{options.replicas} replica(s)"
-            announce(f"Serving {', '.join(config.domains)} on Ray ({count} x {options.replica_cpus:g} CPU, ingress "
-                     f"{options.ingress_cpus:g} CPU) at http://{config.host}:{config.port} (docs at /docs)")
+            announce(
+                f"Serving {', '.join(config.domains)} on Ray ({count} x {options.replica_cpus:g} CPU, ingress "
+                f"{options.ingress_cpus:g} CPU) at http://{config.host}:{config.port} (docs at /docs)"
+            )
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

@@ -13,8 +13,10 @@ class RayNotInstalledError(RayServingError, ImportError):
     """`ray[serve]` is missing."""
 
     def __init__(self) -> None:
-        super().__init__("Ray Serve is not installed; install it with: pip install 'loradock[ray]' "
-                         "(or pip install 'ray[serve]>=2.40').")
+        super().__init__(
+            "Ray Serve is not installed; install it with: pip install 'loradock[ray]' "
+            "(or pip install 'ray[serve]>=2.40')."
+        )
 
 
 class RayOptionsError(RayServingError, ServeConfigError):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from loradock.registry import AdapterVersion, Registry
 
@@ -87,8 +88,9 @@ def refusal(out: dict[str, Any]) -> ServingError:
 class IngressEngine(ServingEngine):
     """Routes, leases and swaps like ServingEngine; loads mean "ship the bytes", batches run on replicas."""
 
-    def __init__(self, config: ServeConfig, registry: Registry, model: RemoteBase, replicas: Any,
-                 retries: int = 3) -> None:
+    def __init__(
+        self, config: ServeConfig, registry: Registry, model: RemoteBase, replicas: Any, retries: int = 3
+    ) -> None:
         self.replicas = replicas  # DeploymentHandle of the model deployment
         self.retries = retries
         self.retried = 0  # calls repeated on another replica (a replica died or was full)
@@ -98,8 +100,11 @@ class IngressEngine(ServingEngine):
         """Registry -> object store, then one replica loads it, so a version that cannot be served
         (another base, unverified, unsupported PEFT) is refused here and a swap keeps the old one."""
         shipment = ship(self.registry, version)
-        out = (self.replicas.options(multiplexed_model_id=version.sha256)
-               .warm.remote(version, [shipment.ref]).result(timeout_s=WARM_TIMEOUT_S))
+        out = (
+            self.replicas.options(multiplexed_model_id=version.sha256)
+            .warm.remote(version, [shipment.ref])
+            .result(timeout_s=WARM_TIMEOUT_S)
+        )
         if "error" in out:
             raise refusal(out)
         return shipment
@@ -112,7 +117,7 @@ class IngressEngine(ServingEngine):
         for attempt in range(self.retries + 1):
             if attempt:
                 self.retried += 1
-                await asyncio.sleep(min(0.05 * 2 ** attempt, 1.0))
+                await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
             try:
                 out = await handle.classify.remote(version, [shipment.ref], list(texts))
             except _retryable() as exc:
@@ -124,8 +129,10 @@ class IngressEngine(ServingEngine):
             if int(out.get("status", 500)) != 503:
                 raise refusal(out)
             problem = f"replica {out.get('replica')} full"
-        raise ReplicasUnavailableError(f"No replica could answer after {self.retries + 1} tries ({problem}); "
-                                       "retry after the Retry-After seconds.", retry_after=1)
+        raise ReplicasUnavailableError(
+            f"No replica could answer after {self.retries + 1} tries ({problem}); retry after the Retry-After seconds.",
+            retry_after=1,
+        )
 
 
 class Ingress:

@@ -79,8 +79,10 @@ def plan(replicas: int, cpus: float, replica_cpus: float | None = None, ingress_
 
 
 def _refusal(layout: Layout, cpus: float) -> str:
-    asked = (f"{layout.replicas} replica(s) x {layout.replica_cpus:g} CPU + ingress {layout.ingress_cpus:g} CPU "
-             f"= {layout.total:g} CPUs > {cpus:g} CPUs in this Ray cluster, so Ray would wait forever to place them")
+    asked = (
+        f"{layout.replicas} replica(s) x {layout.replica_cpus:g} CPU + ingress {layout.ingress_cpus:g} CPU "
+        f"= {layout.total:g} CPUs > {cpus:g} CPUs in this Ray cluster, so Ray would wait forever to place them"
+    )
     share = _fitting_share(cpus, layout.replicas, layout.ingress_cpus)
     if share >= MIN_REPLICA_CPUS:
         return f"{asked}; pass --replica-cpus {share:g} (or fewer --replicas)."

@@ -41,8 +41,9 @@ class AdapterReplica:
         self.engine = ServingEngine(dataclasses.replace(config, domains=(), backend="torch"), self.store)  # type: ignore[arg-type]
         self.engine.start()
         self.replica = _replica_id()
-        log.info("replica %s ready on %s (adapters under %s)", self.replica, self.engine.model.base_model,
-                 self.store.home)
+        log.info(
+            "replica %s ready on %s (adapters under %s)", self.replica, self.engine.model.base_model, self.store.home
+        )
 
     async def classify(self, version: AdapterVersion, shipment: list[Any], texts: list[str]) -> dict[str, Any]:
         """Logits per text through `version`, batched with whatever else this replica has in flight.
@@ -72,18 +73,31 @@ class AdapterReplica:
 
     def info(self) -> dict[str, Any]:
         model = self.engine.model
-        return {"base_model": model.base_model, "base_fingerprint": model.fingerprint, "device": str(model.device),
-                "replica": self.replica, "home": str(self.store.home),
-                "adapters_home": os.environ.get("ADAPTERS_HOME")}
+        return {
+            "base_model": model.base_model,
+            "base_fingerprint": model.fingerprint,
+            "device": str(model.device),
+            "replica": self.replica,
+            "home": str(self.store.home),
+            "adapters_home": os.environ.get("ADAPTERS_HOME"),
+        }
 
     def stats(self) -> dict[str, Any]:
         """Cache and batch counters for benchmarks and tests."""
         cache = self.engine.cache.stats
         rows = self.engine.metrics.registry.get_sample_value("loradock_batch_size_sum") or 0.0
-        return {"replica": self.replica, "loads": cache.loads, "hits": cache.hits, "misses": cache.misses,
-                "received": self.store.received, "batches": self.engine.batcher.batches, "rows": int(rows),
-                "max_batch_size": self.engine.config.max_batch_size, "resident": len(self.engine.cache.entries()),
-                "adapters_home": os.environ.get("ADAPTERS_HOME")}
+        return {
+            "replica": self.replica,
+            "loads": cache.loads,
+            "hits": cache.hits,
+            "misses": cache.misses,
+            "received": self.store.received,
+            "batches": self.engine.batcher.batches,
+            "rows": int(rows),
+            "max_batch_size": self.engine.config.max_batch_size,
+            "resident": len(self.engine.cache.entries()),
+            "adapters_home": os.environ.get("ADAPTERS_HOME"),
+        }
 
     def record_routing_stats(self) -> dict[str, Any]:
         """What the router prefers this replica for: the content hashes it holds."""

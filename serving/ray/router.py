@@ -17,7 +17,7 @@ together and load a sub-MB adapter in milliseconds, so residency is a preference
 from __future__ import annotations
 
 import hashlib
-from typing import Any, List, Optional
+from typing import Any
 
 from ray.serve.request_router import FIFOMixin, PendingRequest, RequestRouter, RunningReplica
 
@@ -39,8 +39,10 @@ class AdapterAffinityRouter(FIFOMixin, RequestRouter):
         return self.replica_queue_len_cache.get(replica.replica_id) or 0
 
     async def choose_replicas(
-        self, candidate_replicas: List[RunningReplica], pending_request: Optional[PendingRequest] = None,
-    ) -> List[List[RunningReplica]]:
+        self,
+        candidate_replicas: list[RunningReplica],
+        pending_request: PendingRequest | None = None,
+    ) -> list[list[RunningReplica]]:
         sha = pending_request.metadata.multiplexed_model_id if pending_request is not None else ""
         if not sha or len(candidate_replicas) < 2:
             return [candidate_replicas]

@@ -51,15 +51,15 @@ def remove_stale_scratch(tmp: Path | None = None) -> list[Path]:
     tmp = Path(tmp or tempfile.gettempdir())
     removed: list[Path] = []
     try:
-        candidates = [p for p in tmp.iterdir() if p.name.startswith(SCRATCH_PREFIX) and p.is_dir()
-                      and not p.is_symlink()]
+        candidates = [
+            p for p in tmp.iterdir() if p.name.startswith(SCRATCH_PREFIX) and p.is_dir() and not p.is_symlink()
+        ]
     except OSError:
         return removed
     for folder in candidates:
         match = _SCRATCH.match(folder.name)
         try:
-            stale = (not _alive(int(match.group(1))) if match
-                     else time.time() - folder.stat().st_mtime > _LEGACY_STALE_S)
+            stale = not _alive(int(match.group(1))) if match else time.time() - folder.stat().st_mtime > _LEGACY_STALE_S
         except OSError:
             continue
         if stale:
@@ -91,17 +91,23 @@ def ship(registry: Registry, version: AdapterVersion) -> Shipment:
 def verify(version: AdapterVersion, files: dict[str, bytes]) -> None:
     """Refuse bytes that are not exactly `version`'s files."""
     if set(files) != set(version.files):
-        raise ShipmentError(f"{version.ref}: shipped files {sorted(files)} differ from the version's "
-                            f"{sorted(version.files)}; re-send from the registry.")
+        raise ShipmentError(
+            f"{version.ref}: shipped files {sorted(files)} differ from the version's "
+            f"{sorted(version.files)}; re-send from the registry."
+        )
     for name, meta in version.files.items():
         check_relpath(name)
         actual = hashlib.sha256(files[name]).hexdigest()
         if actual != meta["sha256"]:
-            raise ShipmentError(f"{version.ref}/{name}: shipped bytes hash to {actual[:12]}, the registry "
-                                f"records {str(meta['sha256'])[:12]}; refusing them.")
+            raise ShipmentError(
+                f"{version.ref}/{name}: shipped bytes hash to {actual[:12]}, the registry "
+                f"records {str(meta['sha256'])[:12]}; refusing them."
+            )
     if content_hash(version.files) != version.sha256:
-        raise ShipmentError(f"{version.ref}: its file list does not hash to its content hash "
-                            f"{version.sha256[:12]}; run 'adapters verify' on the registry.")
+        raise ShipmentError(
+            f"{version.ref}: its file list does not hash to its content hash "
+            f"{version.sha256[:12]}; run 'adapters verify' on the registry."
+        )
 
 
 class ShippedAdapters:

@@ -19,8 +19,13 @@ from click.testing import CliRunner
 from tests.bases_support import ARCHITECTURES, build_tiny_base
 from tests.train_support import one_thread_fixture, write_keyword_csv  # noqa: F401  (fixture)
 
-TEXTS = ["my invoice shows a double charge", "the app crashes at login again", "parcel lost by the courier",
-         "please help", "refund the charge for the delivery that never came and fix the login error today"]
+TEXTS = [
+    "my invoice shows a double charge",
+    "the app crashes at login again",
+    "parcel lost by the courier",
+    "please help",
+    "refund the charge for the delivery that never came and fix the login error today",
+]
 DOMAINS = {"tickets": ("billing", "technical", "shipping"), "tone": ("negative", "positive")}
 
 
@@ -48,9 +53,21 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     refs = {}
     for domain, labels in DOMAINS.items():
         data = write_keyword_csv(root / f"{domain}.csv", rows_per_label=6, labels=labels)
-        result = train(registry, domain, TrainOptions(
-            data=str(data), base=base, epochs=1, lr=3e-2, batch_size=8, max_length=32, progress=False,
-            min_accuracy=0.0, min_macro_f1=0.0))
+        result = train(
+            registry,
+            domain,
+            TrainOptions(
+                data=str(data),
+                base=base,
+                epochs=1,
+                lr=3e-2,
+                batch_size=8,
+                max_length=32,
+                progress=False,
+                min_accuracy=0.0,
+                min_macro_f1=0.0,
+            ),
+        )
         refs[domain] = result.version.ref
     return Trained(name, base, home, registry, refs)
 
@@ -63,8 +80,9 @@ def peft_model(trained: Trained, domain: str, seed: int = 0) -> Any:
 
     from loradock.cli.main import cli
 
-    result = CliRunner().invoke(cli, ["path", trained.refs[domain]], env={"ADAPTERS_HOME": str(trained.home)},
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["path", trained.refs[domain]], env={"ADAPTERS_HOME": str(trained.home)}, catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     torch.manual_seed(seed)  # fresh random head layers: anything not saved with the adapter would differ
     base = AutoModelForSequenceClassification.from_pretrained(trained.base, num_labels=len(DOMAINS[domain]))
@@ -78,8 +96,12 @@ def peft_logits(trained: Trained, domain: str, texts: list[str], seed: int = 0) 
     model = peft_model(trained, domain, seed)
     tokenizer = AutoTokenizer.from_pretrained(trained.base)
     with torch.inference_mode():
-        return np.stack([model(**tokenizer(t, return_tensors="pt", truncation=True, max_length=32)).logits[0].numpy()
-                         for t in texts])
+        return np.stack(
+            [
+                model(**tokenizer(t, return_tensors="pt", truncation=True, max_length=32)).logits[0].numpy()
+                for t in texts
+            ]
+        )
 
 
 def test_roles_map_to_the_architectures_own_modules(trained: Trained) -> None:
@@ -94,8 +116,9 @@ def test_roles_map_to_the_architectures_own_modules(trained: Trained) -> None:
     assert version.train_args["target_modules"] == ["query", "value"]  # the role, as asked
     from loradock.cli.main import cli
 
-    shown = CliRunner().invoke(cli, ["show", version.ref], env={"ADAPTERS_HOME": str(trained.home)},
-                               catch_exceptions=False)
+    shown = CliRunner().invoke(
+        cli, ["show", version.ref], env={"ADAPTERS_HOME": str(trained.home)}, catch_exceptions=False
+    )
     line = next(x for x in shown.output.splitlines() if x.startswith("targets"))
     assert line.split(None, 1)[1] == f"query,value (role) -> {', '.join(sorted(lora_targets(config)))}"
 
@@ -116,8 +139,12 @@ def test_merge_matches_the_adapter(trained: Trained, tmp_path: Path) -> None:
     model = AutoModelForSequenceClassification.from_pretrained(str(result.out)).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(result.out))
     with torch.inference_mode():
-        merged = np.stack([model(**tokenizer(t, return_tensors="pt", truncation=True, max_length=32)).logits[0].numpy()
-                           for t in TEXTS])
+        merged = np.stack(
+            [
+                model(**tokenizer(t, return_tensors="pt", truncation=True, max_length=32)).logits[0].numpy()
+                for t in TEXTS
+            ]
+        )
     assert np.abs(merged - peft_logits(trained, "tickets", TEXTS)).max() <= 1e-4
 
 
@@ -159,19 +186,28 @@ def test_an_adapter_without_its_head_layers_is_refused_not_served_wrong(tmp_path
 
     from loradock.adapters.base import base_info, load_classifier
     from loradock.registry import Domain, Registry, VersionInfo
-    from loradock.serving.errors import AdapterLoadError
     from loradock.serving.backends.torch_backend import MultiLoraModel
+    from loradock.serving.errors import AdapterLoadError
     from loradock.serving.weights import read_adapter
 
     base = str(build_tiny_base("deberta-v2", tmp_path / "base"))
     torch.manual_seed(0)
-    model = get_peft_model(load_classifier(base, ["a", "b"]), LoraConfig(
-        task_type=TaskType.SEQ_CLS, r=2, lora_alpha=4, target_modules=["query_proj", "value_proj"], init_lora_weights=False))
+    model = get_peft_model(
+        load_classifier(base, ["a", "b"]),
+        LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=2,
+            lora_alpha=4,
+            target_modules=["query_proj", "value_proj"],
+            init_lora_weights=False,
+        ),
+    )
     model.save_pretrained(str(tmp_path / "peft"))  # PEFT's default modules_to_save: classifier only
     with Registry(tmp_path / "home") as registry:
         registry.add_domain(Domain("old", ("a", "b"), base_model=base))
-        version = registry.register("old", tmp_path / "peft", VersionInfo(
-            base_model=base, base_fingerprint=base_info(base)["base_fingerprint"]))
+        version = registry.register(
+            "old", tmp_path / "peft", VersionInfo(base_model=base, base_fingerprint=base_info(base)["base_fingerprint"])
+        )
         weights = read_adapter(version, registry.path(version.ref))
     with pytest.raises(AdapterLoadError, match="pooler"):
         MultiLoraModel(base).check_modules(weights)

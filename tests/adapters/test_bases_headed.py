@@ -21,11 +21,18 @@ import pytest
 from tests.bases_support import build_tiny_base
 from tests.train_support import one_thread_fixture, write_keyword_csv  # noqa: F401  (fixture)
 
-TEXTS = ["my invoice shows a double charge", "the app crashes at login again", "parcel lost by the courier",
-         "please help"]
+TEXTS = [
+    "my invoice shows a double charge",
+    "the app crashes at login again",
+    "parcel lost by the courier",
+    "please help",
+]
 LABELS = ("billing", "technical", "shipping")
-BASES = {"roberta-seqcls": ("roberta", "sequence-classification"), "bert-mlm": ("bert", "masked-lm"),
-         "bert-tokens": ("bert", "token-classification")}
+BASES = {
+    "roberta-seqcls": ("roberta", "sequence-classification"),
+    "bert-mlm": ("bert", "masked-lm"),
+    "bert-tokens": ("bert", "token-classification"),
+}
 
 
 @dataclass
@@ -47,9 +54,21 @@ def headed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     base = str(build_tiny_base(arch, root / "base", head=head, num_labels=2))
     registry = Registry(root / "home")
     data = write_keyword_csv(root / "tickets.csv", rows_per_label=4, labels=LABELS)
-    result = train(registry, "tickets", TrainOptions(
-        data=str(data), base=base, epochs=1, lr=3e-2, batch_size=8, max_length=32, progress=False,
-        min_accuracy=0.0, min_macro_f1=0.0))
+    result = train(
+        registry,
+        "tickets",
+        TrainOptions(
+            data=str(data),
+            base=base,
+            epochs=1,
+            lr=3e-2,
+            batch_size=8,
+            max_length=32,
+            progress=False,
+            min_accuracy=0.0,
+            min_macro_f1=0.0,
+        ),
+    )
     return Headed(request.param, base, registry, result.version.ref)
 
 

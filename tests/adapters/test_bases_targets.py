@@ -13,11 +13,19 @@ from loradock.adapters.architectures import (
 )
 
 
-@pytest.mark.parametrize(("model_type", "expected"), [
-    ("bert", ["query", "value"]), ("roberta", ["query", "value"]), ("xlm-roberta", ["query", "value"]),
-    ("electra", ["query", "value"]), ("distilbert", ["q_lin", "v_lin"]),
-    ("deberta-v2", ["query_proj", "value_proj"]), ("modernbert", ["Wqkv"]), ("deberta", ["in_proj"]),
-])
+@pytest.mark.parametrize(
+    ("model_type", "expected"),
+    [
+        ("bert", ["query", "value"]),
+        ("roberta", ["query", "value"]),
+        ("xlm-roberta", ["query", "value"]),
+        ("electra", ["query", "value"]),
+        ("distilbert", ["q_lin", "v_lin"]),
+        ("deberta-v2", ["query_proj", "value_proj"]),
+        ("modernbert", ["Wqkv"]),
+        ("deberta", ["in_proj"]),
+    ],
+)
 def test_the_role_maps_to_each_architectures_names(model_type: str, expected: list[str]) -> None:
     assert lora_targets({"model_type": model_type}) == expected
     assert lora_targets({"model_type": model_type}, ["query", "value"]) == expected
@@ -26,7 +34,12 @@ def test_the_role_maps_to_each_architectures_names(model_type: str, expected: li
 def test_explicit_names_pass_through_unchanged_on_any_base() -> None:
     assert lora_targets({"model_type": "distilbert"}, "q_lin,lin1") == ["q_lin", "lin1"]
     assert lora_targets({"model_type": "albert"}, ("dense",)) == ["dense"]
-    assert lora_targets({"model_type": "distilbert"}, "query,key,value,out_lin") == ["q_lin", "k_lin", "v_lin", "out_lin"]
+    assert lora_targets({"model_type": "distilbert"}, "query,key,value,out_lin") == [
+        "q_lin",
+        "k_lin",
+        "v_lin",
+        "out_lin",
+    ]
 
 
 def test_unknown_architecture_names_itself_and_the_option() -> None:
@@ -46,8 +59,11 @@ def test_head_modules_are_what_transformers_adds_on_top_of_the_encoder(model_typ
     config = AutoConfig.for_model(model_type, vocab_size=128, pad_token_id=0)
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(config)
-    added = {name for name, module in model.named_children()
-             if name != model.base_model_prefix and any(True for _ in module.parameters())}
+    added = {
+        name
+        for name, module in model.named_children()
+        if name != model.base_model_prefix and any(True for _ in module.parameters())
+    }
     assert set(head_modules(config)) == added
     linears = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
     assert set(lora_targets(config)) <= linears  # the role names modules this architecture really has
@@ -70,8 +86,17 @@ def test_registration_reads_label_count_from_the_last_head_layer_whatever_the_ke
 
     from loradock.registry.peft_files import _head_labels
 
-    distil = {"base_model.model.pre_classifier.weight": np.zeros((32, 32)),
-              "base_model.model.classifier.weight": np.zeros((3, 32))}
+    distil = {
+        "base_model.model.pre_classifier.weight": np.zeros((32, 32)),
+        "base_model.model.classifier.weight": np.zeros((3, 32)),
+    }
     assert _head_labels(distil) == 3
-    assert _head_labels({"base_model.model.classifier.dense.weight": np.zeros((32, 32)),
-                         "base_model.model.classifier.out_proj.weight": np.zeros((5, 32))}) == 5
+    assert (
+        _head_labels(
+            {
+                "base_model.model.classifier.dense.weight": np.zeros((32, 32)),
+                "base_model.model.classifier.out_proj.weight": np.zeros((5, 32)),
+            }
+        )
+        == 5
+    )

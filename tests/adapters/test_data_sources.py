@@ -34,7 +34,9 @@ def test_jsonl_csv_and_parquet_with_custom_columns(tmp_path: Path) -> None:
 
     parquet = tmp_path / "d.parquet"
     pd.DataFrame(rows).to_parquet(parquet)
-    loaded = [datamod.load(str(p), SENTIMENT, text_column="body", label_column="tag") for p in (jsonl, csv_path, parquet)]
+    loaded = [
+        datamod.load(str(p), SENTIMENT, text_column="body", label_column="tag") for p in (jsonl, csv_path, parquet)
+    ]
     assert {x.fingerprint for x in loaded} == {loaded[0].fingerprint}
     assert loaded[0].labels == (0, 1, 0, 1, 0, 1)
     assert loaded[0].texts[0] == "text 0"
@@ -89,9 +91,11 @@ def test_hf_source_reads_the_split_and_class_label_names(monkeypatch: pytest.Mon
 
     seen = {}
 
-    def fake_load(name, config, split, revision):  # type: ignore[no-untyped-def]
+    def fake_load(name, config, split, revision):
         seen.update(name=name, config=config, split=split, revision=revision)
-        features = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
+        features = datasets.Features(
+            {"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])}
+        )
         return datasets.Dataset.from_dict({"sentence": ["bad", "good"], "label": [0, 1]}, features=features)
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)

@@ -10,7 +10,6 @@ from click.testing import CliRunner
 
 from loradock.adapters.errors import ParityError
 from loradock.cli.main import cli
-
 from tests.export_support import (  # noqa: F401  (exported is a fixture)
     SAMPLE,
     FlippingQuantizer,
@@ -101,8 +100,9 @@ def test_same_export_again_is_copied_from_the_registry(exported, tmp_path, monke
         raise AssertionError("exported again instead of reusing the registered artifact")
 
     monkeypatch.setattr(onnx_export, "merge_in_memory", must_not_export)
-    result = onnx_export.export_onnx(exported.registry, exported.version.ref, tmp_path / "again", quantize="int8",
-                                     max_accuracy_drop=100.0)
+    result = onnx_export.export_onnx(
+        exported.registry, exported.version.ref, tmp_path / "again", quantize="int8", max_accuracy_drop=100.0
+    )
     assert result.reused and result.artifact.name == "int8-opset17"
     assert (tmp_path / "again" / "model.onnx").read_bytes() == (exported.int8.out / "model.onnx").read_bytes()
 
@@ -131,8 +131,14 @@ def test_int8_that_flips_a_few_right_answers_is_kept_as_noise(exported, tmp_path
     from loradock.adapters.export import onnx_export
     from loradock.registry import gate_stats
 
-    result = onnx_export.export_onnx(exported.registry, exported.version.ref, tmp_path / "kept", quantize="int8",
-                                     opset=15, quantizer=FlippingQuantizer(_flippable(exported, 3)))
+    result = onnx_export.export_onnx(
+        exported.registry,
+        exported.version.ref,
+        tmp_path / "kept",
+        quantize="int8",
+        opset=15,
+        quantizer=FlippingQuantizer(_flippable(exported, 3)),
+    )
     gate = result.report["gate"]
     assert (gate["losses"], gate["gains"], gate["eval_size"]) == (3, 0, 100)
     assert gate["accuracy_drop"] == pytest.approx(3.0) and gate["max_accuracy_drop"] == 1.0
@@ -150,12 +156,18 @@ def test_int8_that_flips_many_right_answers_is_refused_and_nothing_written(expor
 
     out = tmp_path / "refused"
     with pytest.raises(AccuracyGateRefused) as err:
-        onnx_export.export_onnx(exported.registry, exported.version.ref, out, quantize="int8", opset=16,
-                                quantizer=FlippingQuantizer(_flippable(exported, 8)))
+        onnx_export.export_onnx(
+            exported.registry,
+            exported.version.ref,
+            out,
+            quantize="int8",
+            opset=16,
+            quantizer=FlippingQuantizer(_flippable(exported, 8)),
+        )
     assert isinstance(err.value, ParityError)
     gate = err.value.gate
     assert (gate["losses"], gate["gains"], gate["verdict"]) == (8, 0, "refused")
-    assert gate["mcnemar_p"] == pytest.approx(0.5 ** 8)
+    assert gate["mcnemar_p"] == pytest.approx(0.5**8)
     message = str(err.value)
     assert re.search(r"8 of 100 eval texts changed .*\+8\.00 points lost.*says the loss is real", message)
     assert "Nothing was written" in message and "--max-accuracy-drop" in message
@@ -169,8 +181,16 @@ def test_a_reused_export_whose_verdict_does_not_follow_from_its_numbers_is_refus
     from loradock.adapters.export.onnx_export import check_recorded
 
     artifact = exported.registry.find_artifact(exported.version.ref, "onnx", "int8-opset17")
-    gate = {**artifact.meta["gate"], "losses": 50, "gains": 0, "reference_right": 100, "candidate_right": 50,
-            "accuracy_drop": 50.0, "max_accuracy_drop": 1.0, "verdict": "kept"}
+    gate = {
+        **artifact.meta["gate"],
+        "losses": 50,
+        "gains": 0,
+        "reference_right": 100,
+        "candidate_right": 50,
+        "accuracy_drop": 50.0,
+        "max_accuracy_drop": 1.0,
+        "verdict": "kept",
+    }
     with pytest.raises(ParityError, match="records the verdict 'kept', but its own numbers give 'refused'"):
         check_recorded(SimpleNamespace(name="int8-opset17", meta={**artifact.meta, "gate": gate}), 1e-4, 100.0)
     fine = {**gate, "verdict": "refused"}  # consistent, but refused at the drop asked for now

@@ -17,8 +17,11 @@ from tests.train_support import one_thread_fixture, tiny_base_fixture  # noqa: F
 
 def unlearnable(path: Path, rows: int = 20) -> str:
     """Every row has the same text: no model can do better than predicting one class."""
-    path.write_text("".join(json.dumps({"text": "the same words", "label": ("negative", "positive")[i % 2]}) + "\n"
-                            for i in range(rows)))
+    path.write_text(
+        "".join(
+            json.dumps({"text": "the same words", "label": ("negative", "positive")[i % 2]}) + "\n" for i in range(rows)
+        )
+    )
     return str(path)
 
 
@@ -26,8 +29,21 @@ def test_failed_version_is_kept_marked_and_never_promoted(registry: Registry, ti
     registry.register("sentiment", write_adapter(tmp_path / "good"), aliases=["production"])
     registry.update_domain("sentiment", gate=QualityGate(min_accuracy=0.9))
     runner = CliRunner()
-    args = ["train", "sentiment", "--data", unlearnable(tmp_path / "d.jsonl"), "--base", tiny_base, "--epochs", "1",
-            "--max-length", "16", "--alias", "production", "--quiet"]
+    args = [
+        "train",
+        "sentiment",
+        "--data",
+        unlearnable(tmp_path / "d.jsonl"),
+        "--base",
+        tiny_base,
+        "--epochs",
+        "1",
+        "--max-length",
+        "16",
+        "--alias",
+        "production",
+        "--quiet",
+    ]
     result = runner.invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 6, result.output
     assert "Quality gate: FAILED - does not beat the majority-class baseline" in result.output
@@ -53,9 +69,25 @@ def test_failed_version_is_kept_marked_and_never_promoted(registry: Registry, ti
     assert forced.exit_code == 0 and Registry(registry.home).resolve("sentiment@production").number == 2
 
 
-def test_train_json_reports_the_gate_and_force_moves_the_alias(registry: Registry, tiny_base: str, tmp_path: Path) -> None:
-    args = ["train", "sentiment", "--data", unlearnable(tmp_path / "d.jsonl"), "--base", tiny_base, "--epochs", "1",
-            "--max-length", "16", "--alias", "staging", "--force", "--json"]
+def test_train_json_reports_the_gate_and_force_moves_the_alias(
+    registry: Registry, tiny_base: str, tmp_path: Path
+) -> None:
+    args = [
+        "train",
+        "sentiment",
+        "--data",
+        unlearnable(tmp_path / "d.jsonl"),
+        "--base",
+        tiny_base,
+        "--epochs",
+        "1",
+        "--max-length",
+        "16",
+        "--alias",
+        "staging",
+        "--force",
+        "--json",
+    ]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 6
     out = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
@@ -67,8 +99,18 @@ def test_run_thresholds_override_the_domains(registry: Registry, tiny_base: str,
     from loradock.adapters.training.train import train
 
     registry.update_domain("sentiment", gate=QualityGate(min_accuracy=0.9, min_macro_f1=0.1))
-    result = train(registry, "sentiment", TrainOptions(data=unlearnable(tmp_path / "d.jsonl"), base=tiny_base, epochs=1,
-                                                       max_length=16, progress=False, min_accuracy=0.2))
+    result = train(
+        registry,
+        "sentiment",
+        TrainOptions(
+            data=unlearnable(tmp_path / "d.jsonl"),
+            base=tiny_base,
+            epochs=1,
+            max_length=16,
+            progress=False,
+            min_accuracy=0.2,
+        ),
+    )
     assert result.gate["min_accuracy"] == 0.2 and result.gate["min_macro_f1"] == 0.1
     assert len(result.gate["reasons"]) == 1  # only the baseline: 0.5 >= 0.2 and macro-F1 0.33 >= 0.1
     with pytest.raises(Exception, match="min_accuracy must be between 0 and 1"):

@@ -10,13 +10,26 @@ pytest_plugins = ["tests.hub_server"]  # the fake Hub and its fixtures
 
 
 def _adapters(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from loradock.cli.main import cli; cli()", *args], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", "from loradock.cli.main import cli; cli()", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_push_and_pull_in_a_subprocess_through_hf_endpoint(hub_server, sentiment_versions, tmp_path):
-    env = {**os.environ, "HF_ENDPOINT": hub_server.url, "HF_TOKEN": hub_server.token, "HF_HUB_OFFLINE": "0",
-           "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(tmp_path / "hf"), "ADAPTERS_HOME": str(sentiment_versions.home)}
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": hub_server.url,
+        "HF_TOKEN": hub_server.token,
+        "HF_HUB_OFFLINE": "0",
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "ADAPTERS_HOME": str(sentiment_versions.home),
+    }
     env.pop("HF_HUB_CACHE", None)
     pushed = _adapters("push", "sentiment@production", "--repo", "alice/cli-lora", env=env)
     assert pushed.returncode == 0, pushed.stderr

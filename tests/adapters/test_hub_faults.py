@@ -34,15 +34,22 @@ def no_wait(fast_retries, monkeypatch):
 
 
 def _state(reg: Registry) -> tuple:
-    return reg.last_event_id(), [v.sha256 for v in reg.versions()], sorted(p.name for p in (reg.home / "blobs").rglob("*"))
+    return (
+        reg.last_event_id(),
+        [v.sha256 for v in reg.versions()],
+        sorted(p.name for p in (reg.home / "blobs").rglob("*")),
+    )
 
 
 def test_a_file_corrupted_on_the_server_is_refused(hub, sentiment_versions, tmp_path):
     push(sentiment_versions, "sentiment@2", REPO)
     hub.corrupt(REPO, "adapter_model.safetensors")
     fresh = Registry(tmp_path / "fresh")
-    with pytest.raises(HubIntegrityError, match=r"adapter_model\.safetensors in alice/sentiment-lora@v2 has sha256 .* "
-                                                r"but loradock\.json records"):
+    with pytest.raises(
+        HubIntegrityError,
+        match=r"adapter_model\.safetensors in alice/sentiment-lora@v2 has sha256 .* "
+        r"but loradock\.json records",
+    ):
         pull(fresh, f"{REPO}@v2")
     assert fresh.versions() == [] and fresh.last_event_id() == 0
 
@@ -65,8 +72,11 @@ def test_dropped_connection_mid_upload_is_retried_by_the_client(hub, sentiment_v
 def test_upload_that_keeps_failing_changes_nothing_and_a_retry_completes(hub, sentiment_versions, no_wait):
     before = _state(sentiment_versions)
     hub.drop("POST", r"/commit/main$", times=transport.RETRIES)
-    with pytest.raises(HubNetworkError, match=r"Network error while trying to push to alice/sentiment-lora .*"
-                                              r"Run the same command again"):
+    with pytest.raises(
+        HubNetworkError,
+        match=r"Network error while trying to push to alice/sentiment-lora .*"
+        r"Run the same command again",
+    ):
         push(sentiment_versions, "sentiment@2", REPO)
     assert _state(sentiment_versions) == before
     branches, tags = hub.refs(REPO)
@@ -79,7 +89,9 @@ def test_upload_that_keeps_failing_changes_nothing_and_a_retry_completes(hub, se
     assert _state(sentiment_versions) == before
 
 
-def test_download_that_keeps_failing_registers_nothing_and_a_retry_completes(hub, sentiment_versions, no_wait, tmp_path):
+def test_download_that_keeps_failing_registers_nothing_and_a_retry_completes(
+    hub, sentiment_versions, no_wait, tmp_path
+):
     push(sentiment_versions, "sentiment@2", REPO)
     fresh = Registry(tmp_path / "fresh")
     hub.drop("GET", r"/resolve/[0-9a-f]{40}/adapter_model\.safetensors$", times=100)
@@ -94,15 +106,22 @@ def test_missing_repo_revision_and_file_each_say_what_and_what_next(hub, sentime
     from huggingface_hub import HfApi
 
     fresh = Registry(tmp_path / "fresh")
-    with pytest.raises(HubRepoNotFoundError, match=r"Hub repo 'alice/nope' not found on http://127\.0\.0\.1:\d+ .*HF_TOKEN"):
+    with pytest.raises(
+        HubRepoNotFoundError, match=r"Hub repo 'alice/nope' not found on http://127\.0\.0\.1:\d+ .*HF_TOKEN"
+    ):
         pull(fresh, "alice/nope")
     push(sentiment_versions, "sentiment@2", REPO)
-    with pytest.raises(HubRevisionNotFoundError, match=r"Revision 'v9' not found in alice/sentiment-lora\. Tags: v2; "
-                                                       r"branches: main, production\. E\.g\. adapters pull "
-                                                       r"alice/sentiment-lora@v2"):
+    with pytest.raises(
+        HubRevisionNotFoundError,
+        match=r"Revision 'v9' not found in alice/sentiment-lora\. Tags: v2; "
+        r"branches: main, production\. E\.g\. adapters pull "
+        r"alice/sentiment-lora@v2",
+    ):
         pull(fresh, f"{REPO}@9")
     HfApi().delete_file("adapter_model.safetensors", REPO)
-    with pytest.raises(HubFileNotFoundError, match=r"alice/sentiment-lora@main has no file 'adapter_model\.safetensors'"):
+    with pytest.raises(
+        HubFileNotFoundError, match=r"alice/sentiment-lora@main has no file 'adapter_model\.safetensors'"
+    ):
         pull(fresh, REPO)
     assert fresh.versions() == []
 
@@ -114,8 +133,11 @@ def test_missing_repo_revision_and_file_each_say_what_and_what_next(hub, sentime
 
 
 def test_a_base_with_another_fingerprint_is_refused_unless_forced(hub, registry, make_peft_folder, tmp_path):
-    registry.register("sentiment", make_peft_folder(seed=0),
-                      VersionInfo(base_model="sentence-transformers/all-MiniLM-L6-v2", base_fingerprint="sha256:" + "0" * 64))
+    registry.register(
+        "sentiment",
+        make_peft_folder(seed=0),
+        VersionInfo(base_model="sentence-transformers/all-MiniLM-L6-v2", base_fingerprint="sha256:" + "0" * 64),
+    )
     push(registry, "sentiment@1", REPO)
     fresh = Registry(tmp_path / "fresh")
     with pytest.raises(BaseModelError, match=r"fingerprint sha256:000000000000.*pass --force"):

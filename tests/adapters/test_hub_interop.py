@@ -36,11 +36,14 @@ def test_plain_peft_from_pretrained_loads_what_we_pushed(hub, sentiment_versions
     repo = "alice/sentiment-lora"
     push(sentiment_versions, "sentiment@2", repo)
     ours = load_version(sentiment_versions, "sentiment@2")
-    theirs = PeftModel.from_pretrained(load_classifier(DEFAULT_BASE, ["negative", "positive"]), repo, revision="v2").eval()
+    theirs = PeftModel.from_pretrained(
+        load_classifier(DEFAULT_BASE, ["negative", "positive"]), repo, revision="v2"
+    ).eval()
     tokenizer = load_tokenizer(DEFAULT_BASE)
     assert torch.equal(_logits(ours.model, tokenizer), _logits(theirs, tokenizer))
-    by_alias = PeftModel.from_pretrained(load_classifier(DEFAULT_BASE, ["negative", "positive"]), repo,
-                                         revision="production").eval()
+    by_alias = PeftModel.from_pretrained(
+        load_classifier(DEFAULT_BASE, ["negative", "positive"]), repo, revision="production"
+    ).eval()
     assert torch.equal(_logits(ours.model, tokenizer), _logits(by_alias, tokenizer))
 
 
@@ -89,8 +92,9 @@ def test_pull_a_repo_uploaded_with_plain_upload_folder(hub, registry, make_peft_
     assert version.base_model == DEFAULT_BASE and version.base_fingerprint.startswith("sha256:")
     files = {n: {"sha256": f["sha256"]} for n, f in version.files.items()}
     assert version.sha256 == content_hash(files)
-    assert (registry.path(version.ref) / "adapter_model.safetensors").read_bytes() == \
-        (folder / "adapter_model.safetensors").read_bytes()
+    assert (registry.path(version.ref) / "adapter_model.safetensors").read_bytes() == (
+        folder / "adapter_model.safetensors"
+    ).read_bytes()
     assert pull(registry, repo).created is False
 
 

@@ -18,8 +18,24 @@ from loradock.cli.main import cli
 from loradock.registry import Registry
 
 REPO = "alice/sentiment-lora"
-_SAME = ("sha256", "files", "size_bytes", "labels", "task", "base_model", "base_revision", "base_fingerprint",
-         "peft_config", "data", "metrics", "train_args", "description", "tags", "extra", "kind")
+_SAME = (
+    "sha256",
+    "files",
+    "size_bytes",
+    "labels",
+    "task",
+    "base_model",
+    "base_revision",
+    "base_fingerprint",
+    "peft_config",
+    "data",
+    "metrics",
+    "train_args",
+    "description",
+    "tags",
+    "extra",
+    "kind",
+)
 
 
 def _front_matter(readme: bytes) -> dict:
@@ -37,7 +53,9 @@ def test_round_trip_keeps_files_hashes_metadata_alias_and_logits(hub, sentiment_
     assert report.aliases == {"production": "v2"}
 
     files = hub.files(REPO, "v2")
-    assert {"adapter_config.json", "adapter_model.safetensors", "README.md", "loradock.json", "plots/loss.png"} <= set(files)
+    assert {"adapter_config.json", "adapter_model.safetensors", "README.md", "loradock.json", "plots/loss.png"} <= set(
+        files
+    )
     branches, tags = hub.refs(REPO)
     assert tags["v2"] == branches["production"] == branches["main"]
     card = _front_matter(files["README.md"])
@@ -100,8 +118,11 @@ def test_push_again_is_a_noop_and_moving_an_alias_moves_the_branch(hub, sentimen
 
 def test_cli_push_all_versions_then_pull_twice_registers_once(hub, sentiment_versions, tmp_path, monkeypatch):
     runner = CliRunner()
-    out = runner.invoke(cli, ["push", "sentiment", "--repo", REPO, "--all-versions", "--private", "--license", "mit"],
-                        catch_exceptions=False)
+    out = runner.invoke(
+        cli,
+        ["push", "sentiment", "--repo", REPO, "--all-versions", "--private", "--license", "mit"],
+        catch_exceptions=False,
+    )
     assert out.exit_code == 0, out.output
     assert f"Pushed sentiment@1 to {REPO}@v1" in out.output and f"Pushed sentiment@2 to {REPO}@v2" in out.output
     assert f"Alias production -> {REPO}@v2" in out.output
@@ -127,8 +148,9 @@ def test_cli_push_all_versions_then_pull_twice_registers_once(hub, sentiment_ver
     assert fresh.resolve("sentiment@2").parent is None  # v2 had no parent recorded
 
 
-def test_push_refuses_another_domain_or_different_content_under_the_same_tag(hub, sentiment_versions, make_peft_folder,
-                                                                              tmp_path):
+def test_push_refuses_another_domain_or_different_content_under_the_same_tag(
+    hub, sentiment_versions, make_peft_folder, tmp_path
+):
     from loradock.adapters.errors import HubConflictError
 
     push(sentiment_versions, "sentiment@2", REPO)

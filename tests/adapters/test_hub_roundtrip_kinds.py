@@ -54,8 +54,9 @@ def served(home: Path, ref: str, base: str = DEFAULT_BASE) -> np.ndarray:
     from loradock.serving.engine import ServingEngine
 
     registry = Registry(home)
-    engine = ServingEngine(ServeConfig(domains=(ref,), device="cpu", base_model=base, workers=1, max_wait_ms=1.0),
-                           registry)
+    engine = ServingEngine(
+        ServeConfig(domains=(ref,), device="cpu", base_model=base, workers=1, max_wait_ms=1.0), registry
+    )
     domain = ref.split("@")[0]
 
     async def go() -> list[Any]:
@@ -91,18 +92,29 @@ def register_cli(home: Path, domain: str, folder: Path) -> str:
 
 # -- the kinds of version a registry holds --------------------------------------------------
 
+
 def trained(home: Path, tmp_path: Path, make_peft_folder: Callable[..., Path]) -> str:
     """Trained with --base pointing at the embedded MiniLM's folder inside site-packages."""
     from loradock.adapters.base import embedded_path
     from loradock.adapters.training.train import TrainOptions, train
-
     from tests.train_support import write_keyword_csv
 
     data = write_keyword_csv(tmp_path / "reviews.csv", rows_per_label=3, labels=LABELS)
     with Registry(home) as registry:
-        result = train(registry, "reviews", TrainOptions(
-            data=str(data), base=str(embedded_path()), epochs=1, batch_size=8, max_length=16, progress=False,
-            min_accuracy=0.0, min_macro_f1=0.0))
+        result = train(
+            registry,
+            "reviews",
+            TrainOptions(
+                data=str(data),
+                base=str(embedded_path()),
+                epochs=1,
+                batch_size=8,
+                max_length=16,
+                progress=False,
+                min_accuracy=0.0,
+                min_macro_f1=0.0,
+            ),
+        )
     return str(result.version.ref)
 
 
@@ -134,14 +146,20 @@ def merged(home: Path, tmp_path: Path, make_peft_folder: Callable[..., Path]) ->
     return ref
 
 
-KINDS = {"trained": trained, "hub-id-folder": from_hub_id_folder, "local-path-folder": from_local_path_folder,
-         "pulled": pulled, "merged": merged}
+KINDS = {
+    "trained": trained,
+    "hub-id-folder": from_hub_id_folder,
+    "local-path-folder": from_local_path_folder,
+    "pulled": pulled,
+    "merged": merged,
+}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_every_kind_of_version_is_pushed_pulled_into_a_fresh_home_and_served(
-        kind: str, hub: Any, isolated_home: Path, tmp_path: Path, make_peft_folder: Callable[..., Path]) -> None:
+    kind: str, hub: Any, isolated_home: Path, tmp_path: Path, make_peft_folder: Callable[..., Path]
+) -> None:
     ref = KINDS[kind](isolated_home, tmp_path, make_peft_folder)
     with Registry(isolated_home) as registry:
         here = registry.resolve(ref)
@@ -153,12 +171,16 @@ def test_every_kind_of_version_is_pushed_pulled_into_a_fresh_home_and_served(
     ok(fresh, "pull", f"alice/{kind}")
     with Registry(fresh) as registry:
         there = registry.resolve(f"{here.domain}@1")  # a fresh home numbers from 1; @latest skips a failed gate
-    assert (there.sha256, there.base_model, there.base_fingerprint) == \
-        (here.sha256, here.base_model, here.base_fingerprint)
+    assert (there.sha256, there.base_model, there.base_fingerprint) == (
+        here.sha256,
+        here.base_model,
+        here.base_fingerprint,
+    )
     assert np.abs(served(fresh, there.ref) - expected).max() <= 1e-4
 
 
 # -- local bases on a tiny encoder (fast) ---------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -186,15 +208,18 @@ def test_an_unknown_local_base_is_registered_as_local(isolated_home: Path, tiny:
 
 
 def test_a_local_base_the_registry_knows_is_recorded_by_its_hub_id(
-        isolated_home: Path, tiny: Path, tiny_peft: Path, tmp_path: Path) -> None:
+    isolated_home: Path, tiny: Path, tiny_peft: Path, tmp_path: Path
+) -> None:
     from loradock.adapters.base import fingerprint
-
     from tests.synthetic_adapters import write_adapter
 
     with Registry(isolated_home) as registry:  # a version someone registered with the base's Hub id
         registry.add_domain(Domain("tickets", LABELS, base_model="alice/tiny-bert"))
-        registry.register("tickets", write_adapter(tmp_path / "other", hidden=32, layers=2, seed=9), VersionInfo(
-            base_model="alice/tiny-bert", base_revision="v1", base_fingerprint=fingerprint(tiny)))
+        registry.register(
+            "tickets",
+            write_adapter(tmp_path / "other", hidden=32, layers=2, seed=9),
+            VersionInfo(base_model="alice/tiny-bert", base_revision="v1", base_fingerprint=fingerprint(tiny)),
+        )
     ref = register_cli(isolated_home, "tickets", tiny_peft)
     with Registry(isolated_home) as registry:
         version = registry.resolve(ref)
@@ -203,7 +228,8 @@ def test_a_local_base_the_registry_knows_is_recorded_by_its_hub_id(
 
 
 def test_push_refuses_a_local_base_up_front_and_base_id_publishes_it(
-        hub: Any, isolated_home: Path, tiny: Path, tiny_peft: Path, tmp_path: Path) -> None:
+    hub: Any, isolated_home: Path, tiny: Path, tiny_peft: Path, tmp_path: Path
+) -> None:
     ref = register_cli(isolated_home, "tickets", tiny_peft)
     refused = adapters(isolated_home, "push", ref, "--repo", "alice/tickets")
     assert refused.exit_code == 5, refused.output

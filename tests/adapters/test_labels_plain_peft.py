@@ -16,12 +16,12 @@ from loradock.registry import Domain, VersionInfo
 
 pytest_plugins = ["tests.hub_server"]  # the fake Hub and its fixtures
 
-from tests.export_support import exported  # noqa: E402,F401  (a fixture)
+from tests.export_support import exported  # noqa: F401  (a fixture)
 from tests.readme_snippets import python_block
 
 LABELS = ("billing", "bug", "praise")
 
-SNIPPET = python_block('PeftModel.from_pretrained(base, path)')
+SNIPPET = python_block("PeftModel.from_pretrained(base, path)")
 
 
 @pytest.fixture
@@ -34,14 +34,22 @@ def tickets(registry, tmp_path: Path):
     from loradock.adapters.label_config import save_label_config
 
     base = tmp_path / "tiny-bert"
-    config = BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, architectures=["BertModel"])
+    config = BertConfig(
+        vocab_size=64,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        architectures=["BertModel"],
+    )
     torch.manual_seed(0)
     BertForSequenceClassification(config).bert.save_pretrained(str(base))  # a base as the Hub has it: BertModel
     model = BertForSequenceClassification.from_pretrained(
-        str(base), num_labels=3, id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)})
-    peft = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=2, target_modules=["query", "value"],
-                                            init_lora_weights=False))
+        str(base), num_labels=3, id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)}
+    )
+    peft = get_peft_model(
+        model, LoraConfig(task_type=TaskType.SEQ_CLS, r=2, target_modules=["query", "value"], init_lora_weights=False)
+    )
     folder = tmp_path / "adapter"
     peft.save_pretrained(str(folder))
     save_label_config(peft, folder)
@@ -53,7 +61,7 @@ def tickets(registry, tmp_path: Path):
 
 def run_snippet(path: str):
     scope: dict = {}
-    exec(SNIPPET.replace('"tickets-folder"', repr(path), 1), scope)  # noqa: S102  (the README's text)
+    exec(SNIPPET.replace('"tickets-folder"', repr(path), 1), scope)
     return scope["model"]
 
 
@@ -63,8 +71,9 @@ def same_logits(a, b) -> bool:
     ids = torch.tensor([[2, 5, 9, 3], [2, 7, 3, 0]])
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
     with torch.no_grad():
-        return torch.allclose(a(input_ids=ids, attention_mask=mask).logits,
-                              b.eval()(input_ids=ids, attention_mask=mask).logits, atol=1e-6)
+        return torch.allclose(
+            a(input_ids=ids, attention_mask=mask).logits, b.eval()(input_ids=ids, attention_mask=mask).logits, atol=1e-6
+        )
 
 
 def test_plain_peft_loading_of_adapters_path_names_the_labels(tickets) -> None:
@@ -106,7 +115,7 @@ def test_a_config_whose_labels_disagree_is_refused(tickets, registry, tmp_path) 
 
 
 @pytest.mark.slow
-def test_onnx_export_config_names_the_classifier_and_labels(exported) -> None:  # noqa: F811
+def test_onnx_export_config_names_the_classifier_and_labels(exported) -> None:
     for export in (exported.fp32, exported.int8):
         config = json.loads((export.out / "config.json").read_text())
         assert config["architectures"] == ["BertForSequenceClassification"]

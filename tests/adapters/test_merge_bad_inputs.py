@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from loradock.adapters.errors import BaseModelError, ExportError
 from loradock.cli.main import cli
 from loradock.registry import DEFAULT_BASE, PRESETS, VersionInfo
-
 from tests.export_support import leftovers, register_version
 
 
@@ -45,8 +44,9 @@ def test_a_base_that_cannot_be_found_is_a_clear_error(registry, make_peft_folder
     from loradock.adapters.export.merge import merge_version
 
     info = VersionInfo(base_model="no-such-org/no-such-model")
-    version = register_version(registry, make_peft_folder(labels=PRESETS["sentiment"].labels), info=info,
-                               eval_data=False)
+    version = register_version(
+        registry, make_peft_folder(labels=PRESETS["sentiment"].labels), info=info, eval_data=False
+    )
     out = tmp_path / "new" / "deeper" / "merged"
     with pytest.raises(BaseModelError, match="no-such-org/no-such-model"):
         merge_version(registry, version.ref, out)
@@ -67,12 +67,15 @@ def test_an_unsupported_task_type_is_refused(registry, make_peft_folder, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("options,message", [
-    ({"fmt": "tflite"}, "Unsupported export format 'tflite'"),
-    ({"quantize": "int4"}, "Unsupported quantization 'int4'"),
-    ({"opset": 9}, "Unsupported ONNX opset 9"),
-    ({"exporter": "optimum"}, "Unknown exporter 'optimum'"),
-])
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"fmt": "tflite"}, "Unsupported export format 'tflite'"),
+        ({"quantize": "int4"}, "Unsupported quantization 'int4'"),
+        ({"opset": 9}, "Unsupported ONNX opset 9"),
+        ({"exporter": "optimum"}, "Unknown exporter 'optimum'"),
+    ],
+)
 def test_bad_export_options_are_refused_before_any_work(version, registry, tmp_path, options, message):
     from loradock.adapters.export.onnx_export import export_onnx
 
@@ -84,8 +87,9 @@ def test_bad_export_options_are_refused_before_any_work(version, registry, tmp_p
 def test_an_output_that_is_a_file_is_refused(version, tmp_path):
     target = tmp_path / "file.onnx"
     target.write_text("not a folder")
-    result = CliRunner().invoke(cli, ["merge", version.ref, "--out", str(target), "--overwrite"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["merge", version.ref, "--out", str(target), "--overwrite"], catch_exceptions=False
+    )
     assert result.exit_code == 1 and "is a file" in result.output and target.read_text() == "not a folder"
 
 

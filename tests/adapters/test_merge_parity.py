@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from loradock.adapters.errors import ParityError
 from loradock.cli.main import cli
 from loradock.registry import PRESETS
-
 from tests.export_support import (  # noqa: F401  (exported is a fixture)
     adapter_logits,
     exported,
@@ -69,8 +68,9 @@ def test_same_merge_again_is_copied_from_the_registry(exported, tmp_path, monkey
     monkeypatch.setattr(merge, "merge_in_memory", must_not_merge)
     result = merge.merge_version(exported.registry, exported.version.ref, tmp_path / "again")
     assert result.reused
-    assert (tmp_path / "again" / "model.safetensors").read_bytes() == \
-        (exported.merged.out / "model.safetensors").read_bytes()
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() == (
+        exported.merged.out / "model.safetensors"
+    ).read_bytes()
 
 
 def test_overwrite_replaces_a_previous_output(exported, tmp_path):
@@ -113,8 +113,11 @@ def test_a_dropped_classifier_head_is_caught(exported, tmp_path, make_peft_folde
     def save_without_head(merged, folder: Path) -> None:
         real_save(merged, folder)
         weights = load_file(str(folder / "model.safetensors"))
-        save_file({k: v for k, v in weights.items() if not k.startswith("classifier.")},
-                  str(folder / "model.safetensors"), metadata={"format": "pt"})
+        save_file(
+            {k: v for k, v in weights.items() if not k.startswith("classifier.")},
+            str(folder / "model.safetensors"),
+            metadata={"format": "pt"},
+        )
 
     monkeypatch.setattr(merge, "save_merged", save_without_head)
     version = register_version(exported.registry, make_peft_folder(labels=PRESETS["sentiment"].labels, seed=7))

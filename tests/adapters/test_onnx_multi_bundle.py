@@ -13,17 +13,17 @@ import pytest
 from click.testing import CliRunner
 
 from loradock.registry import PRESETS, Registry, VersionInfo
-
 from tests.onnx_multi_support import peft_alone, peft_folder, tiny_base
 from tests.readme_snippets import python_block
 
 ROOT = Path(__file__).resolve().parents[2]
 
 # The README's snippet, run exactly as written.
-SNIPPET = python_block('Tokenizer', 'bundle.json')
-NO_PROJECT = ("\nimport sys\nleaked = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'loradock'))\n"
-              "assert not leaked, leaked\n")
-
+SNIPPET = python_block("Tokenizer", "bundle.json")
+NO_PROJECT = (
+    "\nimport sys\nleaked = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'loradock'))\n"
+    "assert not leaked, leaked\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,20 +42,31 @@ def register(registry: Registry, base: str, work: Path) -> dict[str, Path]:
     return folders
 
 
-def test_readme_snippet_runs_the_bundle_without_torch_or_loradock(registry: Registry, tiny: str,
-                                                                  tmp_path: Path) -> None:
+def test_readme_snippet_runs_the_bundle_without_torch_or_loradock(
+    registry: Registry, tiny: str, tmp_path: Path
+) -> None:
     from loradock.cli.main import cli
 
     folders = register(registry, tiny, tmp_path)
-    result = CliRunner().invoke(cli, ["export", "sentiment@production,medical@1,education", "--format",
-                                      "onnx-multi", "--out", str(tmp_path / "edge-bundle")],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            "sentiment@production,medical@1,education",
+            "--format",
+            "onnx-multi",
+            "--out",
+            str(tmp_path / "edge-bundle"),
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     assert "one onnx-multi bundle" in result.output
     meta = json.loads((tmp_path / "edge-bundle" / "bundle.json").read_text())
     assert meta["domains"] == ["sentiment", "medical", "education"]
-    proc = subprocess.run([sys.executable, "-c", SNIPPET + NO_PROJECT], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", SNIPPET + NO_PROJECT], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     texts = ["I loved every minute of it.", "Crushing chest pain since this morning."]

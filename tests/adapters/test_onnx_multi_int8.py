@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from loradock.registry import Domain, Registry, VersionInfo
-
 from tests.onnx_multi_support import TEXTS, peft_folder, tiny_base
 
 
@@ -18,15 +17,19 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(tiny_base(tmp_path_factory.mktemp("tiny-bert")))
 
 
-def register(registry: Registry, base: str, work: Path, domain: str, eval_split: bool,
-             texts: list[str] = TEXTS) -> object:
+def register(
+    registry: Registry, base: str, work: Path, domain: str, eval_split: bool, texts: list[str] = TEXTS
+) -> object:
     from loradock.adapters.base import base_info
 
     labels = ("neg", "pos")
     registry.add_domain(Domain(name=domain, labels=labels, base_model=base))
-    version = registry.register(domain, peft_folder(base, work / domain, labels, 4, seed=len(domain)),
-                                VersionInfo(base_model=base, base_fingerprint=base_info(base)["base_fingerprint"]),
-                                aliases=["production"])
+    version = registry.register(
+        domain,
+        peft_folder(base, work / domain, labels, 4, seed=len(domain)),
+        VersionInfo(base_model=base, base_fingerprint=base_info(base)["base_fingerprint"]),
+        aliases=["production"],
+    )
     if eval_split:
         data = work / f"{domain}-eval" / "eval.jsonl"
         data.parent.mkdir()
@@ -40,7 +43,7 @@ def prepared(registry: Registry, base: str, version: object):
     from loradock.serving.weights import read_adapter
 
     model = OnnxMultiLoraModel.for_base(registry, base)
-    return model, model.prepare(read_adapter(version, registry.path(version.ref)))  # type: ignore[attr-defined]
+    return model, model.prepare(read_adapter(version, registry.path(version.ref)))
 
 
 def test_only_base_matmuls_are_quantized(registry: Registry, tiny: str) -> None:
@@ -64,14 +67,17 @@ EVAL = TEXTS * 3  # 21 texts: enough for a paired test to refuse (registry/gate_
 def flipping(count: int):
     """A stand-in for the graphs' predictions, the same on every CPU: fp32 right on every eval text (labels
     alternate), int8 wrong on the first `count`."""
+
     def predictions(self, adapter, texts, precision):
         gold = [i % 2 for i in range(len(texts))]
         return gold if precision == "fp32" else [1 - g if i < count else g for i, g in enumerate(gold)]
+
     return predictions
 
 
-def test_domain_whose_int8_flips_are_noise_is_served_from_int8(registry: Registry, tiny: str, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_domain_whose_int8_flips_are_noise_is_served_from_int8(
+    registry: Registry, tiny: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """2 of 21 flipped: 9.5 points over a 0.5-point limit, but McNemar cannot tell 2-0 from a coin."""
     from loradock.serving.backends.onnx import OnnxMultiLoraModel
 
@@ -86,7 +92,8 @@ def test_domain_whose_int8_flips_are_noise_is_served_from_int8(registry: Registr
 
 
 def test_domain_whose_int8_loses_beyond_noise_is_served_from_fp32_with_the_reason(
-        registry: Registry, tiny: str, tmp_path: Path, monkeypatch, caplog) -> None:
+    registry: Registry, tiny: str, tmp_path: Path, monkeypatch, caplog
+) -> None:
     from loradock.serving.backends.onnx import OnnxMultiLoraModel
 
     monkeypatch.setattr(OnnxMultiLoraModel, "gate_predictions", flipping(8))
@@ -108,13 +115,14 @@ def test_real_int8_gate_records_the_verdict_its_numbers_give(registry: Registry,
 
 
 def test_a_stored_gate_whose_verdict_does_not_follow_from_its_numbers_is_run_again(
-        registry: Registry, tiny: str, tmp_path: Path, monkeypatch) -> None:
+    registry: Registry, tiny: str, tmp_path: Path, monkeypatch
+) -> None:
     from loradock.serving.backends.onnx import OnnxMultiLoraModel
 
     monkeypatch.setattr(OnnxMultiLoraModel, "gate_predictions", flipping(8))
     version = register(registry, tiny, tmp_path, "edited", True, EVAL)
     model, first = prepared(registry, tiny, version)
-    stored = model.graph.folder / "gates" / f"{version.sha256}.json"  # type: ignore[attr-defined]
+    stored = model.graph.folder / "gates" / f"{version.sha256}.json"
     stored.write_text(json.dumps({**first.gate, "verdict": "kept", "passed": True}))
     _, second = prepared(registry, tiny, version)
     assert second.precision == "fp32" and second.gate["verdict"] == "refused"
@@ -128,7 +136,7 @@ def test_domain_without_eval_split_is_served_from_fp32(registry: Registry, tiny:
 def test_gate_result_is_stored_by_adapter_hash_and_reused(registry: Registry, tiny: str, tmp_path: Path) -> None:
     version = register(registry, tiny, tmp_path, "once", eval_split=True)
     model, first = prepared(registry, tiny, version)
-    stored = model.graph.folder / "gates" / f"{version.sha256}.json"  # type: ignore[attr-defined]
+    stored = model.graph.folder / "gates" / f"{version.sha256}.json"
     assert json.loads(stored.read_text())["reason"] == first.gate["reason"]
     stored.write_text(json.dumps({**first.gate, "reason": "from disk"}))
     _, second = prepared(registry, tiny, version)

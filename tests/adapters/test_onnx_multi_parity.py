@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from loradock.registry import Domain, Registry, VersionInfo
-
 from tests.onnx_multi_support import TEXTS, peft_alone, peft_folder, tiny_base
 
 TOLERANCE = 1e-4
@@ -82,12 +81,12 @@ def test_graph_is_exported_once_per_base_and_reused(registry: Registry, tiny: st
     assert again.folder == first.folder == graph_folder(registry.home, base_info(tiny)["base_fingerprint"])
     assert again.fp32_path.stat().st_mtime_ns == stamp  # reused, not re-exported
     assert first.meta["fp32_max_abs_diff"] <= TOLERANCE
-    assert set(first.targets) == {f"bert.encoder.layer.{i}.attention.self.{m}" for i in range(2)
-                                  for m in ("query", "value")}
+    assert set(first.targets) == {
+        f"bert.encoder.layer.{i}.attention.self.{m}" for i in range(2) for m in ("query", "value")
+    }
 
 
-def test_an_adapter_on_other_modules_is_refused_with_the_way_out(registry: Registry, tiny: str,
-                                                                  tmp_path: Path) -> None:
+def test_an_adapter_on_other_modules_is_refused_with_the_way_out(registry: Registry, tiny: str, tmp_path: Path) -> None:
     from loradock.adapters.base import base_info
     from loradock.serving.backends.errors import GraphMismatchError
     from loradock.serving.backends.onnx import OnnxMultiLoraModel
@@ -95,8 +94,9 @@ def test_an_adapter_on_other_modules_is_refused_with_the_way_out(registry: Regis
 
     folder = peft_folder(tiny, tmp_path / "key", ("x", "y"), 4, seed=9, targets=("key",))
     registry.add_domain(Domain(name="keyed", labels=("x", "y"), base_model=tiny))
-    version = registry.register("keyed", folder, VersionInfo(base_model=tiny,
-                                base_fingerprint=base_info(tiny)["base_fingerprint"]))
+    version = registry.register(
+        "keyed", folder, VersionInfo(base_model=tiny, base_fingerprint=base_info(tiny)["base_fingerprint"])
+    )
     model = OnnxMultiLoraModel.for_base(registry, tiny, int8=False)
     with pytest.raises(GraphMismatchError, match="--backend torch"):
         model.prepare(read_adapter(version, registry.path(version.ref)))

@@ -30,6 +30,6 @@ def test_torch_and_onnx_backends_collate_through_it() -> None:
 
     rows = [[101, 7, 8, 102], [101, 102]]
     fake = SimpleNamespace(pad_id=3, graph=SimpleNamespace(text_inputs=("input_ids", "attention_mask")))
-    got = OnnxMultiLoraModel._collate(fake, rows)  # type: ignore[arg-type]
+    got = OnnxMultiLoraModel._collate(fake, rows)
     want = pad_batch(rows, 3)
     assert all((got[k] == want[k]).all() for k in want) and list(got) == list(want)

@@ -11,9 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from loradock.adapters import predict as predict_module
-from loradock.adapters.predict import PredictRun, Prediction, read_texts
+from loradock.adapters.predict import Prediction, PredictRun, read_texts
 from loradock.cli.main import cli
-
 from tests.export_support import exported  # noqa: F401  (a fixture)
 
 
@@ -24,8 +23,9 @@ def seen(monkeypatch) -> list[dict]:
 
     def fake(registry, ref, texts, **kwargs):
         calls.append({"ref": ref, "texts": list(texts), **kwargs})
-        return PredictRun(ref, "onnxruntime", "onnx/fp32-opset17",
-                          [Prediction(t, "positive", 0.9, [0.0, 1.0]) for t in texts])
+        return PredictRun(
+            ref, "onnxruntime", "onnx/fp32-opset17", [Prediction(t, "positive", 0.9, [0.0, 1.0]) for t in texts]
+        )
 
     monkeypatch.setattr(predict_module, "predict_version", fake)
     return calls
@@ -72,7 +72,7 @@ def test_read_texts_refuses_non_utf8(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_onnx_path_matches_peft_and_never_imports_torch(exported, tmp_path) -> None:  # noqa: F811
+def test_onnx_path_matches_peft_and_never_imports_torch(exported, tmp_path) -> None:
     texts = ["A warm, funny film.", "Dull and far too long, I left early.", "ok"]
     (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
     code = (
@@ -81,13 +81,22 @@ def test_onnx_path_matches_peft_and_never_imports_torch(exported, tmp_path) -> N
         "except SystemExit as e:\n    assert e.code == 0, e.code\n"
         "print('TORCH', 'torch' in sys.modules, 'transformers' in sys.modules, file=sys.stderr)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         env={"ADAPTERS_HOME": str(exported.home), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"ADAPTERS_HOME": str(exported.home), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr
     assert "TORCH False False" in out.stderr and "with onnxruntime (onnx/fp32-opset17" in out.stderr
     onnx = json.loads(out.stdout)
-    peft = CliRunner().invoke(cli, ["predict", exported.version.ref, *texts, "--backend", "torch", "--json"],
-                              env={"ADAPTERS_HOME": str(exported.home)}, catch_exceptions=False)
+    peft = CliRunner().invoke(
+        cli,
+        ["predict", exported.version.ref, *texts, "--backend", "torch", "--json"],
+        env={"ADAPTERS_HOME": str(exported.home)},
+        catch_exceptions=False,
+    )
     assert "with torch (PEFT adapter" in peft.stderr
     torch_rows = json.loads(peft.stdout)
     assert [p["label"] for p in onnx] == [p["label"] for p in torch_rows]
@@ -101,11 +110,12 @@ def test_a_length_chosen_from_short_training_texts_does_not_cut_predictions_shor
 
     auto = SimpleNamespace(train_args={"max_length": 32, "recipe_rule": {"max_length": 32, "length_p95": 20}})
     asked = SimpleNamespace(train_args={"max_length": 32, "recipe_rule": {"max_length": None}})
-    assert version_max_length(None, auto) == DEFAULT_MAX_LENGTH  # type: ignore[arg-type]
-    assert version_max_length(None, asked) == 32  # type: ignore[arg-type]
+    assert version_max_length(None, auto) == DEFAULT_MAX_LENGTH
+    assert version_max_length(None, asked) == 32
 
 
 # -- issue 22, item 5: a character budget before tokenizing -------------------------------------
+
 
 def test_long_texts_are_cut_before_the_tokenizer_sees_them() -> None:
     import torch

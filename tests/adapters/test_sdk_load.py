@@ -7,14 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.train_support import build_tiny_bert, one_thread_fixture  # noqa: F401  (fixture)
 from tests.readme_snippets import python_block
-
+from tests.train_support import build_tiny_bert, one_thread_fixture  # noqa: F401  (fixture)
 
 # The README's snippet, run exactly as written.
-SNIPPET = python_block('loradock.load(')
+SNIPPET = python_block("loradock.load(")
 TEXT = "Chest pain radiating to the left arm since this morning."
-
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +29,12 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = str(build_tiny_bert(work / "base"))
     labels = list(PRESETS["medical"].labels)
     torch.manual_seed(0)
-    model = get_peft_model(load_classifier(base, labels), LoraConfig(
-        task_type=TaskType.SEQ_CLS, r=4, lora_alpha=8, target_modules=["query", "value"], init_lora_weights=False))
+    model = get_peft_model(
+        load_classifier(base, labels),
+        LoraConfig(
+            task_type=TaskType.SEQ_CLS, r=4, lora_alpha=8, target_modules=["query", "value"], init_lora_weights=False
+        ),
+    )
     model.save_pretrained(str(work / "peft"))
     with Registry(work / "home") as registry:
         info = VersionInfo(base_model=base, base_fingerprint=base_info(base)["base_fingerprint"])
@@ -46,7 +48,7 @@ def test_readme_snippet_runs_as_written(home: Path, monkeypatch: pytest.MonkeyPa
     from loradock.registry import PRESETS
 
     monkeypatch.setenv("ADAPTERS_HOME", str(home))
-    exec(compile(SNIPPET, "README.md:load", "exec"), {"__name__": "__readme__"})  # noqa: S102
+    exec(compile(SNIPPET, "README.md:load", "exec"), {"__name__": "__readme__"})
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 4, out
     labels = set(PRESETS["medical"].labels)
@@ -66,7 +68,7 @@ def test_one_text_or_many_match_plain_peft(home: Path) -> None:
     classify = loradock.load("medical@production", home=home)
     many = classify([TEXT, "ok", TEXT + " Worse when climbing stairs."])
     one = classify(TEXT)
-    assert [p.text for p in many][0] == TEXT and one.label == many[0].label
+    assert many[0].text == TEXT and one.label == many[0].label
     assert abs(one.score - max(np.exp(one.logits) / np.exp(one.logits).sum())) < 1e-6
     with Registry(home) as registry:
         version = registry.resolve("medical@production")
@@ -101,15 +103,18 @@ def test_bad_inputs_are_clear_errors(home: Path, tmp_path: Path) -> None:
     with pytest.raises(LookupError):
         loradock.load("medical@nosuchalias", home=home)
     with pytest.raises(TypeError):
-        loradock.load("medical@production", home=home)([1, 2])  # type: ignore[list-item]
+        loradock.load("medical@production", home=home)([1, 2])
     # A home without the export: the error names the export command.
     other = tmp_path / "other"
     with Registry(home) as src, Registry(other) as dst:
         version = src.resolve("medical@production")
         from loradock.registry import VersionInfo
 
-        dst.register("medical", src.path(version.ref), VersionInfo(base_model=version.base_model,
-                                                                 base_fingerprint=version.base_fingerprint))
+        dst.register(
+            "medical",
+            src.path(version.ref),
+            VersionInfo(base_model=version.base_model, base_fingerprint=version.base_fingerprint),
+        )
     with pytest.raises(NoExportError, match="adapters export medical@1 --format onnx"):
         loradock.load("medical@1", backend="onnx", home=other)
 
@@ -119,8 +124,10 @@ def test_import_loradock_stays_light() -> None:
     import sys
 
     code = "import sys, loradock; loradock.load; print('torch' in sys.modules, 'transformers' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True).stdout.split() == ["False", "False"]
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == [
+        "False",
+        "False",
+    ]
 
 
 def test_a_text_over_the_budget_is_cut_and_logged(home: Path, caplog: pytest.LogCaptureFixture) -> None:

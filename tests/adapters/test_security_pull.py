@@ -27,8 +27,11 @@ SOURCE = "alice/source-lora"
 def snapshot(reg: Registry) -> tuple[str, list[tuple[str, int]]]:
     """The whole index as SQL, and every file under the home but the database's own."""
     dump = "\n".join(reg.conn.iterdump())
-    files = sorted((p.relative_to(reg.home).as_posix(), p.stat().st_size) for p in reg.home.rglob("*")
-                   if p.is_file() and not p.name.startswith("registry.db"))
+    files = sorted(
+        (p.relative_to(reg.home).as_posix(), p.stat().st_size)
+        for p in reg.home.rglob("*")
+        if p.is_file() and not p.name.startswith("registry.db")
+    )
     return dump, files
 
 
@@ -38,8 +41,9 @@ def publish(hub: Any, repo: str, files: dict[str, bytes], branches: dict[str, st
 
     api = HfApi()
     api.create_repo(repo)
-    api.create_commit(repo, [CommitOperationAdd(path, content) for path, content in files.items()],
-                      commit_message="hostile")
+    api.create_commit(
+        repo, [CommitOperationAdd(path, content) for path, content in files.items()], commit_message="hostile"
+    )
     for name, revision in (branches or {}).items():
         api.create_branch(repo, branch=name, revision=revision)
 
@@ -67,14 +71,24 @@ def test_only_adapter_files_and_plots_are_pulled_planted_artifacts_are_ignored(h
         files["merged/pytorch_model.bin"] = b"\x80\x04pickled"
         files["eval.jsonl"] = b'{"text": "planted", "label": "positive"}\n'
         for name in ("merged/config.json", "merged/pytorch_model.bin", "eval.jsonl"):
-            meta["files"][name] = {"sha256": __import__("hashlib").sha256(files[name]).hexdigest(),
-                                   "size": len(files[name])}
+            meta["files"][name] = {
+                "sha256": __import__("hashlib").sha256(files[name]).hexdigest(),
+                "size": len(files[name]),
+            }
         meta["artifacts"] += [
-            {"kind": "merged", "name": "fp32", "meta": {"max_abs_diff": 0},
-             "files": {"config.json": "merged/config.json", "pytorch_model.bin": "merged/pytorch_model.bin"}},
+            {
+                "kind": "merged",
+                "name": "fp32",
+                "meta": {"max_abs_diff": 0},
+                "files": {"config.json": "merged/config.json", "pytorch_model.bin": "merged/pytorch_model.bin"},
+            },
             {"kind": "data", "name": "eval", "meta": {}, "files": {"eval.jsonl": "eval.jsonl"}},
-            {"kind": "onnx", "name": "fp32-opset17", "meta": {"gate": {"applied": True, "accuracy_drop": 0}},
-             "files": {"model.onnx": "eval.jsonl"}},
+            {
+                "kind": "onnx",
+                "name": "fp32-opset17",
+                "meta": {"gate": {"applied": True, "accuracy_drop": 0}},
+                "files": {"model.onnx": "eval.jsonl"},
+            },
         ]
 
     repo = hostile("alice/planted", plant)
@@ -82,7 +96,11 @@ def test_only_adapter_files_and_plots_are_pulled_planted_artifacts_are_ignored(h
     report = pull(fresh, repo)
     kinds = {(a.kind, a.name) for a in fresh.artifacts(report.version.ref)}
     assert kinds == {("plot", "loss")}  # what push sends, nothing else
-    assert report.version.provenance["ignored"]["ignored_artifacts"] == ["merged/fp32", "data/eval", "onnx/fp32-opset17"]
+    assert report.version.provenance["ignored"]["ignored_artifacts"] == [
+        "merged/fp32",
+        "data/eval",
+        "onnx/fp32-opset17",
+    ]
     assert "does not pull" in caplog.text
     for name in ("merged/pytorch_model.bin", "merged/config.json", "eval.jsonl"):
         assert hub.count("GET", f"/resolve/[0-9a-f]{{40}}/{name}$") == 0, name  # never downloaded
@@ -108,8 +126,9 @@ def test_pull_never_moves_a_local_alias_only_alias_does(hub, sentiment_versions)
     assert "Alias sentiment@production" not in out.output
     assert sentiment_versions.resolve("sentiment@production").number == 2
 
-    moved = CliRunner().invoke(cli, ["pull", "alice/hijack@production", "--alias", "production", "--json"],
-                               catch_exceptions=False)
+    moved = CliRunner().invoke(
+        cli, ["pull", "alice/hijack@production", "--alias", "production", "--json"], catch_exceptions=False
+    )
     assert moved.exit_code == 0, moved.output
     assert json.loads(moved.stdout)["aliases"] == ["production"]
     assert sentiment_versions.resolve("sentiment@production").number == 1  # explicitly asked for
@@ -143,7 +162,9 @@ def test_a_refused_pull_leaves_the_registry_byte_for_byte_unchanged(hub, hostile
 
 
 def test_traversal_names_are_a_clear_invalid_input_error(hub, hostile, tmp_path, monkeypatch):
-    repo = hostile("alice/traversal", lambda m, f: m["artifacts"][0].update(files={"../../escape.png": "plots/loss.png"}))
+    repo = hostile(
+        "alice/traversal", lambda m, f: m["artifacts"][0].update(files={"../../escape.png": "plots/loss.png"})
+    )
     monkeypatch.setenv("ADAPTERS_HOME", str(tmp_path / "fresh"))
     result = CliRunner().invoke(cli, ["pull", repo], catch_exceptions=False)
     assert result.exit_code == 5 and "'../../escape.png'" in result.output and "Traceback" not in result.output
@@ -159,8 +180,11 @@ def test_a_size_that_differs_from_the_record_is_refused_before_downloading(hub, 
 
     repo = hostile("alice/oversized", lie)
     fresh = Registry(tmp_path / "fresh")
-    with pytest.raises(HubIntegrityError, match=r"adapter_model\.safetensors .* is 3145728 bytes on the Hub but "
-                                                r"loradock\.json records 10"):
+    with pytest.raises(
+        HubIntegrityError,
+        match=r"adapter_model\.safetensors .* is 3145728 bytes on the Hub but "
+        r"loradock\.json records 10",
+    ):
         pull(fresh, repo)
     assert hub.count("GET", r"/resolve/[0-9a-f]{40}/adapter_model\.safetensors$") == 0
     assert fresh.versions() == [] and fresh.last_event_id() == 0
@@ -189,8 +213,9 @@ def test_sizes_are_capped_and_unused_files_never_downloaded(hub, hostile, tmp_pa
 
 def test_base_from_a_record_is_never_a_local_path(hub, hostile, tmp_path):
     def path_base(meta: dict, files: dict) -> None:
-        meta["record"].update(domain="legal2", labels=["negative", "positive"], base_model="/etc",
-                              base_fingerprint=None)
+        meta["record"].update(
+            domain="legal2", labels=["negative", "positive"], base_model="/etc", base_fingerprint=None
+        )
 
     repo = hostile("alice/etc-base", path_base)
     fresh = Registry(tmp_path / "fresh")
@@ -209,8 +234,9 @@ def test_missing_fingerprint_is_computed_when_the_base_is_local_else_unverified(
     assert version.base_model == DEFAULT_BASE
     assert version.base_fingerprint == base_info(DEFAULT_BASE)["base_fingerprint"]
 
-    absent = hostile("alice/absent-base", lambda m, f: m["record"].update(base_fingerprint=None,
-                                                                          base_model="nobody/absent-base"))
+    absent = hostile(
+        "alice/absent-base", lambda m, f: m["record"].update(base_fingerprint=None, base_model="nobody/absent-base")
+    )
     other = Registry(tmp_path / "other")
     report = pull(other, absent)
     assert report.unverified and not report.version.base_fingerprint  # contract 2: unverified
@@ -222,8 +248,7 @@ def test_lora_shapes_that_do_not_fit_the_local_base_are_refused_on_pull(hub, reg
 
     from tests.synthetic_adapters import write_adapter
 
-    folder = write_adapter(tmp_path / "narrow", hidden=8,
-                           config_overrides={"base_model_name_or_path": DEFAULT_BASE})
+    folder = write_adapter(tmp_path / "narrow", hidden=8, config_overrides={"base_model_name_or_path": DEFAULT_BASE})
     HfApi().create_repo("alice/narrow")
     HfApi().upload_folder(repo_id="alice/narrow", folder_path=folder)
     before = snapshot(registry)
@@ -233,8 +258,9 @@ def test_lora_shapes_that_do_not_fit_the_local_base_are_refused_on_pull(hub, reg
 
 
 def test_push_and_pull_speak_json(hub, sentiment_versions, tmp_path, monkeypatch):
-    pushed = CliRunner().invoke(cli, ["push", "sentiment@2", "--repo", "alice/json-lora", "--json"],
-                                catch_exceptions=False)
+    pushed = CliRunner().invoke(
+        cli, ["push", "sentiment@2", "--repo", "alice/json-lora", "--json"], catch_exceptions=False
+    )
     assert pushed.exit_code == 0, pushed.output
     assert json.loads(pushed.stdout)["versions"][0]["tag"] == "v2"
     monkeypatch.setenv("ADAPTERS_HOME", str(tmp_path / "fresh"))
@@ -247,8 +273,10 @@ def test_push_and_pull_speak_json(hub, sentiment_versions, tmp_path, monkeypatch
 def test_hostile_branch_names_and_text_never_reach_the_terminal(hub, hostile, tmp_path, monkeypatch):
     from huggingface_hub import HfApi
 
-    repo = hostile("alice/escapes", lambda m, f: m["record"].update(description="ok\x1b[2J\x1b]0;pwned\x07 text",
-                                                                     tags=["demo\x1b[31m"]))
+    repo = hostile(
+        "alice/escapes",
+        lambda m, f: m["record"].update(description="ok\x1b[2J\x1b]0;pwned\x07 text", tags=["demo\x1b[31m"]),
+    )
     for branch in ("evil\x1b[31m", "line\nbreak", "staging"):
         HfApi().create_branch(repo, branch=branch, revision="main")
     monkeypatch.setenv("ADAPTERS_HOME", str(tmp_path / "fresh"))

@@ -25,7 +25,7 @@ from loradock.registry.errors import UnknownDomainError
 def no_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every case here must fail before a model or tokenizer is loaded."""
 
-    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded although the inputs are bad")
 
     monkeypatch.setattr(model, "load_classifier", refuse)
@@ -63,7 +63,7 @@ def test_bad_hyperparameters_are_refused_at_construction(options: dict, message:
 
 
 def test_target_modules_from_a_comma_string() -> None:
-    assert TrainOptions(target_modules="query, value").target_modules == ("query", "value")  # type: ignore[arg-type]
+    assert TrainOptions(target_modules="query, value").target_modules == ("query", "value")
 
 
 def test_unknown_domain(registry: Registry) -> None:
@@ -74,15 +74,20 @@ def test_unknown_domain(registry: Registry) -> None:
 @pytest.mark.parametrize(
     ("rows", "kwargs", "message"),
     [
-        ([{"text": "a", "label": "positive"}, {"text": "b", "label": "great"}], {}, r"1 label\(s\) the domain does not know: 'great' \(1 rows\).*domains edit DOMAIN --labels negative,positive,great"),
+        (
+            [{"text": "a", "label": "positive"}, {"text": "b", "label": "great"}],
+            {},
+            r"1 label\(s\) the domain does not know: 'great' \(1 rows\).*domains edit DOMAIN --labels negative,positive,great",
+        ),
         ([], {}, "holds no rows"),
         ([{"body": "a", "label": "positive"}], {}, r"no column 'text'.*--text-column"),
         ([{"text": "a", "label": "positive"}], {"label_column": "y"}, r"no column 'y'.*--label-column"),
         ([{"text": f"t{i}", "label": "positive"} for i in range(10)], {}, "only label 'positive'"),
     ],
 )
-def test_bad_data_is_refused_before_training(registry: Registry, tmp_path: Path, rows: list, kwargs: dict,
-                                             message: str) -> None:
+def test_bad_data_is_refused_before_training(
+    registry: Registry, tmp_path: Path, rows: list, kwargs: dict, message: str
+) -> None:
     data = _jsonl(tmp_path / "d.jsonl", rows)
     before = registry.last_event_id()
     with pytest.raises(DataError, match=message):

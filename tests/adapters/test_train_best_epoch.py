@@ -22,7 +22,7 @@ def scripted_eval(monkeypatch: pytest.MonkeyPatch, scores: list[float]) -> list[
     """Epoch k's eval reports macro-F1 scores[k]; returns the trainable weights seen at each eval."""
     seen: list[dict[str, Any]] = []
 
-    def fake(model, ids, data, pad_id, device, batch_size=64):  # type: ignore[no-untyped-def]
+    def fake(model, ids, data, pad_id, device, batch_size=64):
         seen.append({n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad})
         report = compute_report(list(data.labels), list(data.labels), data.label_names, 0.5, data.source)
         score = scores[min(len(seen), len(scores)) - 1]
@@ -43,8 +43,9 @@ def _plain(name: str) -> str:
 
 
 @pytest.mark.usefixtures("gate_passes")
-def test_a_run_whose_last_epoch_is_worse_registers_the_better_one(registry: Registry, tiny_base: str,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_whose_last_epoch_is_worse_registers_the_better_one(
+    registry: Registry, tiny_base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen = scripted_eval(monkeypatch, [0.6, 0.9, 0.7])
     result = train(registry, "sentiment", TrainOptions(base=tiny_base, epochs=3, patience=0, **FAST))
     v = result.version
@@ -58,13 +59,16 @@ def test_a_run_whose_last_epoch_is_worse_registers_the_better_one(registry: Regi
         assert _plain(name) in saved, name
         assert saved[_plain(name)].equal(value), f"{name} is not epoch 2's"
     assert any(not saved[_plain(n)].equal(t) for n, t in last.items())  # and the last epoch did differ
-    report = json.loads((registry.artifact_path(registry.find_artifact(v.ref, "report", "metrics")) / "metrics.json").read_text())
+    report = json.loads(
+        (registry.artifact_path(registry.find_artifact(v.ref, "report", "metrics")) / "metrics.json").read_text()
+    )
     assert [e["epoch"] for e in report["history"]["epochs"]] == [1, 2, 3]  # every epoch kept for the plots
 
 
 @pytest.mark.usefixtures("gate_passes")
-def test_early_stopping_after_patience_epochs_without_improvement(registry: Registry, tiny_base: str,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_early_stopping_after_patience_epochs_without_improvement(
+    registry: Registry, tiny_base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     scripted_eval(monkeypatch, [0.5, 0.8, 0.7, 0.6, 0.9, 0.95])
     result = train(registry, "sentiment", TrainOptions(base=tiny_base, epochs=6, patience=2, **FAST))
     assert result.history["best_epoch"] == 2
@@ -81,23 +85,24 @@ def test_patience_must_not_be_negative() -> None:
 
 @pytest.mark.slow  # the Trainer checkpoints every epoch: slow on a shared CPU
 @pytest.mark.usefixtures("gate_passes")
-def test_the_trainer_loop_also_registers_the_best_epoch(registry: Registry, tiny_base: str,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_trainer_loop_also_registers_the_best_epoch(
+    registry: Registry, tiny_base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from loradock.adapters.training import hf_loop
 
     scores = iter([0.6, 0.9, 0.7, 0.0])  # three epochs, then the final predict
     real_report, real_callback = hf_loop.compute_report, hf_loop._callback
     seen: list[dict[str, Any]] = []
 
-    def scripted(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def scripted(*args, **kwargs):
         score = next(scores)
         return dataclasses.replace(real_report(*args, **kwargs), macro_f1=score, accuracy=score)
 
-    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def recording(*args, **kwargs):
         recorder = real_callback(*args, **kwargs)
         on_evaluate = recorder.on_evaluate
 
-        def snapshot(a, state, control, **kw):  # type: ignore[no-untyped-def]
+        def snapshot(a, state, control, **kw):
             seen.append({n: p.detach().clone() for n, p in kw["model"].named_parameters() if p.requires_grad})
             return on_evaluate(a, state, control, **kw)
 

@@ -11,17 +11,40 @@ from loradock.cli.main import cli
 from loradock.registry import Registry
 from tests.train_support import LEARNS, gate_passes_fixture, one_thread_fixture, tiny_base_fixture, write_keyword_csv  # noqa: F401  (fixtures)
 
-LEARNS_ARGS = ["--epochs", str(LEARNS["epochs"]), "--lr", str(LEARNS["lr"]), "--batch-size", str(LEARNS["batch_size"]),
-               "--max-length", str(LEARNS["max_length"])]
+LEARNS_ARGS = [
+    "--epochs",
+    str(LEARNS["epochs"]),
+    "--lr",
+    str(LEARNS["lr"]),
+    "--batch-size",
+    str(LEARNS["batch_size"]),
+    "--max-length",
+    str(LEARNS["max_length"]),
+]
 
 
 @pytest.mark.usefixtures("gate_passes")
-def test_train_then_eval_prints_the_same_report(tiny_base: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_train_then_eval_prints_the_same_report(tiny_base: str, tmp_path) -> None:
     runner = CliRunner()
     data = str(write_keyword_csv(tmp_path / "tickets.csv"))
-    result = runner.invoke(cli, ["train", "tickets", "--data", data, "--base", tiny_base, *LEARNS_ARGS,
-                                 "--alias", "staging", "--quiet", "--target-modules", "query,value"],
-                           catch_exceptions=False)
+    result = runner.invoke(
+        cli,
+        [
+            "train",
+            "tickets",
+            "--data",
+            data,
+            "--base",
+            tiny_base,
+            *LEARNS_ARGS,
+            "--alias",
+            "staging",
+            "--quiet",
+            "--target-modules",
+            "query,value",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     assert "New domain 'tickets' with labels from the data: billing, shipping, technical" in result.output
     assert "confusion matrix (rows: true label, columns: predicted label)" in result.output
@@ -42,10 +65,26 @@ def test_train_then_eval_prints_the_same_report(tiny_base: str, tmp_path) -> Non
 
 
 @pytest.mark.usefixtures("gate_passes")
-def test_full_from_the_cli(tiny_base: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_full_from_the_cli(tiny_base: str, tmp_path) -> None:
     data = str(write_keyword_csv(tmp_path / "tickets.csv"))
-    result = CliRunner().invoke(cli, ["train", "tickets", "--data", data, "--base", tiny_base, "--epochs", "1",
-                                      "--max-length", "32", "--full", "--json"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "tickets",
+            "--data",
+            data,
+            "--base",
+            tiny_base,
+            "--epochs",
+            "1",
+            "--max-length",
+            "32",
+            "--full",
+            "--json",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["ref"] is None and out["artifact"]["kind"] == "full-model"
@@ -53,8 +92,9 @@ def test_full_from_the_cli(tiny_base: str, tmp_path) -> None:  # type: ignore[no
 
 @pytest.mark.slow
 def test_train_sentiment_on_the_embedded_base_end_to_end() -> None:
-    result = CliRunner().invoke(cli, ["train", "sentiment", "--epochs", "1", "--max-length", "32", "--quiet"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["train", "sentiment", "--epochs", "1", "--max-length", "32", "--quiet"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     version = Registry().resolve("sentiment@latest")
     assert version.base_model == "sentence-transformers/all-MiniLM-L6-v2"
@@ -66,9 +106,11 @@ def test_train_sentiment_on_the_embedded_base_end_to_end() -> None:
     assert report.size == 100
 
 
-def test_loop_own_with_report_to_is_refused_with_the_fix(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_loop_own_with_report_to_is_refused_with_the_fix(tmp_path) -> None:
     data = str(write_keyword_csv(tmp_path / "tickets.csv", rows_per_label=4))
-    result = CliRunner().invoke(cli, ["train", "tickets", "--data", data, "--loop", "own", "--report-to", "tensorboard"])
+    result = CliRunner().invoke(
+        cli, ["train", "tickets", "--data", data, "--loop", "own", "--report-to", "tensorboard"]
+    )
     assert result.exit_code == 5, result.output
     assert "--report-to tensorboard" in result.output and "--loop own" in result.output
     assert "--loop trainer" in result.output

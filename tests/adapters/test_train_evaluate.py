@@ -71,7 +71,7 @@ def test_collate_pads_to_the_longest_row_only() -> None:
     assert [len(b) for b in sorted_batches(np.array([3, 5, 2]), 2)] == [2, 1]
 
 
-def test_plots_are_pngs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_plots_are_pngs(tmp_path) -> None:
     paths = [
         plots.loss_curve([1.0, 0.8, 0.7, 0.5, 0.4, 0.3], 3, tmp_path / "loss.png", [0.75, 0.45]),
         plots.accuracy_curve([0.6, 0.8], tmp_path / "accuracy.png", [0.55, 0.79]),

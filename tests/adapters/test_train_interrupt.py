@@ -20,7 +20,7 @@ def _interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
     real = loop._step
     calls = {"n": 0}
 
-    def step_then_stop(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def step_then_stop(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == step:
             raise KeyboardInterrupt
@@ -69,7 +69,10 @@ def test_cli_interrupt_message(tiny_base: str, monkeypatch: pytest.MonkeyPatch) 
     from loradock.cli.main import cli
 
     _interrupt_at(monkeypatch, 1)
-    result = CliRunner().invoke(cli, ["train", "sentiment", "--base", tiny_base, "--epochs", "1", "--max-length", "32",
-                                      "--quiet"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        ["train", "sentiment", "--base", tiny_base, "--epochs", "1", "--max-length", "32", "--quiet"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 1
     assert "interrupted; nothing was registered" in result.output

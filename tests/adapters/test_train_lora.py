@@ -25,8 +25,18 @@ def test_train_registers_a_version_with_the_full_metadata_contract(registry: Reg
     assert v.description == "first"
     assert {"source", "fingerprint", "train_size", "eval_size", "text_column", "label_column"} <= set(v.data)
     assert v.data["source"] == "embedded:sentiment" and v.data["train_size"] == 80 and v.data["eval_size"] == 20
-    assert {"accuracy", "macro_f1", "eval_loss", "per_class", "confusion_matrix", "train_loss", "best_epoch",
-            "train_time_s", "samples_per_s", "epochs_run"} <= set(v.metrics)
+    assert {
+        "accuracy",
+        "macro_f1",
+        "eval_loss",
+        "per_class",
+        "confusion_matrix",
+        "train_loss",
+        "best_epoch",
+        "train_time_s",
+        "samples_per_s",
+        "epochs_run",
+    } <= set(v.metrics)
     assert v.metrics["samples_per_s"] > 0 and v.metrics["epochs_run"] == 1 and v.metrics["best_epoch"] == 1
     assert v.gate["passed"] is True and v.gate["baseline"]["accuracy"] == 0.5
     assert set(v.metrics["per_class"]) == {"negative", "positive"}
@@ -37,18 +47,36 @@ def test_train_registers_a_version_with_the_full_metadata_contract(registry: Reg
     # 80 training rows, 2 classes: the recipe from the data (adapters/training/recipe.py) picks 3e-3.
     assert v.train_args["max_length"] == 32 and v.train_args["lr"] == 3e-3 and v.train_args["epochs"] == 1
     assert v.train_args["recipe_rule"]["rows"] == 80
-    assert {"trainable_params", "total_params", "trainable_pct", "wall_time_s", "device", "samples_per_s", "libraries"} <= set(v.extra)
+    assert {
+        "trainable_params",
+        "total_params",
+        "trainable_pct",
+        "wall_time_s",
+        "device",
+        "samples_per_s",
+        "libraries",
+    } <= set(v.extra)
     assert 0 < v.extra["trainable_pct"] < 100 and v.extra["device"] == "cpu"
     assert {"torch", "transformers", "peft"} <= set(v.extra["libraries"])
     assert v.base_fingerprint and v.base_fingerprint.startswith("sha256:")
 
     kinds = {(a.kind, a.name): a for a in registry.artifacts(v.ref)}
-    assert set(kinds) == {("plot", "loss"), ("plot", "accuracy"), ("plot", "confusion"), ("report", "metrics"), ("data", "eval")}
+    assert set(kinds) == {
+        ("plot", "loss"),
+        ("plot", "accuracy"),
+        ("plot", "confusion"),
+        ("report", "metrics"),
+        ("data", "eval"),
+    }
     for name in ("loss", "accuracy", "confusion"):
         png = registry.artifact_path(kinds[("plot", name)]) / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    rows = [json.loads(x) for x in (registry.artifact_path(kinds[("data", "eval")]) / "eval.jsonl").read_text().splitlines()]
-    assert len(rows) == 20 and set(rows[0]) == {"text", "label"} and {r["label"] for r in rows} == {"negative", "positive"}
+    rows = [
+        json.loads(x) for x in (registry.artifact_path(kinds[("data", "eval")]) / "eval.jsonl").read_text().splitlines()
+    ]
+    assert (
+        len(rows) == 20 and set(rows[0]) == {"text", "label"} and {r["label"] for r in rows} == {"negative", "positive"}
+    )
     report = json.loads((registry.artifact_path(kinds[("report", "metrics")]) / "metrics.json").read_text())
     assert report["metrics"]["accuracy"] == v.metrics["accuracy"]
     assert len(report["history"]["epochs"]) == 1
@@ -76,7 +104,7 @@ def test_tokenization_is_cached_and_reused(registry: Registry, tiny_base: str, m
     cached = sorted((registry.home / "cache" / "tokenized").glob("*.npz"))
     assert len(cached) == 2  # train split and eval split
 
-    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def refuse(*args, **kwargs):
         raise AssertionError("tokenized again although the cache holds it")
 
     monkeypatch.setattr(tokenized, "_encode", refuse)
@@ -86,13 +114,19 @@ def test_tokenization_is_cached_and_reused(registry: Registry, tiny_base: str, m
 
 
 def test_own_data_file_and_eval_file(registry: Registry, tiny_base: str, tmp_path: Path) -> None:
-    rows = [{"body": f"great thing {i}" if i % 2 else f"awful thing {i}", "y": "positive" if i % 2 else "negative"} for i in range(24)]
+    rows = [
+        {"body": f"great thing {i}" if i % 2 else f"awful thing {i}", "y": "positive" if i % 2 else "negative"}
+        for i in range(24)
+    ]
     data = tmp_path / "train.csv"
     data.write_text("body,y\n" + "".join(f"{r['body']},{r['y']}\n" for r in rows))
     held = tmp_path / "eval.jsonl"
     held.write_text("".join(json.dumps(r) + "\n" for r in rows[:6]))
-    v = train(registry, "sentiment", TrainOptions(base=tiny_base, data=str(data), eval_data=str(held),
-                                                   text_column="body", label_column="y", **FAST)).version
+    v = train(
+        registry,
+        "sentiment",
+        TrainOptions(base=tiny_base, data=str(data), eval_data=str(held), text_column="body", label_column="y", **FAST),
+    ).version
     assert v is not None
     assert v.data["train_size"] == 24 and v.data["eval_size"] == 6 and v.data["text_column"] == "body"
 
@@ -118,11 +152,12 @@ def test_target_modules_the_base_lacks(registry: Registry, tiny_base: str) -> No
 
 
 @pytest.mark.usefixtures("gate_passes")
-def test_failed_registration_leaves_the_alias_where_it_was(registry: Registry, tiny_base: str,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_registration_leaves_the_alias_where_it_was(
+    registry: Registry, tiny_base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     train(registry, "sentiment", TrainOptions(base=tiny_base, alias="production", **FAST))
 
-    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def broken(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(registry, "add_artifact", broken)

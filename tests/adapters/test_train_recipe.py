@@ -34,7 +34,7 @@ def test_presets_follow_the_same_rule() -> None:
 
 
 @pytest.mark.slow
-def test_sixty_rows_three_classes_learn_on_the_embedded_base(registry, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_sixty_rows_three_classes_learn_on_the_embedded_base(registry, tmp_path: Path) -> None:
     """Issue 11: 60 tickets, 3 labels, defaults only. The old 1e-3 x 3 recipe predicted one class (0.333)."""
     from loradock.adapters.training.options import TrainOptions
     from loradock.adapters.training.train import train
@@ -65,8 +65,11 @@ def test_long_texts_get_the_cap_and_the_base_limit_wins() -> None:
     assert choose(100, 2, 16).max_length is None  # no counts: the run or the domain decides
 
 
-def test_train_records_the_length_from_the_data_and_an_explicit_one_wins(registry, tiny_base: str,  # type: ignore[no-untyped-def]
-                                                                          tmp_path: Path) -> None:
+def test_train_records_the_length_from_the_data_and_an_explicit_one_wins(
+    registry,
+    tiny_base: str,
+    tmp_path: Path,
+) -> None:
     from loradock.adapters.training.options import TrainOptions
     from loradock.adapters.training.prepare import prepare
     from tests.train_support import write_keyword_csv
@@ -83,7 +86,7 @@ def test_train_records_the_length_from_the_data_and_an_explicit_one_wins(registr
     assert prepare(registry, "own", TrainOptions(data=data, base=tiny_base, progress=False)).recipe.max_length == 80
 
 
-def test_train_stores_the_chosen_length_with_the_version(registry, tiny_base: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_train_stores_the_chosen_length_with_the_version(registry, tiny_base: str, tmp_path: Path) -> None:
     from loradock.adapters.training.options import TrainOptions
     from loradock.adapters.training.train import train
     from tests.train_support import write_keyword_csv

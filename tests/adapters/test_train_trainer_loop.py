@@ -15,13 +15,17 @@ FAST = {"epochs": 2, "max_length": 32, "batch_size": 16, "progress": False}
 
 @pytest.mark.usefixtures("gate_passes")
 @pytest.mark.parametrize("loop", ["trainer", "auto"])
-def test_report_to_tensorboard_writes_event_files_tensorboard_reads(registry: Registry, tiny_base: str, loop: str) -> None:
+def test_report_to_tensorboard_writes_event_files_tensorboard_reads(
+    registry: Registry, tiny_base: str, loop: str
+) -> None:
     """--report-to runs the Trainer with --loop trainer, and without --loop (auto) too."""
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     options = {"loop": loop} if loop != "auto" else {}  # auto: the default, not passed
-    result = train(registry, "sentiment", TrainOptions(base=tiny_base, report_to=("tensorboard",), patience=0, **FAST, **options))
+    result = train(
+        registry, "sentiment", TrainOptions(base=tiny_base, report_to=("tensorboard",), patience=0, **FAST, **options)
+    )
     v = result.version
     assert v is not None and v.train_args["loop"] == "trainer" and v.metrics["loop"] == "trainer"
     assert [e["epoch"] for e in result.history["epochs"]] == [1, 2]

@@ -45,8 +45,15 @@ def with_artifacts(registry, tmp_path: Path) -> str:
 def test_list_gives_a_path_that_holds_each_artifact(with_artifacts) -> None:
     rows = json.loads(run("artifacts", with_artifacts, "--json").output)
     by_name = {f"{r['kind']}/{r['name']}": r for r in rows}
-    assert set(by_name) == {"plot/loss", "plot/accuracy", "plot/confusion", "report/metrics", "data/eval",
-                            "onnx/fp32-opset17", "onnx/int8-opset17"}
+    assert set(by_name) == {
+        "plot/loss",
+        "plot/accuracy",
+        "plot/confusion",
+        "report/metrics",
+        "data/eval",
+        "onnx/fp32-opset17",
+        "onnx/int8-opset17",
+    }
     assert Path(by_name["plot/loss"]["path"]).read_bytes() == b"\x89PNG loss"  # one file: the file itself
     assert (Path(by_name["onnx/int8-opset17"]["path"]) / "model.onnx").read_bytes() == b"int8-opset17"
     table = run("artifacts", "list", "sentiment").output  # bare domain: latest
@@ -70,10 +77,15 @@ def test_get_copies_every_plot_into_out(with_artifacts, tmp_path) -> None:
     assert (out / "confusion.png").read_bytes() == b"\x89PNG confusion"
 
 
-@pytest.mark.parametrize(("kind", "files"), [
-    ("eval", ["eval.jsonl"]), ("report", ["metrics.json"]), ("plot/loss", ["loss.png"]),
-    ("onnx/int8-opset17", ["labels.json", "model.onnx"]),
-])
+@pytest.mark.parametrize(
+    ("kind", "files"),
+    [
+        ("eval", ["eval.jsonl"]),
+        ("report", ["metrics.json"]),
+        ("plot/loss", ["loss.png"]),
+        ("onnx/int8-opset17", ["labels.json", "model.onnx"]),
+    ],
+)
 def test_get_one_kind(with_artifacts, tmp_path, kind, files) -> None:
     out = tmp_path / "out"
     got = json.loads(run("artifacts", "get", with_artifacts, kind, "--out", str(out), "--json").output)

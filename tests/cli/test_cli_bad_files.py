@@ -34,16 +34,20 @@ def one_line_error(result: Result, code: int, *needles: str) -> None:
 
 def _digest(folder: Path) -> dict[str, str]:
     """Every stored file's hash (SQLite's shared-memory index changes on any read, so not that one)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and not p.name.endswith("-shm")}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.endswith("-shm")
+    }
 
 
 def test_a_deeply_nested_adapter_config_is_refused_by_register(registry, tmp_path) -> None:
     folder = write_adapter(tmp_path / "deep")
     (folder / "adapter_config.json").write_text(DEEP)
     before = _digest(registry.home)
-    one_line_error(run("register", "sentiment", str(folder)), 5, "adapter_config.json", "nested too deeply",
-                   "save_pretrained")
+    one_line_error(
+        run("register", "sentiment", str(folder)), 5, "adapter_config.json", "nested too deeply", "save_pretrained"
+    )
     with pytest.raises(InvalidAdapterError, match="nested too deeply"):
         registry.register("sentiment", folder)
     assert registry.versions() == [] and _digest(registry.home) == before
@@ -64,8 +68,9 @@ def test_a_csv_field_over_the_csv_limit(registry, tmp_path) -> None:
     registry.register("sentiment", write_adapter(tmp_path / "a"))
     big = tmp_path / "big.csv"
     big.write_text("text\n" + "x" * 200_000 + "\n")
-    one_line_error(run("predict", "sentiment@1", "--file", str(big)), 5, repr(str(big)), "field limit",
-                   "one text per line")
+    one_line_error(
+        run("predict", "sentiment@1", "--file", str(big)), 5, repr(str(big)), "field limit", "one text per line"
+    )
 
 
 def test_adapters_home_pointing_at_a_file(tmp_path) -> None:

@@ -14,10 +14,17 @@ from tests.synthetic_adapters import write_adapter
 def complete(words: str, env_home) -> list[str]:
     """What bash would offer for the last word of `words`, through click's real completion protocol."""
     parts = words.split(" ")
-    result = CliRunner().invoke(cli, [], prog_name="adapters", env={
-        "_ADAPTERS_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(len(parts) - 1),
-        "ADAPTERS_HOME": str(env_home),
-    })
+    result = CliRunner().invoke(
+        cli,
+        [],
+        prog_name="adapters",
+        env={
+            "_ADAPTERS_COMPLETE": "bash_complete",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(parts) - 1),
+            "ADAPTERS_HOME": str(env_home),
+        },
+    )
     return [line.split(",", 1)[1] for line in result.output.splitlines() if line]
 
 
@@ -39,10 +46,17 @@ def test_domains_complete_without_creating_a_home(tmp_path) -> None:
 
 
 def test_completion_script_is_printed_without_importing_torch(tmp_path) -> None:
-    code = ("import os, sys; os.environ['_ADAPTERS_COMPLETE'] = 'bash_source'; from loradock.cli.main import cli\n"
-            "try:\n    cli(prog_name='adapters')\nexcept SystemExit:\n    pass\n"
-            "assert 'torch' not in sys.modules, 'completion imported torch'")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={"ADAPTERS_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"})
+    code = (
+        "import os, sys; os.environ['_ADAPTERS_COMPLETE'] = 'bash_source'; from loradock.cli.main import cli\n"
+        "try:\n    cli(prog_name='adapters')\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'completion imported torch'"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"ADAPTERS_HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+    )
     assert out.returncode == 0, out.stderr
     assert "_ADAPTERS_COMPLETE=bash_complete" in out.stdout and "complete " in out.stdout

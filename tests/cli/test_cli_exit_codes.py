@@ -64,17 +64,20 @@ def _raising(exc: BaseException) -> click.Group:
     return root
 
 
-@pytest.mark.parametrize(("exc", "code"), [
-    (ParityError("export drifted"), 6),
-    (HubNetworkError("endpoint unreachable"), 7),
-    (HubAuthError("token refused"), 8),
-    (HubConflictError("repo holds something else"), 4),
-    (HubRepoNotFoundError("no such repo"), 3),
-    (UnknownVersionError("medical@9", "See: adapters list"), 3),
-    (DomainExistsError("taken"), 4),
-    (InvalidRefError("bad ref"), 5),
-    (ExportError("cannot export"), 1),
-])
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (ParityError("export drifted"), 6),
+        (HubNetworkError("endpoint unreachable"), 7),
+        (HubAuthError("token refused"), 8),
+        (HubConflictError("repo holds something else"), 4),
+        (HubRepoNotFoundError("no such repo"), 3),
+        (UnknownVersionError("medical@9", "See: adapters list"), 3),
+        (DomainExistsError("taken"), 4),
+        (InvalidRefError("bad ref"), 5),
+        (ExportError("cannot export"), 1),
+    ],
+)
 def test_each_library_error_type_gets_its_code(exc: BaseException, code: int) -> None:
     assert exit_code(exc) == code
     result = CliRunner().invoke(_raising(exc), ["boom"], catch_exceptions=False)

@@ -28,8 +28,8 @@ from click.testing import CliRunner, Result
 
 from loradock.cli.errors import EXIT_CODES, OK, USAGE
 from loradock.cli.main import cli
-from tests.synthetic_adapters import write_adapter
 from tests.cli.test_cli_help import walk
+from tests.synthetic_adapters import write_adapter
 
 DOCUMENTED = {OK, USAGE, 1, *(code for _, code in EXIT_CODES)}
 UNDECODABLE = os.fsdecode(b"bad\xff\xfe")  # what Python makes of a non-UTF-8 argv entry
@@ -88,13 +88,31 @@ def world(registry, tmp_path, taken_port, monkeypatch):
     return {
         "registry": registry,
         "good": {
-            "ref": "sentiment@1", "domain": "sentiment", "name": "fuzzed", "labels": "a,b", "alias": "staging",
-            "version": "1", "spec": "alice/nothing-here", "repo_id": "alice/nothing-here", "kind": "onnx",
-            "path": str(good), "data": str(data), "out": None,  # a fresh folder per run
+            "ref": "sentiment@1",
+            "domain": "sentiment",
+            "name": "fuzzed",
+            "labels": "a,b",
+            "alias": "staging",
+            "version": "1",
+            "spec": "alice/nothing-here",
+            "repo_id": "alice/nothing-here",
+            "kind": "onnx",
+            "path": str(good),
+            "data": str(data),
+            "out": None,  # a fresh folder per run
         },
         "bad": {
-            "ref": ["sentiment@@1", "nosuch@1", "sentiment@99", "sentiment@", "@", "", "sentiment@../x",
-                    "s" * 300 + "@1", UNDECODABLE],
+            "ref": [
+                "sentiment@@1",
+                "nosuch@1",
+                "sentiment@99",
+                "sentiment@",
+                "@",
+                "",
+                "sentiment@../x",
+                "s" * 300 + "@1",
+                UNDECODABLE,
+            ],
             "domain": ["nosuch", "Bad Name!", "", "../etc", "s" * 300, UNDECODABLE],
             "alias": ["", "Bad Alias!", "latest", "../x", UNDECODABLE],
             "labels": ["", ",", "a,a", "a," * 5000, UNDECODABLE],
@@ -114,10 +132,29 @@ def world(registry, tmp_path, taken_port, monkeypatch):
 
 # Which kind of value a parameter takes, by name first, then by click type.
 _KIND_BY_NAME = {
-    "ref": "ref", "args": "ref", "spec": "spec", "repo_id": "spec", "domain": "domain", "name": "domain",
-    "alias": "alias", "aliases": "alias", "labels": "labels", "version": "version", "path": "dir",
-    "onnx_dir": "dir", "file_": "file", "data": "file", "eval_data": "file", "out": "out", "port": "port",
-    "host": "host", "parent": "ref", "domains": "ref", "base": "spec", "base_model": "spec", "address": "host",
+    "ref": "ref",
+    "args": "ref",
+    "spec": "spec",
+    "repo_id": "spec",
+    "domain": "domain",
+    "name": "domain",
+    "alias": "alias",
+    "aliases": "alias",
+    "labels": "labels",
+    "version": "version",
+    "path": "dir",
+    "onnx_dir": "dir",
+    "file_": "file",
+    "data": "file",
+    "eval_data": "file",
+    "out": "out",
+    "port": "port",
+    "host": "host",
+    "parent": "ref",
+    "domains": "ref",
+    "base": "spec",
+    "base_model": "spec",
+    "address": "host",
 }
 
 
@@ -146,15 +183,19 @@ def cases(world: dict, tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
         if isinstance(command, click.Group):
             yield " ".join(path), [*path, "--no-such-option"]
             continue
-        params = [p for p in command.params if p.name != "help" and not getattr(p, "is_flag", False)
-                  and not isinstance(p.type, click.Choice)]
+        params = [
+            p
+            for p in command.params
+            if p.name != "help" and not getattr(p, "is_flag", False) and not isinstance(p.type, click.Choice)
+        ]
         yield " ".join(path), [*path, "--no-such-option"]
         for target in params:
             for bad in world["bad"][kind_of(target)]:
                 argv = list(path)
                 for param in params:
-                    value = bad if param is target else (_good(param, world, tmp_path, serial)
-                                                         if param.required else None)
+                    value = (
+                        bad if param is target else (_good(param, world, tmp_path, serial) if param.required else None)
+                    )
                     if value is None:
                         continue
                     if isinstance(param, click.Argument):
@@ -199,8 +240,10 @@ def test_no_command_prints_a_traceback(world, tmp_path, capsys) -> None:
         if why:
             failures.append(f"adapters {' '.join(map(repr, argv[:6]))}: {why}")
     with capsys.disabled():
-        print(f"\nCLI fuzz: {len(commands)} commands, {tried} bad inputs, {len(failures)} tracebacks; "
-              f"exit codes {dict(sorted(codes.items()))}")
+        print(
+            f"\nCLI fuzz: {len(commands)} commands, {tried} bad inputs, {len(failures)} tracebacks; "
+            f"exit codes {dict(sorted(codes.items()))}"
+        )
     assert len(commands) == len(list(walk(cli))) and tried >= 300
     assert not failures, "\n".join(failures[:40])
 
@@ -208,14 +251,20 @@ def test_no_command_prints_a_traceback(world, tmp_path, capsys) -> None:
 def test_a_server_on_a_taken_port_fails_through_the_cli_error_path(registry, taken_port) -> None:
     registry.register("sentiment", write_adapter(Path(registry.home).parent / "a"))
     ray = ["serve", "--ray", "--port", str(taken_port)] if _has_ray() else []
-    for argv in (["serve", "--port", str(taken_port)], ["ui", "--port", str(taken_port)],
-                 ["demo", "--port", str(taken_port)], ray):
+    for argv in (
+        ["serve", "--port", str(taken_port)],
+        ["ui", "--port", str(taken_port)],
+        ["demo", "--port", str(taken_port)],
+        ray,
+    ):
         if not argv:
             continue
         result = CliRunner().invoke(cli, argv)
         assert problem(result) is None and result.exit_code == 1, (argv, result.output)
-        assert result.output.strip() == (f"Error: Port {taken_port} on 127.0.0.1 is already in use (another "
-                                         "server?); stop that one or pass another --port.")
+        assert result.output.strip() == (
+            f"Error: Port {taken_port} on 127.0.0.1 is already in use (another "
+            "server?); stop that one or pass another --port."
+        )
 
 
 def _has_ray() -> bool:
@@ -229,10 +278,18 @@ def _has_ray() -> bool:
 def test_a_real_process_ends_with_one_line_too(registry, taken_port) -> None:
     """One subprocess check: the installed entry point, real argv bytes, real stderr."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    for argv in ([b"show", b"sentiment@@1"], [b"serve", b"--port", str(taken_port).encode()],
-                 [b"export", b"sentiment@1", b"--out", b"/tmp/bad\xff\xfe"]):
-        done = subprocess.run([sys.executable.encode(), b"-m", b"loradock.cli", *argv], env=env,
-                              capture_output=True, timeout=120, check=False)
+    for argv in (
+        [b"show", b"sentiment@@1"],
+        [b"serve", b"--port", str(taken_port).encode()],
+        [b"export", b"sentiment@1", b"--out", b"/tmp/bad\xff\xfe"],
+    ):
+        done = subprocess.run(
+            [sys.executable.encode(), b"-m", b"loradock.cli", *argv],
+            env=env,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
         err = done.stderr.decode("utf-8", "replace")
         assert "Traceback" not in err and done.returncode in DOCUMENTED - {OK, USAGE}, (argv, err)
         assert [line for line in err.splitlines() if line.strip()][-1].startswith("Error: "), (argv, err)

@@ -10,9 +10,9 @@ from loradock.cli.main import cli
 
 def walk(group: click.Group, prefix: tuple[str, ...] = ()):
     for name, command in group.commands.items():
-        yield prefix + (name,), command
+        yield (*prefix, name), command
         if isinstance(command, click.Group):
-            yield from walk(command, prefix + (name,))
+            yield from walk(command, (*prefix, name))
 
 
 def test_every_command_has_help() -> None:

@@ -9,7 +9,6 @@ import pytest
 from click.testing import CliRunner
 
 from loradock.cli.main import cli
-
 from tests.export_support import exported  # noqa: F401  (a fixture)
 
 
@@ -30,11 +29,19 @@ def test_registry_writes_print_json(registry, make_peft_folder) -> None:
     assert second["ref"] == "sentiment@2" and second["sha256"] != first["sha256"]
 
     moved = run_json("alias", "set", "sentiment", "production", "1")
-    assert moved == {"domain": "sentiment", "alias": "production", "ref": "sentiment@1", "number": 1,
-                     "sha256": first["sha256"]}
+    assert moved == {
+        "domain": "sentiment",
+        "alias": "production",
+        "ref": "sentiment@1",
+        "number": 1,
+        "sha256": first["sha256"],
+    }
     assert registry.resolve("sentiment@production").number == 1
-    assert run_json("alias", "rm", "sentiment", "staging") == {"domain": "sentiment", "alias": "staging",
-                                                                "removed": True}
+    assert run_json("alias", "rm", "sentiment", "staging") == {
+        "domain": "sentiment",
+        "alias": "staging",
+        "removed": True,
+    }
 
     removed = run_json("rm", "sentiment@2")
     assert removed["ref"] == "sentiment@2" and removed["removed"] is True
@@ -48,7 +55,7 @@ def test_registry_writes_print_json(registry, make_peft_folder) -> None:
 
 
 @pytest.mark.slow
-def test_merge_and_export_print_json(exported, monkeypatch, tmp_path) -> None:  # noqa: F811
+def test_merge_and_export_print_json(exported, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("ADAPTERS_HOME", str(exported.home))
     ref = exported.version.ref
     merged = run_json("merge", ref, "--out", str(tmp_path / "merged"))

@@ -60,7 +60,9 @@ def test_listing_commands_import_no_model_libraries(tmp_path) -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from loradock.cli.main import cli\n"
-            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'torch', 'transformers', 'peft'})\n"
-            "assert not heavy, heavy")
+    code = (
+        "import sys; from loradock.cli.main import cli\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'numpy', 'torch', 'transformers', 'peft'})\n"
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, env={"ADAPTERS_HOME": str(tmp_path), "PATH": ""})

@@ -9,7 +9,6 @@ from click.testing import CliRunner
 
 from loradock.cli.main import cli
 from loradock.registry import DEFAULT_BASE, PRESETS, Registry, VersionInfo
-
 from tests.export_support import FlippingQuantizer, register_version, train_on_sample
 
 
@@ -44,8 +43,13 @@ def test_demo_keeps_fp32_and_says_why_when_int8_fails_its_gate(registry: Registr
     fingerprint = base_info(DEFAULT_BASE)["base_fingerprint"]
     for domain in PRESETS:  # versions the demo reuses (as if trained on the embedded samples): no minutes of training
         info = VersionInfo(base_model=DEFAULT_BASE, base_fingerprint=fingerprint, data={"source": f"embedded:{domain}"})
-        register_version(registry, train_on_sample(tmp_path / domain, steps=100, domain=domain), domain,
-                         eval_data=domain == "sentiment", info=info)
+        register_version(
+            registry,
+            train_on_sample(tmp_path / domain, steps=100, domain=domain),
+            domain,
+            eval_data=domain == "sentiment",
+            info=info,
+        )
     monkeypatch.setitem(onnx_export.QUANTIZERS, "int8", FlippingQuantizer())
 
     result = CliRunner().invoke(cli, ["demo"], catch_exceptions=False)

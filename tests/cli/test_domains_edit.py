@@ -61,13 +61,15 @@ def test_rm_is_refused_while_versions_exist_and_force_removes_everything(registr
     assert _run("domains", "rm", "tickets").exit_code == 3
 
 
-def test_rm_that_fails_midway_removes_nothing(registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rm_that_fails_midway_removes_nothing(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     registry.add_domain(Domain("tickets", ("billing", "technical")))
     registry.register("tickets", write_adapter(tmp_path / "a"), aliases=["production"])
     real = registry.db.execute
     calls = []
 
-    def flaky(sql: str, *args):  # type: ignore[no-untyped-def]
+    def flaky(sql: str, *args):
         calls.append(sql)
         if sql.startswith("delete from domains"):
             raise OSError("disk error")

@@ -76,6 +76,7 @@ def test_installs_beside_a_package_named_adapters(wheel: Path, tmp_path: Path) -
     owner, path = out.stdout.split()
     assert owner == "adapterhub"
     assert path.startswith(str(env)), path
-    cmd = subprocess.run([str(env / "bin" / "adapters"), "--version"], cwd=tmp_path, capture_output=True,
-                         text=True, check=True)
+    cmd = subprocess.run(
+        [str(env / "bin" / "adapters"), "--version"], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     assert "adapters, version" in cmd.stdout

@@ -8,7 +8,6 @@ import pytest
 from click.testing import CliRunner
 
 from loradock.cli.main import cli
-
 from tests.export_support import exported  # noqa: F401  (a fixture)
 
 TEXTS = ["Absolutely loved it, a joy from start to finish.", "Boring, and far too long.", "meh"]
@@ -19,8 +18,7 @@ def test_peft_and_onnx_predictions_agree(exported, monkeypatch):
     monkeypatch.setenv("ADAPTERS_HOME", str(exported.home))
     runner = CliRunner()
     peft = runner.invoke(cli, ["predict", exported.version.ref, *TEXTS, "--json"], catch_exceptions=False)
-    onnx = runner.invoke(cli, ["predict", "--onnx", str(exported.fp32.out), *TEXTS, "--json"],
-                         catch_exceptions=False)
+    onnx = runner.invoke(cli, ["predict", "--onnx", str(exported.fp32.out), *TEXTS, "--json"], catch_exceptions=False)
     assert peft.exit_code == 0 and onnx.exit_code == 0, peft.output + onnx.output
     a, b = json.loads(peft.stdout), json.loads(onnx.stdout)
     assert [p["text"] for p in a] == TEXTS and [p["label"] for p in a] == [p["label"] for p in b]
@@ -46,7 +44,7 @@ def test_predict_unknown_version_is_a_clear_error(registry):
     assert result.exit_code == 3 and "sentiment@9" in result.output
 
 
-def test_predict_onnx_on_a_folder_that_is_no_export_is_one_clear_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_predict_onnx_on_a_folder_that_is_no_export_is_one_clear_line(tmp_path) -> None:
     from click.testing import CliRunner
 
     from loradock.cli.main import cli

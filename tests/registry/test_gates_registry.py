@@ -9,7 +9,6 @@ import pytest
 from loradock.registry import Registry, VersionInfo
 from loradock.registry.errors import FailedVersionError, GateError, InvalidNameError, UnknownVersionError
 from loradock.registry.gates import QualityGate, check, majority_baseline
-
 from tests.synthetic_adapters import write_adapter
 
 COUNTS = {"negative": 6, "positive": 4}
@@ -45,7 +44,9 @@ def test_gate_thresholds_are_validated() -> None:
         QualityGate(min_accuracy=1.5)
 
 
-def test_failed_version_is_stored_but_latest_and_aliases_stay_on_the_good_one(registry: Registry, tmp_path: Path) -> None:
+def test_failed_version_is_stored_but_latest_and_aliases_stay_on_the_good_one(
+    registry: Registry, tmp_path: Path
+) -> None:
     good = _register(registry, tmp_path, 1, _info(0.9, 0.9), aliases=["production"])
     bad = _register(registry, tmp_path, 2, _info(0.6, 0.375))
     assert bad.number == 2 and bad.failed and not good.failed

@@ -22,14 +22,17 @@ def test_one_flip_on_twenty_texts_is_noise_not_a_five_point_loss() -> None:
     assert verdict["reason"].endswith("a paired test (McNemar exact, p=0.5) cannot tell that from noise; kept")
 
 
-@pytest.mark.parametrize("texts,losses,max_drop,verdict,statistic", [
-    (20, 0, 1.0, "kept", gate_stats.WITHIN_LIMIT),
-    (5, 2, 1.0, "not enough data to refuse", gate_stats.MIN_COUNT),
-    (20, 4, 1.0, "kept", gate_stats.MCNEMAR),  # p = 1/16
-    (20, 5, 1.0, "refused", gate_stats.MCNEMAR),  # p = 1/32
-    (1000, 5, 0.1, "refused", gate_stats.MCNEMAR),  # 0.5 points over a 0.1-point limit, and not noise
-    (100_000, 40, 0.01, "refused", gate_stats.MCNEMAR),
-])
+@pytest.mark.parametrize(
+    "texts,losses,max_drop,verdict,statistic",
+    [
+        (20, 0, 1.0, "kept", gate_stats.WITHIN_LIMIT),
+        (5, 2, 1.0, "not enough data to refuse", gate_stats.MIN_COUNT),
+        (20, 4, 1.0, "kept", gate_stats.MCNEMAR),  # p = 1/16
+        (20, 5, 1.0, "refused", gate_stats.MCNEMAR),  # p = 1/32
+        (1000, 5, 0.1, "refused", gate_stats.MCNEMAR),  # 0.5 points over a 0.1-point limit, and not noise
+        (100_000, 40, 0.01, "refused", gate_stats.MCNEMAR),
+    ],
+)
 def test_verdicts_at_every_size(texts: int, losses: int, max_drop: float, verdict: str, statistic: str) -> None:
     found = gate_stats.decide(flipped(texts, losses), max_drop=max_drop)
     assert (found["verdict"], found["statistic"]) == (verdict, statistic)
@@ -37,7 +40,7 @@ def test_verdicts_at_every_size(texts: int, losses: int, max_drop: float, verdic
 
 
 def test_binomial_tail_is_exact_where_floats_underflow() -> None:
-    assert 0.5 ** 1200 == 0.0 and 0.5 < gate_stats.binomial_tail(600, 1200) < 0.52
+    assert 0.5**1200 == 0.0 and 0.5 < gate_stats.binomial_tail(600, 1200) < 0.52
 
 
 def test_gains_offset_losses_in_the_paired_test() -> None:

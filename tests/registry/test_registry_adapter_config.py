@@ -31,7 +31,7 @@ def _serve_error(folder: Path) -> str:
 
     version = SimpleNamespace(ref="sentiment@1", sha256="0" * 64, labels=["negative", "positive"])
     with pytest.raises(AdapterLoadError) as err:
-        read_adapter(version, folder)  # type: ignore[arg-type]
+        read_adapter(version, folder)
     return str(err.value)
 
 
@@ -85,9 +85,17 @@ def test_an_adapter_without_a_classification_head_is_refused_at_register(registr
     assert registry.versions() == []
 
 
-@pytest.mark.parametrize(("field", "value"), [("modules_to_save", "classifier"), ("base_model_name_or_path", 7),
-                                              ("revision", ["main"]), ("alpha_pattern", {"query": "x"}),
-                                              ("use_rslora", "yes"), ("lora_alpha", None)])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("modules_to_save", "classifier"),
+        ("base_model_name_or_path", 7),
+        ("revision", ["main"]),
+        ("alpha_pattern", {"query": "x"}),
+        ("use_rslora", "yes"),
+        ("lora_alpha", None),
+    ],
+)
 def test_mistyped_fields_are_refused_quoting_the_value(registry, tmp_path, field, value):
     folder = write_adapter(tmp_path / "typed", config_overrides={field: value})
     with pytest.raises(InvalidAdapterError, match=rf"{field} must .*got {value!r}".replace("[", r"\[")):
@@ -102,7 +110,9 @@ def test_pull_refuses_dora_before_anything_is_written(hub, registry, tmp_path):
 
     api = HfApi()
     api.create_repo("alice/dora")
-    api.upload_folder(repo_id="alice/dora", folder_path=write_adapter(tmp_path / "d", config_overrides={"use_dora": True}))
+    api.upload_folder(
+        repo_id="alice/dora", folder_path=write_adapter(tmp_path / "d", config_overrides={"use_dora": True})
+    )
     before = _snapshot(registry)
     with pytest.raises(InvalidAdapterError, match="use_dora=True is a PEFT feature loradock does not serve"):
         pull(registry, "alice/dora", domain="sentiment")
@@ -117,12 +127,19 @@ def test_scaling_per_module_is_the_one_peft_computes(tmp_path):
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)
-    model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2,
-                                                     num_attention_heads=2, intermediate_size=32))
+    model = BertForSequenceClassification(
+        BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
+    )
     for rslora in (False, True):
-        peft_config = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=16, target_modules=["query", "value"],
-                                 rank_pattern={"layer.1.attention.self.query": 2}, alpha_pattern={"value": 3},
-                                 use_rslora=rslora)
+        peft_config = LoraConfig(
+            task_type="SEQ_CLS",
+            r=4,
+            lora_alpha=16,
+            target_modules=["query", "value"],
+            rank_pattern={"layer.1.attention.self.query": 2},
+            alpha_pattern={"value": 3},
+            use_rslora=rslora,
+        )
         peft_model = get_peft_model(model, peft_config)
         folder = tmp_path / f"rslora-{rslora}"
         peft_model.save_pretrained(str(folder))

@@ -17,7 +17,8 @@ def snapshot(home: Path) -> dict[str, str]:
     """Every file under home with its hash (the WAL files hold the DB's live pages)."""
     return {
         str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(home.rglob("*")) if p.is_file() and not p.name.endswith(("-shm",))
+        for p in sorted(home.rglob("*"))
+        if p.is_file() and not p.name.endswith(("-shm",))
     }
 
 

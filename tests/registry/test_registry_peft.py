@@ -20,7 +20,9 @@ def test_register_then_materialize_loads_with_plain_peft(make_peft_folder, regis
     from loradock.adapters.base import fingerprint, load_classifier, load_tokenizer, resolve_base
 
     folder = make_peft_folder(("negative", "positive"), seed=0)
-    result = CliRunner().invoke(cli, ["register", "sentiment", str(folder), "--alias", "production"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["register", "sentiment", str(folder), "--alias", "production"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     version = registry.resolve("sentiment@production")
     assert version.base_model == DEFAULT_BASE

@@ -27,6 +27,11 @@ def test_reading_an_up_to_date_index_does_not_import_sqlite_utils(registry: Regi
         "import sys; from registry import Registry; r = Registry(sys.argv[1]); "
         "assert r.versions()[0].ref == 'sentiment@1'; print('sqlite_utils' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(registry.home)], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[2], check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(registry.home)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        check=True,
+    )
     assert out.stdout.strip() == "False"

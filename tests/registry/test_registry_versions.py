@@ -22,9 +22,14 @@ def test_versions_number_from_one_and_latest_moves(registry: Registry, tmp_path:
 
 def test_version_records_full_metadata(registry: Registry, tmp_path: Path) -> None:
     info = VersionInfo(
-        base_model="tiny-bert", base_revision="abc", base_fingerprint="sha256:00",
-        data={"source": "x.csv", "fingerprint": "f1"}, metrics={"accuracy": 0.9},
-        train_args={"lr": 1e-3}, description="first", tags=["a"],
+        base_model="tiny-bert",
+        base_revision="abc",
+        base_fingerprint="sha256:00",
+        data={"source": "x.csv", "fingerprint": "f1"},
+        metrics={"accuracy": 0.9},
+        train_args={"lr": 1e-3},
+        description="first",
+        tags=["a"],
     )
     registry.register("medical", write_adapter(tmp_path / "a", labels=5), info)
     v2 = registry.register("medical", write_adapter(tmp_path / "b", labels=5, seed=3), VersionInfo(parent="medical@1"))
@@ -105,12 +110,13 @@ def test_domain_json_listing(registry: Registry) -> None:
     assert json.loads(json.dumps([d.to_row() for d in registry.domains()]))
 
 
-def test_gc_racing_a_register_cannot_take_its_blobs(registry: Registry, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gc_racing_a_register_cannot_take_its_blobs(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     other = Registry(registry.home)
     store = registry._store_files
 
-    def store_then_gc(files):  # type: ignore[no-untyped-def]
+    def store_then_gc(files):
         stored = store(files)
         assert other.gc().removed  # another process collects the not-yet-referenced blobs
         return stored

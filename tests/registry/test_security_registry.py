@@ -47,7 +47,9 @@ def test_cli_refuses_newline_domain_and_alias(registry, tmp_path):
     assert registry.aliases() == [] and "legal\n" not in registry.domain_names()
 
 
-@pytest.mark.parametrize("ref", ["sentiment@99999999999999999999999", f"sentiment@{2**63}", "sentiment@0", "sentiment@²"])
+@pytest.mark.parametrize(
+    "ref", ["sentiment@99999999999999999999999", f"sentiment@{2**63}", "sentiment@0", "sentiment@²"]
+)
 def test_version_numbers_are_range_checked_before_sql(registry, ref):
     with pytest.raises(InvalidRefError):
         registry.resolve(ref)
@@ -92,9 +94,9 @@ def test_non_string_metadata_is_refused(registry, tmp_path):
     path = folder / "adapter_model.safetensors"
     data = path.read_bytes()
     (length,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + length])
+    header = json.loads(data[8 : 8 + length])
     header["__metadata__"] = {"format": 1}
-    _raw_safetensors(path, header, data[8 + length:])
+    _raw_safetensors(path, header, data[8 + length :])
     with pytest.raises(InvalidAdapterError, match="not a valid safetensors file"):
         registry.register("sentiment", folder)
     assert registry.versions() == []
@@ -102,8 +104,9 @@ def test_non_string_metadata_is_refused(registry, tmp_path):
 
 def test_lora_shapes_that_do_not_fit_the_base_are_refused_at_register(registry, tmp_path):
     folder = write_adapter(tmp_path / "narrow", hidden=8)  # MiniLM is 384 wide
-    result = CliRunner().invoke(cli, ["register", "sentiment", str(folder), "--base", DEFAULT_BASE],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["register", "sentiment", str(folder), "--base", DEFAULT_BASE], catch_exceptions=False
+    )
     assert result.exit_code == 5, result.output
     assert "map 8 -> 8 features" in result.output and "384 -> 384" in result.output
     assert registry.versions() == []
@@ -115,21 +118,28 @@ def test_lora_shapes_that_do_not_fit_the_base_are_refused_at_register(registry, 
 # -- finding 8: malformed files are errors, never tracebacks ---------------------------
 
 
-@pytest.mark.parametrize("header", [
-    [1, 2, 3],
-    {"base_model.model.x.lora_A.weight": {"dtype": "F32", "shape": [-1, 4], "data_offsets": [0, 16]}},
-    {"base_model.model.x.lora_A.weight": {"dtype": "F32", "shape": [2**64, 1], "data_offsets": [0, 16]}},
-    {"base_model.model.x.lora_A.weight": {"dtype": "F32", "shape": [2**40, 2**40], "data_offsets": [0, 16]}},
-    {"base_model.model.x.lora_A.weight": {"dtype": "F32", "shape": ["4"], "data_offsets": [0, 16]}},
-    {"base_model.model.x.lora_A.weight": {"dtype": "F32", "shape": [], "data_offsets": [0, 4]},
-     "base_model.model.x.lora_B.weight": {"dtype": "F32", "shape": [], "data_offsets": [4, 8]}},
-], ids=["list", "negative", "overflow", "product-overflow", "string", "scalar-lora"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        [1, 2, 3],
+        {"base_model.model.x.lora_A.weight": {"dtype": "F32", "shape": [-1, 4], "data_offsets": [0, 16]}},
+        {"base_model.model.x.lora_A.weight": {"dtype": "F32", "shape": [2**64, 1], "data_offsets": [0, 16]}},
+        {"base_model.model.x.lora_A.weight": {"dtype": "F32", "shape": [2**40, 2**40], "data_offsets": [0, 16]}},
+        {"base_model.model.x.lora_A.weight": {"dtype": "F32", "shape": ["4"], "data_offsets": [0, 16]}},
+        {
+            "base_model.model.x.lora_A.weight": {"dtype": "F32", "shape": [], "data_offsets": [0, 4]},
+            "base_model.model.x.lora_B.weight": {"dtype": "F32", "shape": [], "data_offsets": [4, 8]},
+        },
+    ],
+    ids=["list", "negative", "overflow", "product-overflow", "string", "scalar-lora"],
+)
 def test_malformed_headers_are_clean_errors(registry, tmp_path, header):
     folder = write_adapter(tmp_path / "bad")
     body = b"\0" * max([0] + [e["data_offsets"][1] for e in (header if isinstance(header, dict) else {}).values()])
     _raw_safetensors(folder / "adapter_model.safetensors", header, body)
-    result = CliRunner().invoke(cli, ["register", "sentiment", str(folder), "--base", DEFAULT_BASE],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["register", "sentiment", str(folder), "--base", DEFAULT_BASE], catch_exceptions=False
+    )
     assert result.exit_code == 5, result.output
     assert "Traceback" not in result.output and "adapter_model.safetensors" in result.output
     assert registry.versions() == []

@@ -126,8 +126,9 @@ def test_module_names_are_bounded_in_length(registry, tmp_path):
 
 
 def test_peft_style_regexes_still_register(registry, tmp_path):
-    for i, pattern in enumerate([r".*\.(query|value)", r".*encoder.*(query|value)$",
-                                 r"^(?!.*classifier).*\.layer\.\d+\..*\.(query|value)"]):
+    for i, pattern in enumerate(
+        [r".*\.(query|value)", r".*encoder.*(query|value)$", r"^(?!.*classifier).*\.layer\.\d+\..*\.(query|value)"]
+    ):
         folder = write_adapter(tmp_path / f"a{i}", seed=i, config_overrides={"target_modules": pattern})
         assert registry.register("sentiment", folder).peft_config["target_modules"] == pattern
 

@@ -13,11 +13,42 @@ from tests.api_support import TEXTS, tiny_api
 N_JSON = 2000
 N_BYTES = 1000
 KEYS = ["domain", "inputs", "version", "top_k", "model", "input", "parameters", "function_to_apply", "", "x" * 300]
-STRINGS = ["tickets", "reviews", "tickets@1", "tickets@2", "tickets@production", "tickets@staging", "tickets@@",
-           "tickets@99999999999999999999999", "tickets@-1", "tickets@0", "@", "legal", "../etc", "\ud800", "\udfff",
-           "a\x00b", "\u202e", "💥" * 40, " ", "", "softmax", "none", "sigmoid", "1", "0", "-5", "9" * 30]
-PATHS = [("POST", "/v1/classify")] * 6 + [("POST", "/models/tickets"), ("POST", "/models/\u00e9"),
-                                          ("GET", "/v1/models"), ("PUT", "/v1/classify"), ("POST", "/v1/models")]
+STRINGS = [
+    "tickets",
+    "reviews",
+    "tickets@1",
+    "tickets@2",
+    "tickets@production",
+    "tickets@staging",
+    "tickets@@",
+    "tickets@99999999999999999999999",
+    "tickets@-1",
+    "tickets@0",
+    "@",
+    "legal",
+    "../etc",
+    "\ud800",
+    "\udfff",
+    "a\x00b",
+    "\u202e",
+    "💥" * 40,
+    " ",
+    "",
+    "softmax",
+    "none",
+    "sigmoid",
+    "1",
+    "0",
+    "-5",
+    "9" * 30,
+]
+PATHS = [("POST", "/v1/classify")] * 6 + [
+    ("POST", "/models/tickets"),
+    ("POST", "/models/\u00e9"),
+    ("GET", "/v1/models"),
+    ("PUT", "/v1/classify"),
+    ("POST", "/v1/models"),
+]
 
 
 def _scalar(rng: random.Random) -> Any:
@@ -80,7 +111,11 @@ def _byte_body(rng: random.Random) -> bytes:
             if whole:
                 whole[rng.randrange(len(whole))] = rng.randrange(256)
         return bytes(whole)
-    return b'{"domain": "tickets", "inputs": ["' + rng.choice([b"\\ud800", b"\\udfff\\ud800", b"\\u0000", b"\xed\xa0\x80"]) + b'"]}'
+    return (
+        b'{"domain": "tickets", "inputs": ["'
+        + rng.choice([b"\\ud800", b"\\udfff\\ud800", b"\\u0000", b"\xed\xa0\x80"])
+        + b'"]}'
+    )
 
 
 CONTENT_TYPES = ["application/json"] * 6 + ["text/plain", "application/x-www-form-urlencoded", None]

@@ -6,7 +6,6 @@ import pytest
 
 from tests.api_support import DOMAINS, TEXTS, assert_envelope, tiny_api
 
-
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 
 
@@ -16,14 +15,19 @@ def api(tmp_path_factory):
         yield client
 
 
-@pytest.mark.parametrize("ours, theirs", [
-    ({"domain": "tickets", "inputs": TEXTS}, {"model": "tickets", "input": TEXTS}),
-    ({"domain": "tickets", "inputs": TEXTS[0]}, {"model": "tickets", "input": TEXTS[0]}),
-    ({"domain": "tickets", "inputs": TEXTS, "version": "2"}, {"model": "tickets@2", "input": TEXTS}),
-    ({"domain": "tickets", "inputs": TEXTS, "version": "staging", "top_k": 1},
-     {"model": "tickets@staging", "input": TEXTS, "top_k": 1}),
-    ({"domain": "reviews", "inputs": TEXTS[2:]}, {"model": "reviews@production", "input": TEXTS[2:], "user": "x"}),
-])
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        ({"domain": "tickets", "inputs": TEXTS}, {"model": "tickets", "input": TEXTS}),
+        ({"domain": "tickets", "inputs": TEXTS[0]}, {"model": "tickets", "input": TEXTS[0]}),
+        ({"domain": "tickets", "inputs": TEXTS, "version": "2"}, {"model": "tickets@2", "input": TEXTS}),
+        (
+            {"domain": "tickets", "inputs": TEXTS, "version": "staging", "top_k": 1},
+            {"model": "tickets@staging", "input": TEXTS, "top_k": 1},
+        ),
+        ({"domain": "reviews", "inputs": TEXTS[2:]}, {"model": "reviews@production", "input": TEXTS[2:], "user": "x"}),
+    ],
+)
 def test_vllm_body_and_ours_get_the_same_answer(api, ours, theirs) -> None:
     a, b = api.post("/v1/classify", json=ours), api.post("/v1/classify", json=theirs)
     assert a.status_code == b.status_code == 200, (a.text, b.text)
@@ -69,16 +73,21 @@ def test_openapi_has_a_response_schema_for_every_route(api) -> None:
             errors = {code: r for code, r in op["responses"].items() if code >= "400"}
             for code, response in errors.items():
                 assert response["content"] == {"application/json": {"schema": ERROR_REF}}, (method, path, code)
-            wanted = {"401", "404", "409", "413", "422", "503"} if method == "post" and path != "/v1/admin/reload" \
+            wanted = (
+                {"401", "404", "409", "413", "422", "503"}
+                if method == "post" and path != "/v1/admin/reload"
                 else ({"401"} if path != "/health" else set())
+            )
             assert set(errors) == wanted, (method, path)
 
 
 def test_every_error_has_the_same_envelope(api, monkeypatch) -> None:
     from loradock.serving.errors import OverloadedError
 
-    assert_envelope(api.post("/v1/classify", json={"domain": "tickets", "inputs": "x"},
-                             headers={"Authorization": "Bearer wrong"}), 401)
+    assert_envelope(
+        api.post("/v1/classify", json={"domain": "tickets", "inputs": "x"}, headers={"Authorization": "Bearer wrong"}),
+        401,
+    )
     assert "/no/such/route" in assert_envelope(api.get("/no/such/route"), 404)["error"]
     unknown = assert_envelope(api.post("/v1/classify", json={"domain": "legal", "inputs": "x"}), 404)
     assert unknown["served"] == sorted(DOMAINS)
@@ -102,14 +111,17 @@ def test_every_error_has_the_same_envelope(api, monkeypatch) -> None:
     assert busy.headers["retry-after"] == "2"
 
 
-@pytest.mark.parametrize("payload, field", [
-    ({"domain": "tickets", "inputs": [1, 2]}, "inputs"),
-    ({"domain": "tickets"}, "inputs"),
-    ({"inputs": ["x"]}, "domain"),
-    ({"domain": "tickets", "inputs": ["x"], "top_k": 0}, "top_k"),
-    ({"domain": "tickets", "inputs": ["x"], "colour": "red"}, "colour"),
-    ({"model": "tickets", "input": ["x"], "top_k": -1}, "top_k"),
-])
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"domain": "tickets", "inputs": [1, 2]}, "inputs"),
+        ({"domain": "tickets"}, "inputs"),
+        ({"inputs": ["x"]}, "domain"),
+        ({"domain": "tickets", "inputs": ["x"], "top_k": 0}, "top_k"),
+        ({"domain": "tickets", "inputs": ["x"], "colour": "red"}, "colour"),
+        ({"model": "tickets", "input": ["x"], "top_k": -1}, "top_k"),
+    ],
+)
 def test_invalid_fields_are_named_for_either_body(api, payload, field) -> None:
     body = assert_envelope(api.post("/v1/classify", json=payload), 422)
     assert body["field"].startswith(field) and field in body["error"]

@@ -32,9 +32,20 @@ def _raw_call(app: Any, headers: list[tuple[bytes, bytes]]) -> tuple[list[dict],
     async def send(message: dict) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": "/v1/classify", "raw_path": b"/v1/classify", "query_string": b"", "root_path": "",
-             "headers": [(b"content-type", b"application/json"), *headers], "client": ("t", 1), "server": ("t", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/classify",
+        "raw_path": b"/v1/classify",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), *headers],
+        "client": ("t", 1),
+        "server": ("t", 80),
+    }
     asyncio.run(app(scope, receive, send))
     return sent, reads
 
@@ -68,9 +79,18 @@ def test_a_streamed_body_is_cut_off_at_the_limit(api) -> None:
 
 
 def test_every_route_but_health_needs_the_token(api) -> None:
-    routes = [("POST", "/v1/classify"), ("POST", "/models/tickets"), ("GET", "/v1/domains"), ("GET", "/v1/models"),
-              ("POST", "/v1/admin/reload"), ("GET", "/metrics"), ("GET", "/docs"), ("GET", "/redoc"),
-              ("GET", "/openapi.json"), ("GET", "/no/such/route")]
+    routes = [
+        ("POST", "/v1/classify"),
+        ("POST", "/models/tickets"),
+        ("GET", "/v1/domains"),
+        ("GET", "/v1/models"),
+        ("POST", "/v1/admin/reload"),
+        ("GET", "/metrics"),
+        ("GET", "/docs"),
+        ("GET", "/redoc"),
+        ("GET", "/openapi.json"),
+        ("GET", "/no/such/route"),
+    ]
     documented = {(m.upper(), p) for p, ops in api.get("/openapi.json").json()["paths"].items() for m in ops}
     assert documented - {("POST", "/models/{domain}"), ("GET", "/health")} <= set(routes)
     for method, path in routes:
@@ -99,10 +119,13 @@ def test_public_metrics_and_docs_are_opened_on_purpose(api, monkeypatch) -> None
         app.state.watcher.stop()
 
 
-@pytest.mark.parametrize("payload", [
-    {"domain": "tickets", "inputs": ["x"], "version": "nosuch"},
-    {"model": "tickets@nosuch", "input": ["x"]},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"domain": "tickets", "inputs": ["x"], "version": "nosuch"},
+        {"model": "tickets@nosuch", "input": ["x"]},
+    ],
+)
 def test_errors_never_list_alias_names(api, payload) -> None:
     body = assert_envelope(api.post("/v1/classify", json=payload), 404)
     assert "nosuch" in body["error"]
@@ -141,7 +164,6 @@ def test_unverified_base_is_refused_unless_allowed(api, tmp_path, monkeypatch) -
     from loradock.registry import VersionInfo
     from loradock.serving.engine import ServingEngine
     from loradock.serving.errors import UnverifiedBaseError
-
     from tests.api_support import DOMAINS
     from tests.onnx_multi_support import peft_folder
 
@@ -159,7 +181,6 @@ def test_unverified_base_is_refused_unless_allowed(api, tmp_path, monkeypatch) -
 def test_a_missing_blob_is_told_by_ref_never_by_server_path(api, tmp_path) -> None:
     """Issue 22 item 7: the registry's filesystem layout never reaches a client."""
     from loradock.registry import VersionInfo
-
     from tests.onnx_multi_support import peft_folder
 
     registry = api.registry
@@ -167,8 +188,9 @@ def test_a_missing_blob_is_told_by_ref_never_by_server_path(api, tmp_path) -> No
     folder = peft_folder(api.base, tmp_path / "tickets-3", ("billing", "bug", "account"), 4, seed=33)
     version = registry.register("tickets", folder, VersionInfo(base_model=api.base, base_fingerprint=fingerprint))
     registry.blobs.path(version.files["adapter_model.safetensors"]["sha256"]).unlink()
-    body = assert_envelope(api.post("/v1/classify", json={"domain": "tickets", "inputs": ["x"],
-                                                          "version": str(version.number)}), 409)
+    body = assert_envelope(
+        api.post("/v1/classify", json={"domain": "tickets", "inputs": ["x"], "version": str(version.number)}), 409
+    )
     assert f"{version.ref}/adapter_model.safetensors" in body["error"] and "missing" in body["error"]
     assert str(registry.home) not in body["error"] and "blobs" not in body["error"], body
 
@@ -185,11 +207,10 @@ def test_a_non_ascii_key_is_refused_at_start_up(api, monkeypatch) -> None:
 
 
 def test_the_console_refuses_a_non_ascii_key_too(monkeypatch) -> None:
+    import uvicorn
     from click.testing import CliRunner
 
     from loradock.cli.main import cli
-
-    import uvicorn
 
     def started(self, *args, **kwargs):
         raise AssertionError("the console started with a key no client can send")

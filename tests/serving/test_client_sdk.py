@@ -9,10 +9,8 @@ import pytest
 from tests.api_support import DOMAINS, KEY, TEXTS, api_config, tiny_home
 from tests.readme_snippets import python_block
 
-
 # The README's snippet, run exactly as written.
-SNIPPET = python_block('loradock.Client(')
-
+SNIPPET = python_block("loradock.Client(")
 
 
 @pytest.fixture(scope="module")

@@ -114,7 +114,13 @@ def test_domain_page_chart_draws_and_table_sorts(signed_in) -> None:
     driver = _visit(signed_in, "/ui/domains/support")
     assert driver.find_element(By.CSS_SELECTOR, ".description").text.startswith("<img src=x")
     assert canvas_ink(driver, "metrics-chart") > 500
-    numbers = lambda: [r.find_element(By.CSS_SELECTOR, "td").text for r in driver.find_elements(By.CSS_SELECTOR, "#versions tbody tr")]  # noqa: E731
+
+    def numbers():
+        return [
+            r.find_element(By.CSS_SELECTOR, "td").text
+            for r in driver.find_elements(By.CSS_SELECTOR, "#versions tbody tr")
+        ]
+
     assert numbers() == ["support@3", "support@2", "support@1"]
     driver.find_element(By.CSS_SELECTOR, "#versions th").click()
     assert numbers() == ["support@1", "support@2", "support@3"]
@@ -144,8 +150,10 @@ def test_compare_shows_a_real_difference(signed_in) -> None:
     Select(driver.find_element(By.ID, "pick-b")).select_by_value("support@3")
     driver.find_element(By.ID, "compare-go").click()
     _wait(driver, "metrics-diff")
-    rows = {r.find_element(By.TAG_NAME, "th").text: [c.text for c in r.find_elements(By.TAG_NAME, "td")]
-            for r in driver.find_elements(By.CSS_SELECTOR, "#metrics-diff tbody tr")}
+    rows = {
+        r.find_element(By.TAG_NAME, "th").text: [c.text for c in r.find_elements(By.TAG_NAME, "td")]
+        for r in driver.find_elements(By.CSS_SELECTOR, "#metrics-diff tbody tr")
+    }
     assert rows["macro_f1"] == ["0.6000", "0.8000", "+0.2000"]
     changed = driver.find_elements(By.CSS_SELECTOR, "#config-diff tr.changed")
     assert any(r.find_element(By.TAG_NAME, "th").text == "peft.r" for r in changed)
@@ -163,7 +171,9 @@ def test_alias_rollback_from_the_console(signed_in) -> None:
     registry = signed_in["registry"]
     assert registry.resolve("support@production").number == 2
     driver = _visit(signed_in, "/ui/domains/support")
-    rollback = [a for a in driver.find_elements(By.CSS_SELECTOR, "#alias-timeline a.rollback") if a.text == "roll back to 1"]
+    rollback = [
+        a for a in driver.find_elements(By.CSS_SELECTOR, "#alias-timeline a.rollback") if a.text == "roll back to 1"
+    ]
     rollback[0].click()
     assert "after this it points to support@1" in _wait(driver, "confirm-text").text
     assert registry.resolve("support@production").number == 2  # nothing moves before confirming
@@ -196,7 +206,7 @@ def test_a_page_on_another_port_cannot_move_an_alias(signed_in) -> None:
     page = ATTACK_PAGE.format(console=signed_in["url"], planted=planted).encode()
 
     class Attacker(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("content-type", "text/html")
             # A response from any port may set (and overwrite, HttpOnly or not) 127.0.0.1's cookies.

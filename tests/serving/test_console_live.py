@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 from loradock.registry import Registry
-
 from tests.console_support import canvas_ink, chromium_or_skip, console_errors, open_browser, screenshot
 from tests.serve_support import TEXTS, offline, register, serve_config
 
@@ -51,12 +50,17 @@ def _cell(driver, domain: str, css: str) -> str:
     """One cell's text, read in one script call (the page rebuilds its rows on every refresh)."""
     return driver.execute_script(
         "const c = document.querySelector(arguments[0]); return c ? c.textContent : '';",
-        f'#live-domains tr[data-domain="{domain}"] td.{css}')
+        f'#live-domains tr[data-domain="{domain}"] td.{css}',
+    )
 
 
 def _classify(url: str, domain: str) -> httpx.Response:
-    return httpx.post(f"{url}/v1/classify", json={"domain": domain, "inputs": TEXTS[:2]},
-                      headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+    return httpx.post(
+        f"{url}/v1/classify",
+        json={"domain": domain, "inputs": TEXTS[:2]},
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=30,
+    )
 
 
 def test_live_page_numbers_move_while_requests_arrive(live) -> None:
@@ -81,7 +85,12 @@ def test_live_page_numbers_move_while_requests_arrive(live) -> None:
     sender = threading.Thread(target=traffic, daemon=True)
     sender.start()
     try:
-        _wait(driver, lambda d: int(_cell(d, "medical", "requests") or 0) >= before + 5 and float(_cell(d, "medical", "rps") or 0) > 0)
+        _wait(
+            driver,
+            lambda d: (
+                int(_cell(d, "medical", "requests") or 0) >= before + 5 and float(_cell(d, "medical", "rps") or 0) > 0
+            ),
+        )
     finally:
         stop.set()
         sender.join(30)

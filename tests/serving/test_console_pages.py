@@ -10,8 +10,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from loradock.serving.console import create_console_app
-
-from tests.console_support import XSS_DESCRIPTION, XSS_LABEL, build_registry
+from tests.console_support import XSS_LABEL, build_registry
 
 KEY = "console-test-token"
 
@@ -36,8 +35,14 @@ def keyed(reg, monkeypatch):
         yield c
 
 
-PAGES = ["/ui/", "/ui/domains/support", "/ui/versions/support/2", "/ui/versions/support/production",
-         "/ui/compare?a=support@1&b=support@3", "/ui/compare"]
+PAGES = [
+    "/ui/",
+    "/ui/domains/support",
+    "/ui/versions/support/2",
+    "/ui/versions/support/production",
+    "/ui/compare?a=support@1&b=support@3",
+    "/ui/compare",
+]
 
 
 @pytest.mark.parametrize("url", PAGES)
@@ -51,7 +56,7 @@ def test_every_page_renders_escaped_with_a_strict_csp(client, url) -> None:
     # No inline script: every <script> either loads a file of ours or is inert JSON data.
     for tag in re.findall(r"<script[^>]*>", r.text):
         assert 'src="/ui/static/' in tag or 'type="application/json"' in tag, tag
-    assert "http://" not in r.text.replace('http://127.0.0.1', '') and "https://" not in r.text  # nothing remote
+    assert "http://" not in r.text.replace("http://127.0.0.1", "") and "https://" not in r.text  # nothing remote
 
 
 def test_overview_and_domain_show_labels_aliases_metrics_and_history(client) -> None:
@@ -97,8 +102,12 @@ def test_compare_shows_the_differences(client) -> None:
 
 
 def test_unknown_things_are_clear_404s(client) -> None:
-    for url, text in [("/ui/domains/nope", "Unknown domain 'nope'"), ("/ui/versions/support/9", "support@9"),
-                      ("/ui/compare?a=support@1&b=support@99", "support@99"), ("/ui/artifacts/9999/x.png", "9999")]:
+    for url, text in [
+        ("/ui/domains/nope", "Unknown domain 'nope'"),
+        ("/ui/versions/support/9", "support@9"),
+        ("/ui/compare?a=support@1&b=support@99", "support@99"),
+        ("/ui/artifacts/9999/x.png", "9999"),
+    ]:
         r = client.get(url)
         assert r.status_code == 404 and text in html.unescape(r.text), url
     assert client.get("/ui/compare?a=bad@@ref&b=support@1").status_code == 400
@@ -123,9 +132,9 @@ def test_dns_rebinding_host_is_refused(reg) -> None:
         scope = {"server": ("127.0.0.1", 8080)}
         headers = {"host": "evil.example:8080"}
 
-    assert not AccessPolicy().check_host(Req())  # type: ignore[arg-type]
+    assert not AccessPolicy().check_host(Req())
     Req.headers = {"host": "localhost:8080"}
-    assert AccessPolicy().check_host(Req())  # type: ignore[arg-type]
+    assert AccessPolicy().check_host(Req())
 
 
 def test_with_a_key_every_page_needs_it(keyed) -> None:
@@ -139,8 +148,9 @@ def test_with_a_key_every_page_needs_it(keyed) -> None:
     assert wrong.status_code == 401 and "not the server" in wrong.text
     no_csrf = keyed.post("/ui/login", data={"csrf": "0" * 64, "token": KEY})
     assert no_csrf.status_code == 403
-    ok = keyed.post("/ui/login", data={"csrf": csrf, "token": KEY, "next": "https://evil.example/"},
-                    follow_redirects=False)
+    ok = keyed.post(
+        "/ui/login", data={"csrf": csrf, "token": KEY, "next": "https://evil.example/"}, follow_redirects=False
+    )
     assert ok.status_code == 303 and ok.headers["location"] == "/ui/"  # no open redirect
     cookie = ok.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
@@ -161,19 +171,26 @@ def _login(c: TestClient) -> str:
 
 
 def test_alias_move_needs_token_csrf_and_confirmation(keyed, reg) -> None:
-    anonymous = keyed.post("/ui/alias/support", data={"alias": "production", "to": "3", "confirm": "yes"},
-                           follow_redirects=False)
+    anonymous = keyed.post(
+        "/ui/alias/support", data={"alias": "production", "to": "3", "confirm": "yes"}, follow_redirects=False
+    )
     assert anonymous.status_code == 401
     csrf = _login(keyed)
     review = keyed.get("/ui/alias/support?alias=production&to=3")
     assert review.status_code == 200 and "after this it points to <strong>support@3</strong>" in review.text
-    assert keyed.post("/ui/alias/support", data={"alias": "production", "to": "3", "confirm": "yes",
-                                                  "csrf": "f" * 64}).status_code == 403
-    assert keyed.post("/ui/alias/support", data={"alias": "production", "to": "3",
-                                                  "csrf": csrf}).status_code == 400
+    assert (
+        keyed.post(
+            "/ui/alias/support", data={"alias": "production", "to": "3", "confirm": "yes", "csrf": "f" * 64}
+        ).status_code
+        == 403
+    )
+    assert keyed.post("/ui/alias/support", data={"alias": "production", "to": "3", "csrf": csrf}).status_code == 400
     assert reg.resolve("support@production").number == 2
-    done = keyed.post("/ui/alias/support", data={"alias": "production", "to": "3", "confirm": "yes", "csrf": csrf},
-                      follow_redirects=False)
+    done = keyed.post(
+        "/ui/alias/support",
+        data={"alias": "production", "to": "3", "confirm": "yes", "csrf": csrf},
+        follow_redirects=False,
+    )
     assert done.status_code == 303 and reg.resolve("support@production").number == 3
     page = keyed.get(done.headers["location"]).text
     assert "support@production now points to support@3" in page
@@ -194,7 +211,9 @@ def test_gate_results_are_read_defensively() -> None:
 
     assert gate_of(v()) is None
     assert gate_of(v(gate={"passed": False, "reason": "accuracy 0.4 < 0.9"})) == {
-        "status": "failed", "detail": "accuracy 0.4 < 0.9"}
+        "status": "failed",
+        "detail": "accuracy 0.4 < 0.9",
+    }
     assert gate_of(v(extra={"gate": {"status": "passed"}}))["status"] == "passed"
     assert gate_of(v(gate='{"passed": true}'))["status"] == "passed"
     assert gate_of(v(metrics={"gate": "skipped"}))["status"] == "skipped"
@@ -213,19 +232,22 @@ def test_ui_command_help_and_bad_key_env(monkeypatch) -> None:
 
 def test_a_failed_gate_is_shown_and_the_console_cannot_alias_it(reg, keyed, tmp_path) -> None:
     from loradock.registry import VersionInfo
-
     from tests.synthetic_adapters import write_adapter
 
     assert 'class="gate gate-ok"' in keyed.get("/ui/", headers={"Authorization": f"Bearer {KEY}"}).text
-    failed = reg.register("support", write_adapter(tmp_path / "bad", labels=3, seed=9), VersionInfo(
-        metrics={"accuracy": 0.3}, gate={"passed": False, "reasons": ["accuracy 0.3000 < 0.5"]}))
+    failed = reg.register(
+        "support",
+        write_adapter(tmp_path / "bad", labels=3, seed=9),
+        VersionInfo(metrics={"accuracy": 0.3}, gate={"passed": False, "reasons": ["accuracy 0.3000 < 0.5"]}),
+    )
     try:
         csrf = _login(keyed)
         page = keyed.get(f"/ui/versions/support/{failed.number}").text
         assert 'class="gate gate-bad"' in page and "accuracy 0.3000 &lt; 0.5" in page
         assert "failed its quality gate" in keyed.get(f"/ui/alias/support?alias=production&to={failed.number}").text
-        r = keyed.post("/ui/alias/support", data={"alias": "production", "to": str(failed.number), "confirm": "yes",
-                                                   "csrf": csrf})
+        r = keyed.post(
+            "/ui/alias/support", data={"alias": "production", "to": str(failed.number), "confirm": "yes", "csrf": csrf}
+        )
         assert r.status_code == 409 and "quality gate" in r.text
         assert reg.resolve("support@production").number == 2
     finally:
@@ -234,14 +256,18 @@ def test_a_failed_gate_is_shown_and_the_console_cannot_alias_it(reg, keyed, tmp_
 
 # -- issue 22: CSRF bound to the session, origin checks, notices from the event log ---------------
 
+
 def test_a_cookie_planted_from_another_port_cannot_move_an_alias(keyed, reg) -> None:
     """Another 127.0.0.1:PORT can set our cookies; a token equal to a planted cookie proves nothing."""
     _login(keyed)
     before = reg.resolve("support@production").number
     planted = "a" * 64
     keyed.cookies.set("loradock_csrf", planted, domain="127.0.0.1", path="/ui")
-    r = keyed.post("/ui/alias/support", data={"alias": "production", "to": "1", "confirm": "yes", "csrf": planted},
-                   follow_redirects=False)
+    r = keyed.post(
+        "/ui/alias/support",
+        data={"alias": "production", "to": "1", "confirm": "yes", "csrf": planted},
+        follow_redirects=False,
+    )
     assert r.status_code == 403 and "stale" in r.text
     assert reg.resolve("support@production").number == before
 
@@ -250,17 +276,26 @@ def test_posts_from_another_origin_are_refused_even_with_a_good_token(keyed, reg
     csrf = _login(keyed)
     before = reg.resolve("support@production").number
     form = {"alias": "production", "to": "1", "confirm": "yes", "csrf": csrf}
-    for headers in ({"Origin": "http://127.0.0.1:9999"}, {"Origin": "null"}, {"Origin": "http://evil.example"},
-                    {"Sec-Fetch-Site": "same-site"}, {"Sec-Fetch-Site": "cross-site"},
-                    {"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "same-site"},
-                    {"Origin": "http://127.0.0.1:9999", "Sec-Fetch-Site": "cross-site"}):
+    for headers in (
+        {"Origin": "http://127.0.0.1:9999"},
+        {"Origin": "null"},
+        {"Origin": "http://evil.example"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "same-site"},
+        {"Origin": "http://127.0.0.1:9999", "Sec-Fetch-Site": "cross-site"},
+    ):
         r = keyed.post("/ui/alias/support", data=form, headers=headers, follow_redirects=False)
         assert r.status_code == 403 and "another site or port" in r.text, headers
         assert reg.resolve("support@production").number == before
     for path in ("/ui/login", "/ui/logout"):
         assert keyed.post(path, data={"csrf": csrf}, headers={"Origin": "http://127.0.0.1:9999"}).status_code == 403
-    same = keyed.post("/ui/alias/support", data=form, follow_redirects=False,
-                      headers={"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "same-origin"})
+    same = keyed.post(
+        "/ui/alias/support",
+        data=form,
+        follow_redirects=False,
+        headers={"Origin": "http://127.0.0.1", "Sec-Fetch-Site": "same-origin"},
+    )
     assert same.status_code == 303 and reg.resolve("support@production").number == 1
     keyed.post("/ui/alias/support", data={**form, "to": str(before)})
     assert reg.resolve("support@production").number == before

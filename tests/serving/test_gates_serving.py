@@ -7,7 +7,6 @@ import pytest
 from loradock.registry import DEFAULT_BASE, PRESETS, Registry, VersionInfo
 from loradock.registry.errors import FailedVersionError
 from loradock.registry.gates import QualityGate, check
-
 from tests.serve_support import base_fingerprint, serve_config
 
 pytestmark = pytest.mark.slow
@@ -17,8 +16,12 @@ def _register(registry: Registry, make_peft_folder, domain: str, seed: int, pass
     labels = PRESETS[domain].labels
     counts = {name: 10 for name in labels}
     metrics = {"accuracy": 0.95, "macro_f1": 0.95} if passed else {"accuracy": 1 / len(labels), "macro_f1": 0.1}
-    info = VersionInfo(base_model=DEFAULT_BASE, base_fingerprint=base_fingerprint(), metrics=metrics,
-                       gate=check(metrics, counts, QualityGate()))
+    info = VersionInfo(
+        base_model=DEFAULT_BASE,
+        base_fingerprint=base_fingerprint(),
+        metrics=metrics,
+        gate=check(metrics, counts, QualityGate()),
+    )
     return registry.register(domain, make_peft_folder(labels=labels, seed=seed), info, aliases=list(aliases))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import httpx
@@ -11,7 +10,6 @@ import numpy as np
 import pytest
 
 from loradock.registry import Domain, Registry, VersionInfo
-
 from tests.onnx_multi_support import TEXTS, peft_folder, tiny_base
 
 LABELS = {"two": ("neg", "pos"), "three": ("a", "b", "c"), "five": ("l1", "l2", "l3", "l4", "l5")}
@@ -29,21 +27,29 @@ def served(registry: Registry, tiny: str, tmp_path: Path) -> Registry:
     info = VersionInfo(base_model=tiny, base_fingerprint=base_info(tiny)["base_fingerprint"])
     for seed, (domain, labels) in enumerate(LABELS.items()):
         registry.add_domain(Domain(name=domain, labels=labels, base_model=tiny))
-        registry.register(domain, peft_folder(tiny, tmp_path / domain, labels, 2 + 2 * seed, seed=seed),
-                          info, aliases=["production"])
+        registry.register(
+            domain, peft_folder(tiny, tmp_path / domain, labels, 2 + 2 * seed, seed=seed), info, aliases=["production"]
+        )
     return registry
 
 
-def config(tiny: str, backend: str, **overrides):  # type: ignore[no-untyped-def]
+def config(tiny: str, backend: str, **overrides):
     from loradock.serving.config import ServeConfig
 
-    values = {"domains": tuple(f"{d}@production" for d in LABELS), "port": 0, "device": "cpu",
-              "base_model": tiny, "backend": backend, "poll_interval": 0.2, "max_wait_ms": 2.0,
-              "workers": 1}  # batch counts below assume one worker; test_serve_workers.py covers more
+    values = {
+        "domains": tuple(f"{d}@production" for d in LABELS),
+        "port": 0,
+        "device": "cpu",
+        "base_model": tiny,
+        "backend": backend,
+        "poll_interval": 0.2,
+        "max_wait_ms": 2.0,
+        "workers": 1,
+    }  # batch counts below assume one worker; test_serve_workers.py covers more
     return ServeConfig(**{**values, **overrides})
 
 
-def mixed_logits(engine, domains: list[str]) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+def mixed_logits(engine, domains: list[str]) -> list[np.ndarray]:
     """All rows in one mixed batch: it closes once full (max_batch_size rows) or after max_wait_ms."""
     from tests.serve_support import hold_worker
 
@@ -120,8 +126,9 @@ def test_http_views_metrics_and_hot_swap_on_onnx(served: Registry, tiny: str, tm
             # Hot swap: a new version is an input to the same graph, never a re-export.
             info = VersionInfo(base_model=tiny, base_fingerprint=base_info(tiny)["base_fingerprint"])
             stamps = {p: p.stat().st_mtime_ns for p in (served.home / "graphs").rglob("*.onnx")}
-            served.register("five", peft_folder(tiny, tmp_path / "five-2", LABELS["five"], 3, seed=42), info,
-                            aliases=["production"])
+            served.register(
+                "five", peft_folder(tiny, tmp_path / "five-2", LABELS["five"], 3, seed=42), info, aliases=["production"]
+            )
             client.post("/v1/admin/reload")
             r = client.post("/v1/classify", json={"domain": "five", "inputs": TEXTS[:1]})
             assert r.json()["version"] == "five@2"

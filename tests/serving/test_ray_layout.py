@@ -27,12 +27,15 @@ from loradock.serving.ray.shipping import (
 )
 
 
-@pytest.mark.parametrize(("replicas", "cpus", "share"), [
-    (2, 2, 0.75),   # the 2-core machine: 2 x 0.75 + 0.5 = 2
-    (3, 2, 0.5),
-    (2, 16, 1.0),   # room to spare: 1 CPU each, as before
-    (1, 1, 0.5),
-])
+@pytest.mark.parametrize(
+    ("replicas", "cpus", "share"),
+    [
+        (2, 2, 0.75),  # the 2-core machine: 2 x 0.75 + 0.5 = 2
+        (3, 2, 0.5),
+        (2, 16, 1.0),  # room to spare: 1 CPU each, as before
+        (1, 1, 0.5),
+    ],
+)
 def test_the_default_share_fits_the_node(replicas, cpus, share) -> None:
     options = fit(RayOptions(replicas=replicas), cpus)
     assert options.replica_cpus == share
@@ -55,7 +58,7 @@ def test_autoscaling_is_checked_at_its_starting_count() -> None:
     with pytest.raises(RayOptionsError, match=r"3 replica\(s\)"):
         fit(RayOptions(replica_cpus=1.0, autoscaling={"initial_replicas": 3}), 2)
     with pytest.raises(RayOptionsError, match="JSON object with integer replica counts"):
-        RayOptions(autoscaling=[1])  # type: ignore[arg-type]
+        RayOptions(autoscaling=[1])
 
 
 @pytest.fixture
@@ -77,9 +80,12 @@ def test_serve_ray_refuses_an_unplaceable_layout_before_ray_starts(minilm_regist
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     result = CliRunner().invoke(cli, ["serve", "--ray", "--replicas", "2", "--replica-cpus", "1", "--port", "0"])
     assert result.exit_code == 5, result.output
-    assert result.output.strip().splitlines() == [(
-        "Error: 2 replica(s) x 1 CPU + ingress 0.5 CPU = 2.5 CPUs > 2 CPUs in this Ray cluster, so Ray would wait "
-        "forever to place them; pass --replica-cpus 0.75 (or fewer --replicas).")]
+    assert result.output.strip().splitlines() == [
+        (
+            "Error: 2 replica(s) x 1 CPU + ingress 0.5 CPU = 2.5 CPUs > 2 CPUs in this Ray cluster, so Ray would wait "
+            "forever to place them; pass --replica-cpus 0.75 (or fewer --replicas)."
+        )
+    ]
 
 
 def test_serve_ray_defaults_fit_a_two_core_machine(minilm_registry, monkeypatch) -> None:
@@ -142,6 +148,7 @@ def test_a_replica_removes_its_store_on_shutdown(tmp_path, monkeypatch) -> None:
     from loradock.serving.ray.replica import AdapterReplica
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
     class Engine:
         closed = False
 
@@ -172,15 +179,29 @@ def test_serve_ray_with_its_defaults_becomes_healthy_on_two_cpus(tmp_path) -> No
     with Registry(home) as registry:
         register_minilm(registry, tmp_path, "sentiment", 1, ("production",))
     port = free_port()
+
     def scratch() -> set[str]:
         return {p.name for p in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*")}
 
-    two_cpus = ("import sys; from loradock.serving.ray import layout; layout.local_cpus = lambda: 2.0; "
-                "from loradock.cli.main import cli; sys.exit(cli())")
-    env = {**os.environ, "ADAPTERS_HOME": str(home), "HF_HUB_OFFLINE": "1", "RAY_ADDRESS": "", "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    server = subprocess.Popen([sys.executable, "-c", two_cpus, "serve", "--ray", "--replicas", "2", "--port",
-                               str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    two_cpus = (
+        "import sys; from loradock.serving.ray import layout; layout.local_cpus = lambda: 2.0; "
+        "from loradock.cli.main import cli; sys.exit(cli())"
+    )
+    env = {
+        **os.environ,
+        "ADAPTERS_HOME": str(home),
+        "HF_HUB_OFFLINE": "1",
+        "RAY_ADDRESS": "",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-c", two_cpus, "serve", "--ray", "--replicas", "2", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(server.stdout or []), daemon=True)
     reader.start()
@@ -191,8 +212,9 @@ def test_serve_ray_with_its_defaults_becomes_healthy_on_two_cpus(tmp_path) -> No
             time.sleep(0.5)
         announced = next(line for line in lines if line.startswith("Serving "))
         assert "(2 replica(s) x 0.75 CPU, ingress 0.5 CPU)" in announced
-        reply = httpx.post(f"http://127.0.0.1:{port}/v1/classify", json={"domain": "sentiment", "inputs": ["fine"]},
-                           timeout=60)
+        reply = httpx.post(
+            f"http://127.0.0.1:{port}/v1/classify", json={"domain": "sentiment", "inputs": ["fine"]}, timeout=60
+        )
         assert reply.status_code == 200
         import psutil  # a Ray dependency
 

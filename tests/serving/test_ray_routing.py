@@ -11,12 +11,11 @@ import pytest
 
 pytest.importorskip("ray.serve", reason="ray[serve] is not installed: pip install 'loradock[ray]'")
 
-from loradock.registry import Registry, VersionInfo  # noqa: E402
-from loradock.serving.ray.errors import ShipmentError  # noqa: E402
-from loradock.serving.ray.router import RESIDENT, AdapterAffinityRouter  # noqa: E402
-from loradock.serving.ray.shipping import ShippedAdapters, verify  # noqa: E402
-
-from tests.synthetic_adapters import write_adapter  # noqa: E402
+from loradock.registry import Registry, VersionInfo
+from loradock.serving.ray.errors import ShipmentError
+from loradock.serving.ray.router import RESIDENT, AdapterAffinityRouter
+from loradock.serving.ray.shipping import ShippedAdapters, verify
+from tests.synthetic_adapters import write_adapter
 
 
 @dataclass(frozen=True)
@@ -26,15 +25,16 @@ class _Id:  # ReplicaID's shape: hashable, with unique_id
 
 def _replicas(n: int, resident: dict[int, set[str]] | None = None) -> list[SimpleNamespace]:
     resident = resident or {}
-    return [SimpleNamespace(replica_id=_Id(f"r{i}"), routing_stats={RESIDENT: resident.get(i, set())})
-            for i in range(n)]
+    return [
+        SimpleNamespace(replica_id=_Id(f"r{i}"), routing_stats={RESIDENT: resident.get(i, set())}) for i in range(n)
+    ]
 
 
 def _choose(replicas: list, sha: str, queues: dict[str, int] | None = None, spill: int = 4) -> list[list[str]]:
     queues = queues or {}
     router = SimpleNamespace(spill=spill, _queue=lambda r: queues.get(r.replica_id.unique_id, 0))
     pending = SimpleNamespace(metadata=SimpleNamespace(multiplexed_model_id=sha))
-    ranks = asyncio.run(AdapterAffinityRouter.choose_replicas(router, replicas, pending))  # type: ignore[arg-type]
+    ranks = asyncio.run(AdapterAffinityRouter.choose_replicas(router, replicas, pending))
     return [[r.replica_id.unique_id for r in rank] for rank in ranks]
 
 
@@ -67,8 +67,9 @@ def test_no_model_id_means_plain_least_loaded_choice() -> None:
 def _version(tmp_path: Path) -> tuple[Registry, object]:
     registry = Registry(tmp_path / "home")
     folder = write_adapter(tmp_path / "a", labels=2)
-    version = registry.register("sentiment", folder, VersionInfo(base_model="tiny", base_fingerprint="sha256:x"),
-                                aliases=["production"])
+    version = registry.register(
+        "sentiment", folder, VersionInfo(base_model="tiny", base_fingerprint="sha256:x"), aliases=["production"]
+    )
     return registry, version
 
 
@@ -101,6 +102,7 @@ class _Call:
             if isinstance(self.outcome, BaseException):
                 raise self.outcome
             return self.outcome
+
         return run().__await__()
 
 
@@ -113,7 +115,7 @@ class _FakeReplicas:
         self.warm = SimpleNamespace(remote=lambda *a: _Call({"logits": [], "replica": "fake"}))
         self.classify = SimpleNamespace(remote=self._classify)
 
-    def options(self, **_: object) -> "_FakeReplicas":
+    def options(self, **_: object) -> _FakeReplicas:
         return self
 
     def _classify(self, version: object, shipment: list, texts: list) -> _Call:
@@ -137,8 +139,13 @@ def _client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: list):
     monkeypatch.setattr(ingress, "ship", lambda reg, v: Shipment(v.sha256, "object-ref", 1))
     replicas = _FakeReplicas(script)
     replicas.script_default = ActorDiedError()
-    engine = ingress.IngressEngine(ServeConfig(domains=("sentiment@production",), port=0), registry,
-                                   ingress.RemoteBase("tiny", "sha256:x", "cpu"), replicas, retries=2)
+    engine = ingress.IngressEngine(
+        ServeConfig(domains=("sentiment@production",), port=0),
+        registry,
+        ingress.RemoteBase("tiny", "sha256:x", "cpu"),
+        replicas,
+        retries=2,
+    )
     app = create_app(engine.config, registry, engine=engine)
     return TestClient(app), engine, replicas, registry
 
@@ -180,8 +187,15 @@ def test_serve_run_builder_reads_its_arguments(tmp_path: Path) -> None:
     registry, version = _version(tmp_path)
     registry.close()
     home = str(tmp_path / "home")
-    app = build({"domains": "sentiment@production", "home": home, "max_batch_size": "8", "spill": "2",
-                 "autoscaling": '{"min_replicas": 1, "max_replicas": 4}'})
+    app = build(
+        {
+            "domains": "sentiment@production",
+            "home": home,
+            "max_batch_size": "8",
+            "spill": "2",
+            "autoscaling": '{"min_replicas": 1, "max_replicas": 4}',
+        }
+    )
     ingress = app._bound_deployment
     config, bound_home, replica_app, retries = ingress.init_args
     replica = replica_app._bound_deployment

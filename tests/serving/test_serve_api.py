@@ -6,7 +6,6 @@ import httpx
 import pytest
 
 from loradock.registry import PRESETS, Registry
-
 from tests.serve_support import TEXTS, offline, register_presets, serve_config
 
 pytestmark = pytest.mark.slow
@@ -88,14 +87,17 @@ def test_unknown_domain_is_404_listing_served(client) -> None:
     assert client.post("/models/legal", json={"inputs": "x"}).status_code == 404
 
 
-@pytest.mark.parametrize("payload, field", [
-    ({"domain": "medical", "inputs": [1, 2]}, "inputs"),
-    ({"domain": "medical"}, "inputs"),
-    ({"inputs": ["x"]}, "domain"),
-    ({"domain": "medical", "inputs": ["x"], "top_k": 0}, "top_k"),
-    ({"domain": "medical", "inputs": ["x"], "colour": "red"}, "colour"),
-    ({"domain": "medical", "inputs": []}, "inputs"),
-])
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ({"domain": "medical", "inputs": [1, 2]}, "inputs"),
+        ({"domain": "medical"}, "inputs"),
+        ({"inputs": ["x"]}, "domain"),
+        ({"domain": "medical", "inputs": ["x"], "top_k": 0}, "top_k"),
+        ({"domain": "medical", "inputs": ["x"], "colour": "red"}, "colour"),
+        ({"domain": "medical", "inputs": []}, "inputs"),
+    ],
+)
 def test_wrong_types_are_422_naming_the_field(client, payload, field) -> None:
     r = client.post("/v1/classify", json=payload)
     assert r.status_code == 422, r.text
@@ -103,7 +105,9 @@ def test_wrong_types_are_422_naming_the_field(client, payload, field) -> None:
 
 
 def test_malformed_json_is_422(client) -> None:
-    r = client.post("/v1/classify", content=b'{"domain": "medical", "inputs": [', headers={"content-type": "application/json"})
+    r = client.post(
+        "/v1/classify", content=b'{"domain": "medical", "inputs": [', headers={"content-type": "application/json"}
+    )
     assert r.status_code == 422 and "not valid JSON" in r.json()["error"]
     hf = client.post("/models/medical", content=b"not json", headers={"content-type": "application/json"})
     assert hf.status_code == 422
@@ -123,14 +127,26 @@ def test_domains_and_metrics_report_what_is_served(server, client) -> None:
     assert rows["medical"]["follows"] == "medical@production" and rows["medical"]["tier"] == "device"
     assert rows["sentiment"]["sha256"] == server.versions["sentiment"].sha256 and rows["sentiment"]["requests"] >= 1
     text = client.get("/metrics").text
-    for needle in ('loradock_requests_total{domain="sentiment",status="200"}', "loradock_batch_size_bucket",
-                   "loradock_queue_depth", "loradock_adapter_cache_hits_total", "loradock_adapter_cache_loads_total 3.0",
-                   'loradock_request_seconds_count{domain="medical"}', 'loradock_errors_total{domain="medical",status="413"}'):
+    for needle in (
+        'loradock_requests_total{domain="sentiment",status="200"}',
+        "loradock_batch_size_bucket",
+        "loradock_queue_depth",
+        "loradock_adapter_cache_hits_total",
+        "loradock_adapter_cache_loads_total 3.0",
+        'loradock_request_seconds_count{domain="medical"}',
+        'loradock_errors_total{domain="medical",status="413"}',
+    ):
         assert needle in text, needle
 
 
 def test_server_survives_garbage(server, client) -> None:
-    for body in (b"\xff\xfe", b"[]", b"null", b'{"domain": null, "inputs": "x"}', b'{"domain": "medical", "inputs": "\\u0000"}'):
+    for body in (
+        b"\xff\xfe",
+        b"[]",
+        b"null",
+        b'{"domain": null, "inputs": "x"}',
+        b'{"domain": "medical", "inputs": "\\u0000"}',
+    ):
         r = client.post("/v1/classify", content=body, headers={"content-type": "application/json"})
         assert r.status_code in (200, 422), (body, r.status_code)
     assert client.post("/v1/classify", json={"domain": "medical", "inputs": [""]}).status_code == 200
@@ -142,8 +158,12 @@ def _headers_only(server, extra: str) -> str:
     import socket
 
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
-        sock.sendall((f"POST /v1/classify HTTP/1.1\r\nHost: {server.host}\r\nContent-Type: application/json\r\n"
-                      f"Content-Length: {200 * 1024 * 1024}\r\n{extra}\r\n").encode())
+        sock.sendall(
+            (
+                f"POST /v1/classify HTTP/1.1\r\nHost: {server.host}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {200 * 1024 * 1024}\r\n{extra}\r\n"
+            ).encode()
+        )
         return sock.recv(4096).decode("latin-1")
 
 

@@ -6,15 +6,18 @@ import pytest
 from click.testing import CliRunner
 
 from loradock.registry import Domain, Registry, VersionInfo
-
 from tests.synthetic_adapters import write_adapter
 
 
 def _register(registry: Registry, tmp_path, domain: str, base: str, seed: int) -> None:
     if domain not in registry.domain_names():
         registry.add_domain(Domain(name=domain, labels=("a", "b"), base_model=base))
-    registry.register(domain, write_adapter(tmp_path / f"{domain}-{seed}", seed=seed),
-                      VersionInfo(base_model=base, base_fingerprint=f"sha256:{base}"), aliases=["production"])
+    registry.register(
+        domain,
+        write_adapter(tmp_path / f"{domain}-{seed}", seed=seed),
+        VersionInfo(base_model=base, base_fingerprint=f"sha256:{base}"),
+        aliases=["production"],
+    )
 
 
 def test_the_base_comes_from_the_served_versions(registry: Registry, tmp_path) -> None:

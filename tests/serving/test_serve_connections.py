@@ -126,7 +126,6 @@ def tiny_app() -> FastAPI:
 def background(**limits: float):
     from loradock.serving.connlimits import ConnectionLimits
     from loradock.serving.server import BackgroundServer
-
     from tests.serve_support import serve_config
 
     return BackgroundServer(serve_config(), app=tiny_app(), limits=ConnectionLimits(**limits))
@@ -141,9 +140,26 @@ def test_health_answers_while_1000_half_open_sockets_are_held(registry, make_pef
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "loradock.cli", "serve", "--domains", "sentiment@production",
-                             "--port", str(port), "--device", "cpu", "--backend", "torch"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=low_file_limit)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loradock.cli",
+            "serve",
+            "--domains",
+            "sentiment@production",
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+            "--backend",
+            "torch",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=low_file_limit,
+    )
     socks: list[socket.socket] = []
     try:
         wait_up(url, proc)
@@ -152,8 +168,10 @@ def test_health_answers_while_1000_half_open_sockets_are_held(registry, make_pef
         latencies = health_latencies(url)
         held = still_open(socks)
         held_rss = rss_mb(proc.pid)
-        print(f"\nhalf-open: {held}/{n} sockets held; /health {ms(latencies)} while held ({ms(idle)} before); "
-              f"server RSS {idle_rss:.0f} MB before, {held_rss:.0f} MB while held")
+        print(
+            f"\nhalf-open: {held}/{n} sockets held; /health {ms(latencies)} while held ({ms(idle)} before); "
+            f"server RSS {idle_rss:.0f} MB before, {held_rss:.0f} MB while held"
+        )
         assert held == n  # none was dropped to make room: the cap is above 1,000 once the limit is raised
     finally:
         close_all(socks)
@@ -168,8 +186,13 @@ def test_the_console_answers_while_1000_half_open_sockets_are_held() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "loradock.cli", "ui", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=low_file_limit)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loradock.cli", "ui", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=low_file_limit,
+    )
     socks: list[socket.socket] = []
     try:
         wait_up(url, proc, path="/ui/")
@@ -177,8 +200,10 @@ def test_the_console_answers_while_1000_half_open_sockets_are_held() -> None:
         socks = open_half("127.0.0.1", port, n)
         latencies = health_latencies(url, path="/ui/")
         held = still_open(socks)
-        print(f"\nconsole half-open: {held}/{n} sockets held; /ui/ {ms(latencies)} while held ({ms(idle)} before); "
-              f"console RSS {idle_rss:.0f} MB before, {rss_mb(proc.pid):.0f} MB while held")
+        print(
+            f"\nconsole half-open: {held}/{n} sockets held; /ui/ {ms(latencies)} while held ({ms(idle)} before); "
+            f"console RSS {idle_rss:.0f} MB before, {rss_mb(proc.pid):.0f} MB while held"
+        )
         assert held == n
     finally:
         close_all(socks)

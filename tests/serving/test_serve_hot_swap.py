@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 from loradock.registry import Registry
-
 from tests.serve_support import TEXTS, hold_worker, register, serve_config
 
 pytestmark = pytest.mark.slow
@@ -47,8 +46,9 @@ def test_alias_moves_three_times_under_load_with_zero_failures(registry, make_pe
                     version, sha = body.get("version"), body.get("sha256")
                 log.append((started, time.time(), r.status_code, version, sha))
 
-    with BackgroundServer(serve_config(domains=("medical@production", "sentiment@production"), poll_interval=POLL),
-                          registry) as server:
+    with BackgroundServer(
+        serve_config(domains=("medical@production", "sentiment@production"), poll_interval=POLL), registry
+    ) as server:
         engine = server.app.state.engine
         clients = [threading.Thread(target=hammer, args=(i,)) for i in range(4)]
         for t in clients:
@@ -100,16 +100,26 @@ def test_in_flight_requests_finish_on_the_old_version(registry, make_peft_folder
         engine = server.app.state.engine
         gate, entered = hold_worker(engine)
         results: dict = {}
-        before = threading.Thread(target=lambda: results.update(old=httpx.post(
-            f"{server.url}/v1/classify", json={"domain": "medical", "inputs": [TEXTS[0]]}, timeout=60)))
+        before = threading.Thread(
+            target=lambda: results.update(
+                old=httpx.post(
+                    f"{server.url}/v1/classify", json={"domain": "medical", "inputs": [TEXTS[0]]}, timeout=60
+                )
+            )
+        )
         before.start()
         assert entered.wait(30)
         registry.set_alias("medical", "production", 2)
         swaps = httpx.post(f"{server.url}/v1/admin/reload", timeout=60).json()["swaps"]
         assert swaps == [{"domain": "medical", "old": "medical@1", "new": "medical@2", "sha256": shas[2]}]
         assert engine.cache.entry(shas[1]) is not None  # still held by the request in flight
-        after = threading.Thread(target=lambda: results.update(new=httpx.post(
-            f"{server.url}/v1/classify", json={"domain": "medical", "inputs": [TEXTS[0]]}, timeout=60)))
+        after = threading.Thread(
+            target=lambda: results.update(
+                new=httpx.post(
+                    f"{server.url}/v1/classify", json={"domain": "medical", "inputs": [TEXTS[0]]}, timeout=60
+                )
+            )
+        )
         after.start()
         gate.set()
         before.join(60), after.join(60)

@@ -10,7 +10,6 @@ import logging
 import pytest
 
 from loradock.registry import VersionInfo
-
 from tests.api_support import DOMAINS, api_config, tiny_registry
 
 
@@ -18,7 +17,6 @@ from tests.api_support import DOMAINS, api_config, tiny_registry
 def served(tmp_path, monkeypatch):
     """A tiny registry and an engine serving tickets@production and reviews@production (not started)."""
     from loradock.serving.engine import ServingEngine
-
     from tests.serve_support import offline
 
     offline(monkeypatch)
@@ -53,16 +51,24 @@ def test_a_swap_is_logged_with_domain_version_and_hash(served, caplog) -> None:
 
 def test_refused_loads_and_gate_refusals_are_logged(served, caplog, tmp_path) -> None:
     from loradock.serving.watcher import RegistryWatcher
-
     from tests.onnx_multi_support import peft_folder
 
     watcher = RegistryWatcher(served, interval=3600)
     folder = peft_folder(served.base, tmp_path / "failed", DOMAINS["reviews"], 4, seed=31)
-    version = served.registry.register("reviews", folder, VersionInfo(
-        base_model=served.base, base_fingerprint=served.model.fingerprint,
-        gate={"passed": False, "reasons": ["accuracy 0.5 below 0.6"]}))
-    unverified = served.registry.register("reviews", peft_folder(served.base, tmp_path / "unv", DOMAINS["reviews"],
-                                                                 4, seed=32), VersionInfo(base_model=served.base))
+    version = served.registry.register(
+        "reviews",
+        folder,
+        VersionInfo(
+            base_model=served.base,
+            base_fingerprint=served.model.fingerprint,
+            gate={"passed": False, "reasons": ["accuracy 0.5 below 0.6"]},
+        ),
+    )
+    unverified = served.registry.register(
+        "reviews",
+        peft_folder(served.base, tmp_path / "unv", DOMAINS["reviews"], 4, seed=32),
+        VersionInfo(base_model=served.base),
+    )
     with caplog.at_level(logging.INFO, logger="loradock.serving"):
         assert watcher.poll() == []  # `production` did not move; a failed version is never served
         with pytest.raises(Exception, match="--allow-unverified-base"):
@@ -83,13 +89,21 @@ def test_json_log_lines_carry_the_fields() -> None:
     logger.addHandler(handler)
     logger.propagate = False
     try:
-        logger.warning("swapped %s", "tickets@production", extra={"event": "swap", "domain": "tickets",
-                                                                   "version": "tickets@2", "sha256": "ab" * 32})
+        logger.warning(
+            "swapped %s",
+            "tickets@production",
+            extra={"event": "swap", "domain": "tickets", "version": "tickets@2", "sha256": "ab" * 32},
+        )
     finally:
         logger.removeHandler(handler)
     line = json.loads(stream.getvalue())
     assert line["message"] == "swapped tickets@production" and line["level"] == "warning"
-    assert (line["event"], line["domain"], line["version"], line["sha256"]) == ("swap", "tickets", "tickets@2", "ab" * 32)
+    assert (line["event"], line["domain"], line["version"], line["sha256"]) == (
+        "swap",
+        "tickets",
+        "tickets@2",
+        "ab" * 32,
+    )
     assert "time" in line and line["logger"] == "loradock.serving.test-json"
 
 
@@ -121,8 +135,9 @@ def test_run_honours_level_format_and_access_log(monkeypatch) -> None:
 def test_metrics_have_no_created_series_and_name_the_served_versions(served) -> None:
     from prometheus_client import generate_latest
 
-    served.metrics.watch_served(lambda: [(s.domain, s.current.version.ref, s.current.sha256)
-                                         for s in served.served.values()])
+    served.metrics.watch_served(
+        lambda: [(s.domain, s.current.version.ref, s.current.sha256) for s in served.served.values()]
+    )
     served.metrics.observe_request("tickets", 200, 0.01)
     text = generate_latest(served.metrics.registry).decode()
     assert "_created" not in text and 'loradock_requests_total{domain="tickets",status="200"} 1.0' in text

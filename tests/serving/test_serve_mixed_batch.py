@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from loradock.registry import DEFAULT_BASE, PRESETS
-
 from tests.serve_support import TEXTS, base_fingerprint, register, register_presets, serve_config
 
 pytestmark = pytest.mark.slow
@@ -25,8 +24,9 @@ def peft_logits(registry, domain: str, text: str) -> torch.Tensor:
 
     key = (str(registry.home), domain)
     if key not in _REFERENCE:
-        _REFERENCE[key] = PeftModel.from_pretrained(load_classifier(DEFAULT_BASE, list(PRESETS[domain].labels)),
-                                                    str(registry.path(f"{domain}@production"))).eval()
+        _REFERENCE[key] = PeftModel.from_pretrained(
+            load_classifier(DEFAULT_BASE, list(PRESETS[domain].labels)), str(registry.path(f"{domain}@production"))
+        ).eval()
     model = _REFERENCE[key]
     tok = load_tokenizer(DEFAULT_BASE)
     with torch.no_grad():
@@ -40,8 +40,10 @@ def test_mixed_batch_rows_match_plain_peft(registry, make_peft_folder) -> None:
     # Different ranks too: the stack pads to the largest one.
     register_presets(registry, make_peft_folder, ranks={"education": 4, "sentiment": 16})
     model = MultiLoraModel(DEFAULT_BASE)
-    weights = {d: model.prepare(read_adapter(registry.resolve(f"{d}@production"), registry.path(f"{d}@production")))
-               for d in ("medical", "education", "sentiment")}
+    weights = {
+        d: model.prepare(read_adapter(registry.resolve(f"{d}@production"), registry.path(f"{d}@production")))
+        for d in ("medical", "education", "sentiment")
+    }
     domains = ["medical", "education", "sentiment", "medical", "education", "sentiment", "medical"]
     rows = model.encode(TEXTS)
     out = model.run(rows, [weights[d] for d in domains])
@@ -60,6 +62,7 @@ def test_engine_batches_domains_together_and_names_versions(registry, make_peft_
     engine = ServingEngine(serve_config(max_wait_ms=50.0), registry)
     engine.start()
     try:
+
         async def many():
             jobs = []
             for i, text in enumerate(TEXTS * 2):

@@ -17,15 +17,23 @@ def test_full_queue_is_503_with_retry_after(registry, make_peft_folder) -> None:
     from loradock.serving.server import BackgroundServer
 
     register_presets(registry, make_peft_folder)
-    with BackgroundServer(serve_config(max_queue=4, max_inputs=4, max_batch_size=2, max_wait_ms=0.0), registry) as server:
+    with BackgroundServer(
+        serve_config(max_queue=4, max_inputs=4, max_batch_size=2, max_wait_ms=0.0), registry
+    ) as server:
         engine = server.app.state.engine
         gate, entered = hold_worker(engine)
         first: dict = {}
-        t = threading.Thread(target=lambda: first.update(r=httpx.post(
-            f"{server.url}/v1/classify", json={"domain": "medical", "inputs": TEXTS[:2]}, timeout=60)))
+        t = threading.Thread(
+            target=lambda: first.update(
+                r=httpx.post(f"{server.url}/v1/classify", json={"domain": "medical", "inputs": TEXTS[:2]}, timeout=60)
+            )
+        )
         t.start()
-        queued = threading.Thread(target=lambda: first.update(q=httpx.post(
-            f"{server.url}/v1/classify", json={"domain": "medical", "inputs": TEXTS[:4]}, timeout=60)))
+        queued = threading.Thread(
+            target=lambda: first.update(
+                q=httpx.post(f"{server.url}/v1/classify", json={"domain": "medical", "inputs": TEXTS[:4]}, timeout=60)
+            )
+        )
         assert entered.wait(30)  # the first request's batch is inside the (held) model
         queued.start()
         wait_for(lambda: engine.batcher.depth == 4)

@@ -16,7 +16,6 @@ from loradock.registry import Domain, Registry, VersionInfo
 from loradock.serving.batcher import Job, MicroBatcher
 from loradock.serving.config import ServeConfig
 from loradock.serving.errors import ServeConfigError
-
 from tests.onnx_multi_support import peft_folder, tiny_base
 
 
@@ -124,12 +123,20 @@ def test_onnx_engine_with_two_workers_answers_like_one(registry: Registry, tmp_p
     info = VersionInfo(base_model=tiny, base_fingerprint=base_info(tiny)["base_fingerprint"])
     for seed, (domain, labels) in enumerate(LABELS.items()):
         registry.add_domain(Domain(name=domain, labels=labels, base_model=tiny))
-        registry.register(domain, peft_folder(tiny, tmp_path / domain, labels, 4, seed=seed), info,
-                          aliases=["production"])
+        registry.register(
+            domain, peft_folder(tiny, tmp_path / domain, labels, 4, seed=seed), info, aliases=["production"]
+        )
 
     def answers(workers: int) -> list[np.ndarray]:
-        config = ServeConfig(domains=tuple(f"{d}@production" for d in LABELS), device="cpu", base_model=tiny,
-                             backend="onnx", workers=workers, max_batch_size=4, max_wait_ms=1.0)
+        config = ServeConfig(
+            domains=tuple(f"{d}@production" for d in LABELS),
+            device="cpu",
+            base_model=tiny,
+            backend="onnx",
+            workers=workers,
+            max_batch_size=4,
+            max_wait_ms=1.0,
+        )
         engine = ServingEngine(config, registry)
         assert engine.batcher.workers == workers
 
