@@ -116,15 +116,23 @@ def test_run_honours_level_format_and_access_log(monkeypatch) -> None:
 
     seen: dict = {}
     monkeypatch.setattr(serving_app, "create_app", lambda config, registry: object())
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+
+    class Server:  # stands in for uvicorn's: records its config, serves nothing
+        def __init__(self, config: uvicorn.Config) -> None:
+            seen.update(access_log=config.access_log, log_config=config.log_config)
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(uvicorn, "Server", Server)
     monkeypatch.setattr(server, "set_process_threads", lambda config: None)
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
     try:
-        server.run(ServeConfig(domains=("tickets",), log_level="warning", log_format="json"))
+        server.run(ServeConfig(domains=("tickets",), log_level="warning", log_format="json", port=0))
         assert isinstance(root.handlers[-1].formatter, server.JsonFormatter) and root.level == logging.WARNING
         assert seen["access_log"] is False and seen["log_config"] is None
-        server.run(ServeConfig(domains=("tickets",), access_log=True))
+        server.run(ServeConfig(domains=("tickets",), access_log=True, port=0))
         assert seen["access_log"] is True and root.level == logging.INFO
         assert not isinstance(root.handlers[-1].formatter, server.JsonFormatter)
     finally:
