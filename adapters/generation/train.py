@@ -192,7 +192,7 @@ def _refuse_classification_options(options: TrainOptions) -> None:
     ]
     if given:
         raise TrainingOptionsError(
-            f"{', '.join(given)} apply to classification domains only; generation trains LoRA with "
+            f"{', '.join(given)}: for classification domains only; generation trains LoRA with "
             "transformers' Trainer and is judged by eval loss. Drop them and run again."
         )
     unknown = [r for r in options.report_to if r not in REPORT_TO]
