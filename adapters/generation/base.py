@@ -173,17 +173,31 @@ def embedded_base(home: Path | None = None, *, build: bool = True) -> Path | Non
 def load_causal_lm(name: str, revision: str | None = None, **kwargs: Any) -> PreTrainedModel:
     """The base as a causal LM; its config records the Hub id (or the local folder) PEFT writes into adapters."""
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
     from loradock.adapters.base import resolve_base
 
     folder = resolve_base(name, revision)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # a missing head is our error below, not a load report
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(folder), **kwargs)
-    except (ValueError, KeyError) as exc:  # an encoder, or a config no causal LM class reads
+        loaded: Any = AutoModelForCausalLM.from_pretrained(str(folder), output_loading_info=True, **kwargs)
+        model, info = loaded  # typed as a model; output_loading_info makes it (model, info)
+    except (ValueError, KeyError) as exc:  # a config no causal LM class reads
         raise BaseModelError(
             f"Base {name!r} ({folder}) is not a causal language model transformers can load "
             f"({str(exc).splitlines()[0][:200]}); a generation domain needs one, e.g. {EMBEDDED_ID}."
         ) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    # An encoder loads too (BERT as BertLMHeadModel), with a freshly drawn head: nothing to adapt.
+    missing = sorted(str(k) for k in info.get("missing_keys") or ())
+    if missing:
+        raise BaseModelError(
+            f"Base {name!r} ({folder}) is not a causal language model checkpoint: it lacks {', '.join(missing[:3])}"
+            f"{' and more' if len(missing) > 3 else ''}, which would be drawn at random. A generation domain needs "
+            f"a causal LM (Llama, Qwen2, Mistral, GPT-2, Phi), e.g. {EMBEDDED_ID}."
+        )
     recorded = name if not Path(name).expanduser().is_dir() else str(folder)
     model.config._name_or_path = recorded
     model.name_or_path = recorded  # what PEFT writes as base_model_name_or_path
