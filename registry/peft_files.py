@@ -202,19 +202,20 @@ def _check_pair(weights: Path, config: AdapterConfig, key: str, a: np.ndarray, b
 def check_task(config: AdapterConfig, task: str, where: str) -> None:
     """Refuse an adapter whose PEFT task_type is not the one `task` trains (TaskMismatchError names both).
 
-    A classification domain also takes a config with no task_type (hand-written ones; its head is
-    checked anyway); a generation domain needs CAUSAL_LM, the only thing that says "no head, causal LM".
+    A classification domain refuses only another task's adapter (CAUSAL_LM): a config with no
+    task_type (hand-written) or another PEFT one registers as before (its head is checked anyway,
+    and merge/export refuse what they cannot handle). A generation domain needs CAUSAL_LM, the only
+    thing that says "no head, causal LM".
     """
     expected = PEFT_TASK_TYPES[task]
-    if config.task_type == expected or (config.task_type is None and task != GENERATION):
-        return
     found = task_of_peft_type(config.task_type)
+    if config.task_type == expected or (task != GENERATION and found in (None, task)):
+        return
     trained = f"a {found} adapter" if found else "an adapter of no task loradock knows"
-    other = f"a {found} domain (adapters domains add NAME --task {found})" if found else "no domain"
+    elsewhere = f"Register it under a {found} domain (adapters domains add NAME --task {found}), or r" if found else "R"
     raise TaskMismatchError(
         f"{where}: adapter_config.json says task_type {config.task_type!r} ({trained}), but the domain's task "
-        f"is {task!r}, which takes task_type {expected!r}. Register it under {other}, or retrain it with "
-        f"task_type={expected}."
+        f"is {task!r}, which takes task_type {expected!r}. {elsewhere}etrain it with task_type={expected}."
     )
 
 

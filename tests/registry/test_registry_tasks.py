@@ -164,3 +164,14 @@ def test_cli_domains_add_with_a_task(isolated_home):
     assert no_labels.exit_code == 5 and "at least 2 labels" in no_labels.output
     labelled = runner.invoke(cli, ["domains", "add", "chat", "--task", "generation", "--labels", "a,b"])
     assert labelled.exit_code == 5 and "no labels" in labelled.output
+
+
+def test_a_classification_domain_still_takes_other_peft_task_types_as_before(registry, tmp_path):
+    # merge/export refuse TOKEN_CLS later (tests/adapters/test_merge_bad_inputs.py); register never did.
+    version = registry.register(
+        "sentiment", write_adapter(tmp_path / "tok", config_overrides={"task_type": "TOKEN_CLS"})
+    )
+    assert version.task == "text-classification"
+    registry.add_domain(Domain(name="physics", labels=(), task=GENERATION))
+    with pytest.raises(TaskMismatchError, match=r"'TOKEN_CLS' \(an adapter of no task loradock knows\)"):
+        registry.register("physics", write_causal_adapter(tmp_path / "tokgen", task_type="TOKEN_CLS"))
