@@ -43,16 +43,35 @@ def _gate_line(result: Any) -> str:
     return f"Quality gate: FAILED - {'; '.join(gate.get('reasons') or [])}"
 
 
+def _trained_line(extra: dict[str, Any]) -> str:
+    return (
+        f"trained {extra['trainable_params']:,} of {extra['total_params']:,} parameters "
+        f"({extra['trainable_pct']:.3f}%) on {extra['device']} in {extra['wall_time_s']:.1f}s "
+        f"({extra['samples_per_s']:.1f} samples/s)"
+    )
+
+
+def _result_json(result: Any, **task_fields: Any) -> dict[str, Any]:
+    """`train --json`: the same document for every task, plus `task_fields` (artifact, task)."""
+    version = result.version
+    return {
+        "ref": version.ref if version else None,
+        **task_fields,
+        "metrics": result.report.to_metrics(),
+        "train_args": result.train_args,
+        "extra": result.extra,
+        "gate": result.gate,
+        "failed": result.failed,
+        "created_domain": result.created_domain,
+        "aliases": list(version.aliases) if version else [],
+        "best_epoch": result.history.get("best_epoch"),
+        "epochs": result.history.get("epochs"),
+    }
+
+
 def _summary(result: Any, alias: str | None) -> list[str]:
-    extra = result.extra
     history = result.history
-    lines = [
-        (
-            f"trained {extra['trainable_params']:,} of {extra['total_params']:,} parameters "
-            f"({extra['trainable_pct']:.3f}%) on {extra['device']} in {extra['wall_time_s']:.1f}s "
-            f"({extra['samples_per_s']:.1f} samples/s)"
-        ),
-    ]
+    lines = [_trained_line(result.extra)]
     ran = len(history.get("epochs") or [])
     lines.append(
         f"best epoch {history.get('best_epoch')} of {ran} run (by eval macro-F1)"
@@ -214,21 +233,7 @@ def train_cmd(domain: str, quiet: bool, json_: bool, target_modules: str | None,
             err=json_,
         )
     if json_:
-        emit_json(
-            {
-                "ref": result.version.ref if result.version else None,
-                "artifact": result.artifact.to_dict() if result.artifact else None,
-                "metrics": result.report.to_metrics(),
-                "train_args": result.train_args,
-                "extra": result.extra,
-                "gate": result.gate,
-                "failed": result.failed,
-                "created_domain": result.created_domain,
-                "aliases": list(result.version.aliases) if result.version else [],
-                "best_epoch": result.history.get("best_epoch"),
-                "epochs": result.history.get("epochs"),
-            }
-        )
+        emit_json(_result_json(result, artifact=result.artifact.to_dict() if result.artifact else None))
     else:
         click.echo(render(result.report))
         click.echo()
@@ -259,30 +264,11 @@ def _train_generation(registry: Any, domain: str, options: Any, json_: bool) -> 
     result = train_generation(registry, domain, options)
     v = result.version
     if json_:
-        emit_json(
-            {
-                "ref": v.ref,
-                "task": v.task,
-                "metrics": result.report.to_metrics(),
-                "train_args": result.train_args,
-                "extra": result.extra,
-                "gate": result.gate,
-                "failed": result.failed,
-                "created_domain": result.created_domain,
-                "aliases": list(v.aliases),
-                "best_epoch": result.history.get("best_epoch"),
-                "epochs": result.history.get("epochs"),
-            }
-        )
+        emit_json(_result_json(result, task=v.task))
         return
-    extra = result.extra
     click.echo(result.report.render())
     click.echo()
-    click.echo(
-        f"trained {extra['trainable_params']:,} of {extra['total_params']:,} parameters "
-        f"({extra['trainable_pct']:.3f}%) on {extra['device']} in {extra['wall_time_s']:.1f}s "
-        f"({extra['samples_per_s']:.1f} samples/s)"
-    )
+    click.echo(_trained_line(result.extra))
     click.echo(
         f"best epoch {result.history.get('best_epoch')} of {len(result.history.get('epochs') or [])} run (by eval loss)"
     )

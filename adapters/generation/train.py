@@ -31,8 +31,9 @@ from loradock.adapters.generation import evaluate, recipe
 from loradock.adapters.generation.base import load_causal_lm, load_causal_tokenizer, read_record
 from loradock.adapters.registration import identify_base
 from loradock.adapters.training import checkpoints, plots
-from loradock.adapters.training.hf_loop import REPORT_TO
+from loradock.adapters.training.hf_loop import REPORT_TO, recorder
 from loradock.adapters.training.options import DEFAULT_EVAL_FRACTION, DEFAULT_PATIENCE, TrainOptions
+from loradock.adapters.training.register import history_metrics
 from loradock.registry import AdapterVersion, Domain, LoraRecipe, Registry, VersionInfo
 from loradock.registry.domains import GENERATION_RECIPE
 
@@ -288,43 +289,30 @@ def _dataset(rows: list[gdata.Encoded]) -> Any:
     )
 
 
-def _recorder(history: dict[str, Any], options: TrainOptions, epochs: int) -> Any:
-    from transformers import TrainerCallback
+def _entry(metrics: dict[str, Any], epoch: int, train_loss: float | None) -> dict[str, Any]:
+    return {"epoch": epoch, "train_loss": train_loss, "eval_loss": metrics.get("eval_loss")}
 
-    class Recorder(TrainerCallback):
-        """Step losses, eval loss per epoch, training time without eval."""
 
-        started = 0.0
+def _lower_loss(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    inf = float("inf")
+    return old is None or (new["eval_loss"] if new["eval_loss"] is not None else inf) < (
+        old["eval_loss"] if old["eval_loss"] is not None else inf
+    )
 
-        def on_epoch_begin(self, args, state, control, **kw):
-            self.started = time.perf_counter()
 
-        def on_epoch_end(self, args, state, control, **kw):
-            history["train_time_s"] += time.perf_counter() - self.started
+def _epoch_line(options: TrainOptions) -> Any:
+    """The CLI's per-epoch line (options.on_epoch), from the recorder's (entry, epochs)."""
+    if options.on_epoch is None:
+        return None
+    report = options.on_epoch
 
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "loss" in logs and "eval_loss" not in logs:
-                history["step_loss"].append(float(logs["loss"]))
+    def line(entry: dict[str, Any], epochs: int) -> None:
+        nan = float("nan")
+        train_loss = entry["train_loss"] if entry["train_loss"] is not None else nan
+        eval_loss = entry["eval_loss"] if entry["eval_loss"] is not None else nan
+        report(f"epoch {entry['epoch']}/{epochs}: train loss {train_loss:.4f}, eval loss {eval_loss:.4f}")
 
-        def on_evaluate(self, args, state, control, metrics=None, **kw):
-            epoch = len(history["epochs"]) + 1
-            recent = history["step_loss"][-history["steps_per_epoch"] :]
-            entry = {
-                "epoch": epoch,
-                "train_loss": sum(recent) / len(recent) if recent else None,
-                "eval_loss": (metrics or {}).get("eval_loss"),
-            }
-            history["epochs"].append(entry)
-            best = history.get("best")
-            if best is None or (entry["eval_loss"] or float("inf")) < (best["eval_loss"] or float("inf")):
-                history["best"], history["best_epoch"] = entry, epoch
-            if options.on_epoch is not None:
-                options.on_epoch(
-                    f"epoch {epoch}/{epochs}: train loss {entry['train_loss'] or float('nan'):.4f}, "
-                    f"eval loss {entry['eval_loss'] or float('nan'):.4f}"
-                )
-
-    return Recorder()
+    return line
 
 
 def _fit(prep: _Prepared, options: TrainOptions, model: Any, device: str) -> dict[str, Any]:
@@ -372,7 +360,7 @@ def _fit(prep: _Prepared, options: TrainOptions, model: Any, device: str) -> dic
         dataloader_num_workers=0,
     )
     pad_id = _pad_id(prep.tokenizer)
-    callbacks = [_recorder(history, options, epochs)]
+    callbacks = [recorder(history, _epoch_line(options), epochs, entry=_entry, better=_lower_loss)]
     if patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     trainer = Trainer(
@@ -401,17 +389,9 @@ def _register(
     history: dict[str, Any],
     extra: dict[str, Any],
 ) -> AdapterVersion:
-    best = history.get("best") or (history["epochs"][-1] if history["epochs"] else {})
     metrics = {
         **result.to_metrics(),
-        "train_loss": best.get("train_loss"),
-        "best_epoch": history.get("best_epoch"),
-        "best_metric": BEST_METRIC,
-        "epochs_run": len(history["epochs"]),
-        "stopped_early": bool(history.get("stopped_early")),
-        "train_time_s": history["train_time_s"],
-        "samples_per_s": extra["samples_per_s"],
-        "loop": "trainer",
+        **history_metrics(history, BEST_METRIC, "trainer"),
         "max_length": prep.chosen.max_length,
     }
     data_meta = {
