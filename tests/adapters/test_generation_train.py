@@ -137,3 +137,16 @@ def test_cli_train_on_a_generation_domain(isolated_home, tiny_llama, tmp_path):
     assert payload["metrics"]["eval_loss"] > 0 and payload["metrics"]["base_eval_loss"] > 0
     refused = runner.invoke(cli, [*args, "--full"])
     assert refused.exit_code == 5 and "for classification domains only" in refused.output
+
+
+def test_a_generation_version_is_never_loaded_as_a_classifier(arith, tmp_path):
+    from loradock.adapters.errors import WrongTaskError
+    from loradock.adapters.loading import load_version
+    from loradock.cli.main import cli
+
+    data = write_prompt_completion(tmp_path / "pc.jsonl", n=10)
+    train(arith, "arith", TrainOptions(data=str(data), **FAST))
+    with pytest.raises(WrongTaskError, match="arith@1 is a text-generation version; this command loads classifiers"):
+        load_version(arith, "arith@1")
+    predicted = CliRunner().invoke(cli, ["predict", "arith@1", "what is one plus one ?"])
+    assert predicted.exit_code == 5 and "is a text-generation version" in predicted.output
