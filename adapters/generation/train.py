@@ -33,7 +33,7 @@ from loradock.adapters.registration import identify_base
 from loradock.adapters.training import checkpoints, plots
 from loradock.adapters.training.hf_loop import REPORT_TO, recorder
 from loradock.adapters.training.options import DEFAULT_EVAL_FRACTION, DEFAULT_PATIENCE, TrainOptions
-from loradock.adapters.training.register import history_metrics
+from loradock.adapters.training.register import history_metrics, log_files
 from loradock.registry import AdapterVersion, Domain, LoraRecipe, Registry, VersionInfo
 from loradock.registry.domains import GENERATION_RECIPE
 
@@ -460,6 +460,9 @@ def _add_artifacts(
             )
         )
         registry.add_artifact(version.ref, "report", "metrics", {"metrics.json": report})
+        logs = {name[len("logs/") :]: path for name, path in log_files(prep.run_folder).items()}
+        if logs:  # --report-to's event files, as for classification
+            registry.add_artifact(version.ref, "logs", "train", logs)
         split = prep.eval.write_jsonl(folder / "eval.jsonl")
         registry.add_artifact(
             version.ref,

@@ -77,7 +77,7 @@ def register(
         folder = Path(tmp)
         model.to("cpu")
         outputs = _write_outputs(folder, prep, report, history, {**extra, "gate": gate}, metrics)
-        outputs.update(_log_files(prep.run_folder))
+        outputs.update(log_files(prep.run_folder))
         if prep.new_domain:
             registry.add_domain(prep.domain)
         try:
@@ -102,7 +102,7 @@ def _judge(prep: Prepared, options: TrainOptions, metrics: dict[str, Any]) -> di
     return gate
 
 
-def _log_files(run_folder: Path) -> dict[str, Path]:
+def log_files(run_folder: Path) -> dict[str, Path]:
     """The report_to integrations' event files, kept with the version as logs/<path>."""
     logs = logs_folder(run_folder)
     if logs is None:

@@ -150,3 +150,11 @@ def test_a_generation_version_is_never_loaded_as_a_classifier(arith, tmp_path):
         load_version(arith, "arith@1")
     predicted = CliRunner().invoke(cli, ["predict", "arith@1", "what is one plus one ?"])
     assert predicted.exit_code == 5 and "is a text-generation version" in predicted.output
+
+
+def test_report_to_tensorboard_keeps_the_trainers_event_files_with_the_version(arith, tmp_path):
+    pytest.importorskip("tensorboard")
+    data = write_prompt_completion(tmp_path / "pc.jsonl", n=10)
+    version = train(arith, "arith", TrainOptions(data=str(data), report_to=("tensorboard",), **FAST)).version
+    logs = [a for a in arith.artifacts(version.ref) if a.kind == "logs"]
+    assert len(logs) == 1 and any("tfevents" in name for name in logs[0].files)
