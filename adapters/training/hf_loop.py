@@ -79,7 +79,8 @@ def recorder(
                 history["step_loss"].append(float(logs["loss"]))
 
         def on_evaluate(self, args, state, control, metrics=None, **kw):
-            epoch = len(history["epochs"]) + 1
+            # The Trainer's own count: a resumed run goes on from its checkpoint's epoch, not from 1.
+            epoch = round(state.epoch) if state.epoch else len(history["epochs"]) + 1
             per_epoch = history["step_loss"][-history["steps_per_epoch"] :]
             record = entry(metrics or {}, epoch, float(np.mean(per_epoch)) if per_epoch else None)
             history["epochs"].append(record)

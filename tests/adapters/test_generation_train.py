@@ -158,3 +158,21 @@ def test_report_to_tensorboard_keeps_the_trainers_event_files_with_the_version(a
     version = train(arith, "arith", TrainOptions(data=str(data), report_to=("tensorboard",), **FAST)).version
     logs = [a for a in arith.artifacts(version.ref) if a.kind == "logs"]
     assert len(logs) == 1 and any("tfevents" in name for name in logs[0].files)
+
+
+def test_an_interrupted_run_resumes_from_its_last_epoch_checkpoint(arith, tmp_path):
+    data = write_prompt_completion(tmp_path / "pc.jsonl", n=10)
+    lines: list[str] = []
+
+    def stop_at_second_epoch(line: str) -> None:
+        lines.append(line)
+        if line.startswith("epoch 2/"):
+            raise KeyboardInterrupt
+
+    options = {**FAST, "epochs": 2}
+    with pytest.raises(KeyboardInterrupt):
+        train(arith, "arith", TrainOptions(data=str(data), on_epoch=stop_at_second_epoch, **options))
+    assert arith.versions("arith") == [] and len(lines) == 2
+    result = train(arith, "arith", TrainOptions(data=str(data), resume=True, on_epoch=lines.append, **options))
+    assert lines[-1].startswith("epoch 2/2") and len(lines) == 3  # only the second epoch ran again
+    assert result.version.ref == "arith@1" and result.version.extra["resumed"] is True
