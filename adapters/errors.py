@@ -99,5 +99,9 @@ class NoExportError(ExportError, LookupError):
     """An ONNX export was asked for (`predict --backend onnx`) but the version has none."""
 
 
+class WrongTaskError(AdaptersError, ValueError):
+    """A version of one task asked to do another's work (a generation adapter loaded as a classifier)."""
+
+
 class AdapterWeightsError(AdaptersError, ValueError):
     """A version's files that cannot be read as LoRA pairs and a head (an unserved PEFT feature, a stray tensor)."""

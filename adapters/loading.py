@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loradock.adapters.base import fingerprint, load_classifier, load_tokenizer, resolve_base
-from loradock.adapters.errors import BaseModelError
-from loradock.registry import AdapterVersion, Registry
+from loradock.adapters.errors import BaseModelError, WrongTaskError
+from loradock.registry import CLASSIFICATION, AdapterVersion, Registry
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -42,6 +42,12 @@ def load_version(
     from peft import PeftModel
 
     version = registry.resolve(ref)
+    if version.task != CLASSIFICATION:  # a CAUSAL_LM adapter on a classifier would load and answer nonsense
+        raise WrongTaskError(
+            f"{version.ref} is a {version.task} version; this command loads classifiers. Its eval loss and "
+            f"perplexity are in: adapters show {version.ref}. To generate, load it with PEFT on its base: "
+            "PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BASE), adapters path REF)."
+        )
     name = check_base(version, base)
     folder = registry.path(version.ref)
     model = load_classifier(name, version.labels, version.base_revision if base is None else None, **model_kwargs)

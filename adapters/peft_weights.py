@@ -81,6 +81,11 @@ def read_adapter(version: AdapterVersion, folder: Path) -> AdapterWeights:
         layout = config.layout(tensors, version.ref)
     except InvalidAdapterError as exc:
         raise AdapterWeightsError(str(exc)) from None
+    if layout.final is None:  # a CAUSAL_LM adapter: these tensors feed a classification head
+        raise AdapterWeightsError(
+            f"{version.ref} is a {version.task} adapter (PEFT task_type {config.task_type}); it has no "
+            "classification head to serve or bundle. Load it with PEFT on its causal base."
+        )
     head = {name: tensors[key].float().contiguous() for name, key in layout.head.items()}
     lora = {}
     for module, keys in layout.lora.items():

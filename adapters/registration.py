@@ -13,7 +13,8 @@ from typing import Any
 
 from loradock.adapters.base import embedded_path, fingerprint, resolve_base, weight_files
 from loradock.adapters.errors import BaseModelError
-from loradock.registry import DEFAULT_BASE, InvalidAdapterError, Registry
+from loradock.adapters.generation.base import embedded_base
+from loradock.registry import DEFAULT_BASE, DEFAULT_GENERATION_BASE, InvalidAdapterError, Registry
 from loradock.registry.adapter_config import read_adapter_config
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,9 @@ def _known_bases(registry: Registry | None, digest: str) -> Iterator[tuple[str, 
     embedded = embedded_path()
     if embedded is not None and fingerprint(embedded) == digest:
         yield DEFAULT_BASE, None, "embedded"
+    causal = embedded_base(build=False)  # the dequantized SmolLM2, when it is cached already
+    if causal is not None and fingerprint(causal) == digest:
+        yield DEFAULT_GENERATION_BASE, None, "embedded"
     if registry is None:
         return
     for version in registry.versions():
@@ -123,6 +127,10 @@ def local_base(name: str, revision: str | None = None) -> Path | None:
         embedded = embedded_path()
         if embedded is not None:
             return embedded
+    if name == DEFAULT_GENERATION_BASE and revision is None:
+        causal = embedded_base(build=False)
+        if causal is not None:
+            return causal
     try:
         from huggingface_hub import snapshot_download
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from loradock.registry import DEFAULT_BASE, Domain, LoraRecipe, Registry, VersionInfo
+from loradock.registry import Domain, LoraRecipe, Registry, VersionInfo, task_name
+from loradock.registry.domains import default_base, default_recipe
 from loradock.registry.gates import reasons_text as gate_reasons
 from loradock.registry.gates import summary as gate_summary
 
@@ -49,8 +50,19 @@ def domains_list(json_: bool) -> None:
 
 @domains_group.command(name="add")
 @click.argument("name")
-@click.option("--labels", required=True, help="Comma-separated label names, e.g. low,medium,high.")
-@click.option("--base", "base_model", default=None, help="Base model id or folder (default: all-MiniLM-L6-v2).")
+@click.option(
+    "--task",
+    default="classification",
+    show_default=True,
+    help="classification or generation (or the Hugging Face names text-classification, text-generation).",
+)
+@click.option("--labels", default=None, help="Comma-separated label names, e.g. low,medium,high (classification).")
+@click.option(
+    "--base",
+    "base_model",
+    default=None,
+    help="Base model id or folder (default: all-MiniLM-L6-v2; for generation SmolLM2-135M-Instruct, embedded).",
+)
 @click.option("--dataset", default=None, help="Default training data: hf:NAME or a CSV/JSONL/Parquet path.")
 @click.option("--description", default="", help="What the domain is for.")
 @click.option("--lr", type=float, default=None, help="Default learning rate for this domain.")
@@ -58,7 +70,8 @@ def domains_list(json_: bool) -> None:
 @write_json_option
 def domains_add(
     name: str,
-    labels: str,
+    task: str,
+    labels: str | None,
     base_model: str | None,
     dataset: str | None,
     description: str,
@@ -72,15 +85,18 @@ def domains_add(
 
     \b
         adapters domains add legal --labels contract,tort,criminal
+        adapters domains add physics --task generation
     """
-    recipe = LoraRecipe()
+    stored_task = task_name(task)
+    recipe = default_recipe(stored_task)
     overrides: dict[str, Any] = {k: v for k, v in {"lr": lr, "epochs": epochs}.items() if v is not None}
     if overrides:
         recipe = LoraRecipe.from_dict({**recipe.to_dict(), **overrides})
     domain = Domain(
         name=name,
-        labels=tuple(x.strip() for x in labels.split(",")),
-        base_model=base_model or DEFAULT_BASE,
+        labels=tuple(x.strip() for x in labels.split(",")) if labels else (),
+        task=stored_task,
+        base_model=base_model or default_base(stored_task),
         dataset=dataset,
         description=description,
         recipe=recipe,
@@ -88,6 +104,9 @@ def domains_add(
     open_registry().add_domain(domain)
     if json_:
         emit_json(domain.to_row())
+        return
+    if domain.generation:
+        click.echo(f"Added {domain.task} domain {name} on base {domain.base_model}")
         return
     click.echo(f"Added domain {name} with labels {', '.join(domain.labels)}")
 

@@ -43,16 +43,35 @@ def _gate_line(result: Any) -> str:
     return f"Quality gate: FAILED - {'; '.join(gate.get('reasons') or [])}"
 
 
+def _trained_line(extra: dict[str, Any]) -> str:
+    return (
+        f"trained {extra['trainable_params']:,} of {extra['total_params']:,} parameters "
+        f"({extra['trainable_pct']:.3f}%) on {extra['device']} in {extra['wall_time_s']:.1f}s "
+        f"({extra['samples_per_s']:.1f} samples/s)"
+    )
+
+
+def _result_json(result: Any, **task_fields: Any) -> dict[str, Any]:
+    """`train --json`: the same document for every task, plus `task_fields` (artifact, task)."""
+    version = result.version
+    return {
+        "ref": version.ref if version else None,
+        **task_fields,
+        "metrics": result.report.to_metrics(),
+        "train_args": result.train_args,
+        "extra": result.extra,
+        "gate": result.gate,
+        "failed": result.failed,
+        "created_domain": result.created_domain,
+        "aliases": list(version.aliases) if version else [],
+        "best_epoch": result.history.get("best_epoch"),
+        "epochs": result.history.get("epochs"),
+    }
+
+
 def _summary(result: Any, alias: str | None) -> list[str]:
-    extra = result.extra
     history = result.history
-    lines = [
-        (
-            f"trained {extra['trainable_params']:,} of {extra['total_params']:,} parameters "
-            f"({extra['trainable_pct']:.3f}%) on {extra['device']} in {extra['wall_time_s']:.1f}s "
-            f"({extra['samples_per_s']:.1f} samples/s)"
-        ),
-    ]
+    lines = [_trained_line(result.extra)]
     ran = len(history.get("epochs") or [])
     lines.append(
         f"best epoch {history.get('best_epoch')} of {ran} run (by eval macro-F1)"
@@ -86,6 +105,15 @@ def _summary(result: Any, alias: str | None) -> list[str]:
 )
 @click.option("--split", default="train", show_default=True, help="Split to train on, for hf: data.")
 @_columns
+@click.option(
+    "--prompt-column", default="prompt", show_default=True, help="Generation domains: the CSV column of prompts."
+)
+@click.option(
+    "--completion-column",
+    default="completion",
+    show_default=True,
+    help="Generation domains: the CSV column of completions.",
+)
 @click.option(
     "--eval-data", default=None, help="Evaluation data (same forms as --data); default: hold out --eval-fraction."
 )
@@ -172,6 +200,12 @@ def train_cmd(domain: str, quiet: bool, json_: bool, target_modules: str | None,
         adapters train sentiment
         adapters train medical --epochs 5 --alias staging
         adapters train legal --data cases.csv --text-column body --label-column area
+        adapters train physics --data problems.jsonl
+
+    A text-generation domain (adapters domains add NAME --task generation) trains
+    a CAUSAL_LM LoRA on prompt/completion or messages JSONL rows (or a CSV with
+    --prompt-column/--completion-column), with the loss on completions only, and
+    reports eval loss and perplexity against the base with the adapter disabled.
     """
     _passive_threads()
     from loradock.adapters.errors import QualityGateFailed
@@ -188,28 +222,18 @@ def train_cmd(domain: str, quiet: bool, json_: bool, target_modules: str | None,
         on_epoch=None if quiet or terminal else (lambda line: click.echo(line, err=True)),
         **kwargs,
     )
-    result = train(Registry(), domain, options)
+    registry = Registry()
+    if _is_generation(registry, domain):
+        _train_generation(registry, domain, options, json_)
+        return
+    result = train(registry, domain, options)
     if result.created_domain:
         click.echo(
             f"New domain {domain!r} with labels from the data: {', '.join(result.version.labels if result.version else [])}",
             err=json_,
         )
     if json_:
-        emit_json(
-            {
-                "ref": result.version.ref if result.version else None,
-                "artifact": result.artifact.to_dict() if result.artifact else None,
-                "metrics": result.report.to_metrics(),
-                "train_args": result.train_args,
-                "extra": result.extra,
-                "gate": result.gate,
-                "failed": result.failed,
-                "created_domain": result.created_domain,
-                "aliases": list(result.version.aliases) if result.version else [],
-                "best_epoch": result.history.get("best_epoch"),
-                "epochs": result.history.get("epochs"),
-            }
-        )
+        emit_json(_result_json(result, artifact=result.artifact.to_dict() if result.artifact else None))
     else:
         click.echo(render(result.report))
         click.echo()
@@ -221,6 +245,37 @@ def train_cmd(domain: str, quiet: bool, json_: bool, target_modules: str | None,
             f"{ref} failed its quality gate: {'; '.join(result.gate.get('reasons') or [])}. "
             f"See why: adapters artifacts get {ref} plots --out DIR"
         )
+
+
+def _is_generation(registry: Any, domain: str) -> bool:
+    """Whether DOMAIN is a text-generation domain (an unknown one goes the classification way: labels from --data)."""
+    from loradock.registry.errors import UnknownDomainError
+
+    try:
+        return bool(registry.domain(domain).generation)
+    except UnknownDomainError:
+        return False
+
+
+def _train_generation(registry: Any, domain: str, options: Any, json_: bool) -> None:
+    """`adapters train` for a text-generation domain: the same options, a loss-based summary."""
+    from loradock.adapters.generation.train import train as train_generation
+
+    result = train_generation(registry, domain, options)
+    v = result.version
+    if json_:
+        emit_json(_result_json(result, task=v.task))
+        return
+    click.echo(result.report.render())
+    click.echo()
+    click.echo(_trained_line(result.extra))
+    click.echo(
+        f"best epoch {result.history.get('best_epoch')} of {len(result.history.get('epochs') or [])} run (by eval loss)"
+    )
+    click.echo(
+        f"Registered {v.ref} ({v.task}, {v.sha256[:12]}, {size(v.size_bytes)}), aliases: {', '.join(v.aliases) or '-'}"
+    )
+    click.echo(f"Plots and report: adapters artifacts {v.ref}")
 
 
 @click.command(name="eval")

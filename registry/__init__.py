@@ -2,7 +2,17 @@
 an SQLite index. Knows nothing of torch."""
 
 from .blobs import sha256_file
-from .domains import DEFAULT_BASE, PRESETS, Domain, LoraRecipe
+from .domains import (
+    CLASSIFICATION,
+    DEFAULT_BASE,
+    DEFAULT_GENERATION_BASE,
+    GENERATION,
+    PRESETS,
+    TASKS,
+    Domain,
+    LoraRecipe,
+    task_name,
+)
 from .errors import (
     AliasError,
     ArtifactError,
@@ -25,11 +35,15 @@ from .store import ADAPTER_FILES, Registry, check_relpath, content_hash
 
 __all__ = [
     "ADAPTER_FILES",
+    "CLASSIFICATION",
     "DEFAULT_BASE",
+    "DEFAULT_GENERATION_BASE",
+    "GENERATION",
     "LABEL_CONFIG",
     "LATEST",
     "MAX_WEIGHTS_BYTES",
     "PRESETS",
+    "TASKS",
     "AdapterVersion",
     "AliasError",
     "Artifact",
@@ -57,5 +71,6 @@ __all__ = [
     "is_regular",
     "parse_ref",
     "sha256_file",
+    "task_name",
     "validate_folder",
 ]

@@ -29,6 +29,7 @@ DEFAULT_ALPHA = 8
 UNSERVED_FEATURES = ("use_dora", "lora_bias", "fan_in_fan_out", "use_qalora", "use_bdlora")
 # Head modules PEFT saves for task_type SEQ_CLS whatever modules_to_save says.
 DEFAULT_HEADS = ("classifier", "score")
+CAUSAL_LM = "CAUSAL_LM"  # PEFT's task_type for text generation
 PEFT_PREFIX = "base_model.model."
 LORA_KEY = re.compile(r"^(?P<module>.+)\.lora_(?P<ab>[AB])\.weight$")
 # The head's last Linear (what maps features to labels), per head layout: BERT-style, RoBERTa/ELECTRA-style.
@@ -106,9 +107,15 @@ class AdapterConfig:
         return any(module == t or module.endswith("." + t) for t in self.target_modules)
 
     @property
+    def causal_lm(self) -> bool:
+        """True for a text-generation adapter (task_type CAUSAL_LM): it carries no classification head."""
+        return self.task_type == CAUSAL_LM
+
+    @property
     def head_roots(self) -> tuple[str, ...]:
-        """Top-level modules whose full weights the adapter carries: modules_to_save plus PEFT's SEQ_CLS heads."""
-        return tuple(dict.fromkeys((*DEFAULT_HEADS, *self.modules_to_save)))
+        """Top-level modules whose full weights the adapter carries: modules_to_save, plus PEFT's heads for SEQ_CLS."""
+        heads = () if self.causal_lm else DEFAULT_HEADS
+        return tuple(dict.fromkeys((*heads, *self.modules_to_save)))
 
     def is_head_tensor(self, name: str) -> bool:
         """Whether tensor `name` (prefix stripped) belongs to a saved head module.
@@ -121,7 +128,8 @@ class AdapterConfig:
         """Sort a weights file's tensor names into LoRA pairs and head tensors, as the server applies them.
 
         Refuses a tensor that is neither, a LoRA half without its other half, and a
-        file with no classification head: what registers here is what serving can load.
+        classification adapter with no head: what registers here is what serving can load.
+        A CAUSAL_LM adapter needs no head (`final` is then None).
         """
         lora: dict[str, dict[str, str]] = {}
         head: dict[str, str] = {}
@@ -144,7 +152,7 @@ class AdapterConfig:
                     f"{where}: module {module} has no {missing} weight; re-save the adapter with save_pretrained()."
                 )
         final = final_linear(head)
-        if final is None:
+        if final is None and not self.causal_lm:
             raise InvalidAdapterError(
                 f"{where} has no classification head (classifier.weight); train it with "
                 "task_type SEQ_CLS so the head is saved."
@@ -204,11 +212,12 @@ class AdapterConfig:
 @dataclass(frozen=True)
 class TensorLayout:
     """Where each tensor of a weights file goes: `lora` maps a module to its {"A": key, "B": key},
-    `head` a head tensor's name (prefix stripped) to its key, `final` names the head's last Linear."""
+    `head` a head tensor's name (prefix stripped) to its key, `final` names the head's last Linear
+    (None for a CAUSAL_LM adapter, which has no classification head)."""
 
     lora: dict[str, dict[str, str]]
     head: dict[str, str]
-    final: str
+    final: str | None
 
 
 def final_linear(head_names: Iterable[str]) -> str | None:

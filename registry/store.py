@@ -382,7 +382,8 @@ class Registry:
 
     def check_folder(self, domain: str, folder: Path | str) -> AdapterSummary:
         """Validate a PEFT folder against a domain without storing anything."""
-        return validate_folder(Path(folder), num_labels=len(self.domain(domain).labels))
+        dom = self.domain(domain)
+        return validate_folder(Path(folder), num_labels=None if dom.generation else len(dom.labels), task=dom.task)
 
     def register(
         self,

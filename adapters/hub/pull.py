@@ -262,7 +262,7 @@ def _register(
         where = f"{origin.repo_id}@{origin.revision}"
         # Every check comes before the first write, so a refused pull leaves the registry as it was.
         dom, new_domain = _target_domain(registry, name, staged)
-        validate_folder(staged.folder, num_labels=len(dom.labels))
+        validate_folder(staged.folder, num_labels=None if dom.generation else len(dom.labels), task=dom.task)
         info = dict(staged.info)
         info.update(_base(staged.folder, info, dom, where, force))
         parent = None if new_domain else _local_parent(registry, name, origin.repo_id, staged.origin.get("parent"))

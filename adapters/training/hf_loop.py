@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +42,25 @@ def _dataset(ids: Sequence[np.ndarray], labels: Sequence[int], order: Sequence[i
     )
 
 
-def _callback(history: dict[str, Any], on_epoch: Any, epochs: int) -> Any:
+def _classification_entry(metrics: dict[str, Any], epoch: int, train_loss: float | None) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "eval_loss": metrics.get("eval_loss"),
+        "accuracy": metrics.get("eval_accuracy", 0.0),
+        "macro_f1": metrics.get("eval_macro_f1", 0.0),
+    }
+
+
+def recorder(
+    history: dict[str, Any],
+    on_epoch: Any,
+    epochs: int,
+    entry: Callable[[dict[str, Any], int, float | None], dict[str, Any]] = _classification_entry,
+    better: Callable[[dict[str, Any], dict[str, Any] | None], bool] = better_epoch,
+) -> Any:
+    """A Trainer callback filling `history` for any task: `entry` makes an epoch's record from the Trainer's
+    eval metrics, `better` says whether it beats the best so far, `on_epoch(entry, epochs)` reports it."""
     from transformers import TrainerCallback
 
     class Recorder(TrainerCallback):
@@ -61,21 +79,15 @@ def _callback(history: dict[str, Any], on_epoch: Any, epochs: int) -> Any:
                 history["step_loss"].append(float(logs["loss"]))
 
         def on_evaluate(self, args, state, control, metrics=None, **kw):
-            metrics = metrics or {}
-            epoch = len(history["epochs"]) + 1
+            # The Trainer's own count: a resumed run goes on from its checkpoint's epoch, not from 1.
+            epoch = round(state.epoch) if state.epoch else len(history["epochs"]) + 1
             per_epoch = history["step_loss"][-history["steps_per_epoch"] :]
-            entry = {
-                "epoch": epoch,
-                "train_loss": float(np.mean(per_epoch)) if per_epoch else None,
-                "eval_loss": metrics.get("eval_loss"),
-                "accuracy": metrics.get("eval_accuracy", 0.0),
-                "macro_f1": metrics.get("eval_macro_f1", 0.0),
-            }
-            history["epochs"].append(entry)
-            if better_epoch(entry, history.get("best")):
-                history["best"], history["best_epoch"] = entry, epoch
+            record = entry(metrics or {}, epoch, float(np.mean(per_epoch)) if per_epoch else None)
+            history["epochs"].append(record)
+            if better(record, history.get("best")):
+                history["best"], history["best_epoch"] = record, epoch
             if on_epoch is not None:
-                on_epoch(entry, epochs)
+                on_epoch(record, epochs)
 
     return Recorder()
 
@@ -155,7 +167,7 @@ def fit(
         bf16=cuda and torch.cuda.is_bf16_supported(),
         dataloader_num_workers=0,
     )
-    callbacks = [_callback(history, on_epoch, epochs)]
+    callbacks = [recorder(history, on_epoch, epochs)]
     if patience > 0:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience))
     trainer = Trainer(

@@ -50,6 +50,9 @@ class TrainOptions:
     resume: bool = False
     text_column: str = "text"
     label_column: str = "label"
+    # Generation domains: a CSV's columns (JSONL rows name their keys: prompt/completion or messages).
+    prompt_column: str = "prompt"
+    completion_column: str = "completion"
     device: str = "auto"
     split: str = "train"
     eval_split: str = "test"

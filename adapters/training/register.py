@@ -77,7 +77,7 @@ def register(
         folder = Path(tmp)
         model.to("cpu")
         outputs = _write_outputs(folder, prep, report, history, {**extra, "gate": gate}, metrics)
-        outputs.update(_log_files(prep.run_folder))
+        outputs.update(log_files(prep.run_folder))
         if prep.new_domain:
             registry.add_domain(prep.domain)
         try:
@@ -102,7 +102,7 @@ def _judge(prep: Prepared, options: TrainOptions, metrics: dict[str, Any]) -> di
     return gate
 
 
-def _log_files(run_folder: Path) -> dict[str, Path]:
+def log_files(run_folder: Path) -> dict[str, Path]:
     """The report_to integrations' event files, kept with the version as logs/<path>."""
     logs = logs_folder(run_folder)
     if logs is None:
@@ -113,19 +113,26 @@ def _log_files(run_folder: Path) -> dict[str, Path]:
 def _metrics(report: EvalReport, history: dict[str, Any], args: dict[str, Any]) -> dict[str, Any]:
     """The best epoch's eval metrics, plus how the run went (loop, length, time, speed, epochs)."""
     p95 = args["recipe_rule"].get("length_p95")
-    best = history.get("best") or (history["epochs"][-1] if history["epochs"] else {})
     return {
         **report.to_metrics(),
+        **history_metrics(history, BEST_METRIC, args["loop"]),
+        "max_length": args["max_length"],
+        **({"length_p95": p95} if p95 is not None else {}),
+    }
+
+
+def history_metrics(history: dict[str, Any], best_metric: str, loop: str) -> dict[str, Any]:
+    """How a run went, from its history (any task): the best epoch's train loss, epochs, time, speed."""
+    best = history.get("best") or (history["epochs"][-1] if history["epochs"] else {})
+    return {
         "train_loss": best.get("train_loss"),
         "best_epoch": history.get("best_epoch"),
-        "best_metric": BEST_METRIC,
+        "best_metric": best_metric,
         "epochs_run": len(history["epochs"]),
         "stopped_early": bool(history.get("stopped_early")),
         "train_time_s": history["train_time_s"],
         "samples_per_s": history["samples"] / max(history["train_time_s"], 1e-9),
-        "loop": args["loop"],
-        "max_length": args["max_length"],
-        **({"length_p95": p95} if p95 is not None else {}),
+        "loop": loop,
     }
 
 
