@@ -12,7 +12,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from loradock.registry import AdapterVersion
+from loradock.registry import GENERATION, AdapterVersion
 
 DEFAULT_LICENSE = "apache-2.0"  # the license of the embedded default base
 
@@ -21,6 +21,7 @@ _INDEXED_METRICS = {
     "accuracy": ("accuracy", "Accuracy", None),
     "macro_f1": ("f1", "Macro F1", "macro"),
     "eval_loss": ("loss", "Eval loss", None),
+    "perplexity": ("perplexity", "Perplexity", None),
 }
 
 
@@ -71,16 +72,17 @@ def _body(version: AdapterVersion, repo_id: str, plots: list[str]) -> list[str]:
     lines = [
         f"# {repo_id.split('/')[-1]}: LoRA adapter for `{version.domain}` ({tag})",
         "",
-        version.description or f"A LoRA adapter that classifies `{version.domain}` texts into {len(labels)} labels.",
+        version.description or _summary(version),
         "",
         "## What it is for",
         "",
         f"- Task: {version.task}, domain `{version.domain}`",
-        f"- Labels (in order): {', '.join(f'`{label}`' for label in labels)}",
+        *([f"- Labels (in order): {', '.join(f'`{label}`' for label in labels)}"] if labels else []),
         (
             f"- Base model: [`{version.base_model}`](https://huggingface.co/{version.base_model})"
             + (f" at revision `{version.base_revision}`" if version.base_revision else "")
         ),
+        *([f"- Base note: {version.provenance['base_note']}"] if version.provenance.get("base_note") else []),
         f"- Base weights fingerprint: `{version.base_fingerprint or 'not recorded'}`",
         f"- Content sha256 of the adapter files: `{version.sha256}`",
         "",
@@ -108,7 +110,6 @@ def _body(version: AdapterVersion, repo_id: str, plots: list[str]) -> list[str]:
             )
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.rsplit('/', 1)[-1].rsplit('.', 1)[0]}]({p})" for p in plots]
-    id2label = repr(dict(enumerate(labels)))
     lines += [
         "",
         "## How to load it",
@@ -116,13 +117,7 @@ def _body(version: AdapterVersion, repo_id: str, plots: list[str]) -> list[str]:
         "With PEFT:",
         "",
         "```python",
-        "from peft import PeftModel",
-        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
-        "",
-        f'base = AutoModelForSequenceClassification.from_pretrained("{version.base_model}", num_labels={len(labels)},',
-        f"    id2label={id2label}, ignore_mismatched_sizes=True)  # a head the base carries is replaced",
-        f'model = PeftModel.from_pretrained(base, "{repo_id}", revision="{tag}").eval()',
-        f'tokenizer = AutoTokenizer.from_pretrained("{version.base_model}")',
+        *_peft_snippet(version, repo_id, tag),
         "```",
         "",
         "With loradock (keeps versions, aliases, metadata and hashes):",
@@ -189,3 +184,34 @@ def _first_paragraph(body: str) -> str:
         if block and not block.startswith(("#", "<!--", "```", "|", "!")):
             return " ".join(block.split())[:300]
     return ""
+
+
+def _summary(version: AdapterVersion) -> str:
+    if version.task == GENERATION:
+        return f"A LoRA adapter that generates `{version.domain}` answers (trained on completion tokens only)."
+    return f"A LoRA adapter that classifies `{version.domain}` texts into {len(version.labels)} labels."
+
+
+def _peft_snippet(version: AdapterVersion, repo_id: str, tag: str) -> list[str]:
+    """Plain PEFT + transformers lines that load the adapter as its task's model class."""
+    load = f'model = PeftModel.from_pretrained(base, "{repo_id}", revision="{tag}").eval()'
+    tokenizer = f'tokenizer = AutoTokenizer.from_pretrained("{version.base_model}")'
+    if version.task == GENERATION:
+        return [
+            "from peft import PeftModel",
+            "from transformers import AutoModelForCausalLM, AutoTokenizer",
+            "",
+            f'base = AutoModelForCausalLM.from_pretrained("{version.base_model}")',
+            load,
+            tokenizer,
+        ]
+    labels = list(version.labels)
+    return [
+        "from peft import PeftModel",
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+        "",
+        f'base = AutoModelForSequenceClassification.from_pretrained("{version.base_model}", num_labels={len(labels)},',
+        f"    id2label={dict(enumerate(labels))!r}, ignore_mismatched_sizes=True)  # a head the base carries is replaced",
+        load,
+        tokenizer,
+    ]

@@ -49,6 +49,8 @@ from loradock.adapters.registration import check_fits_base, is_hub_id, local_fin
 from loradock.registry import (
     ADAPTER_FILES,
     DEFAULT_BASE,
+    DEFAULT_GENERATION_BASE,
+    GENERATION,
     LATEST,
     AdapterVersion,
     Domain,
@@ -98,6 +100,7 @@ class _Staged:
     origin: dict[str, Any]
     tmp: tempfile.TemporaryDirectory[str]
     notes: dict[str, Any] = field(default_factory=dict)  # what was ignored or could not be verified
+    task: str | None = None  # the record's task; None for a plain PEFT repo (the local domain's then)
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,7 @@ def _stage_recorded(download: Downloader, metadata: dict[str, Any], spec: str) -
         origin,
         tmp,
         recorded.notes,
+        record.get("task"),
     )
 
 
@@ -334,11 +338,19 @@ def _target_domain(registry: Registry, name: str, staged: _Staged) -> tuple[Doma
     try:
         dom, new = registry.domain(name), False
     except UnknownDomainError:
+        if staged.task == GENERATION:  # a generation domain has no labels: its record's task is enough
+            base = staged.info.get("base_model") or DEFAULT_GENERATION_BASE
+            return Domain(name=name, labels=(), task=GENERATION, base_model=base), True
         if not staged.labels:
             raise
         # A user-defined domain travels with its versions: recreate it from the record.
         base = staged.info.get("base_model") or DEFAULT_BASE
         dom, new = Domain(name=name, labels=tuple(staged.labels), base_model=base), True
+    if staged.task is not None and staged.task != dom.task:
+        raise HubConflictError(
+            f"Local domain {name!r} is a {dom.task} domain but the pulled version is {staged.task}; "
+            f"pull it into another domain with --domain NAME (a new one is created with the version's task)."
+        )
     if staged.labels and list(dom.labels) != list(staged.labels):
         raise HubConflictError(
             f"Local domain {name!r} has labels {list(dom.labels)} but the pulled version was trained on "

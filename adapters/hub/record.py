@@ -32,6 +32,7 @@ from loradock.adapters.registration import is_hub_id
 from loradock.registry import (
     ADAPTER_FILES,
     LABEL_CONFIG,
+    TASKS,
     AdapterVersion,
     InvalidNameError,
     check_name,
@@ -115,6 +116,7 @@ def _checked_entry(files: dict[str, dict[str, Any]], name: str, spec: str) -> di
 
 _RECORD_TYPES: dict[str, tuple[type, ...]] = {
     "domain": (str,),
+    "task": (str,),
     "labels": (list,),
     "base_model": (str,),
     "base_revision": (str,),
@@ -149,6 +151,8 @@ def _checked_record(record: Any, spec: str) -> dict[str, Any]:
             check_name(out["domain"], "domain")
     except InvalidNameError as exc:
         raise bad_record(spec, str(exc)) from None
+    if out["task"] is not None and out["task"] not in TASKS:
+        raise bad_record(spec, f"task {out['task']!r} is not one of {', '.join(TASKS)}")
     if out["labels"] is not None and not all(isinstance(x, str) for x in out["labels"]):
         raise bad_record(spec, f"labels {out['labels']!r} are not all strings")
     if out["tags"] is not None and not all(isinstance(x, str) for x in out["tags"]):
