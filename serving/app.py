@@ -28,8 +28,9 @@ from loradock.registry import Registry, parse_ref
 from loradock.registry.errors import RegistryError
 
 from .config import ServeConfig
-from .errors import OverloadedError, RequestTooLargeError, ServingError
+from .errors import OverloadedError, RequestTooLargeError
 from .guard import RequestGuard, bearer_ok, read_api_key
+from .statuses import LORADOCK_ERRORS, status_for
 from .watcher import RegistryWatcher
 
 if TYPE_CHECKING:
@@ -272,17 +273,27 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return ErrorJSONResponse(body, status_code=status, headers=headers or None)
 
 
-def _registry_error(domain: str, version: str, exc: RegistryError) -> JSONResponse:
-    """A registry refusal, told without the alias names the registry lists (clients did not ask for them)."""
-    if isinstance(exc, ValueError):
+def _refusal(exc: Exception, domain: str, version: str | None, served: list[str]) -> JSONResponse:
+    """A loradock error as the envelope, at the status serving/statuses.py gives it.
+
+    A registry refusal concerns the version or alias named in the request; it is told without the
+    alias names the registry lists (clients did not ask for them).
+    """
+    status = status_for(exc)
+    if isinstance(exc, RegistryError) and status == 422:
         return error_response(422, f"Invalid request: field 'version': {exc}", field="version")
-    if isinstance(exc, LookupError):
+    if isinstance(exc, RegistryError) and status == 404:
         return error_response(
             404,
             f"No version {domain}@{version}: no such version number or alias of "
             f"{domain!r} (or every candidate failed its quality gate).",
         )
-    return error_response(409, f"{domain}@{version} cannot be served: {exc}")
+    if isinstance(exc, RegistryError):
+        return error_response(status, f"{domain}@{version} cannot be served: {exc}")
+    extra: dict[str, Any] = {"retry_after": exc.retry_after} if isinstance(exc, OverloadedError) else {}
+    if status == 404:
+        extra["served"] = served
+    return error_response(status, str(exc), **extra)
 
 
 def _bad_text(texts: list[str]) -> str | None:
@@ -418,14 +429,8 @@ def create_app(config: ServeConfig, registry: Registry | None = None, engine: Se
                 return await engine.predict(entry, texts)
             finally:
                 engine.cache.release(entry)
-        except ServingError as exc:
-            status = exc.status
-            extra: dict[str, Any] = {"retry_after": exc.retry_after} if isinstance(exc, OverloadedError) else {}
-            if status == 404:
-                extra["served"] = engine.served_names()
-            return error_response(status, str(exc), **extra)
-        except RegistryError as exc:  # a version or alias named in the request
-            response = _registry_error(domain, str(version), exc)
+        except LORADOCK_ERRORS as exc:
+            response = _refusal(exc, domain, version, engine.served_names())
             status = response.status_code
             return response
         except Exception as exc:  # the server answers 500 and keeps serving

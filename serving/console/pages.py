@@ -16,8 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from loradock.registry import Registry, RegistryError, parse_ref
-from loradock.registry.errors import ConflictError, GateError
 
+from ..statuses import LORADOCK_ERRORS, status_for
 from . import views
 from .live import LiveSampler
 from .security import (
@@ -84,14 +84,6 @@ def _size(value: Any) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return str(value)
-
-
-def _status_for(exc: RegistryError) -> int:
-    if isinstance(exc, LookupError):
-        return 404
-    if isinstance(exc, (ConflictError, GateError)):
-        return 409
-    return 400
 
 
 class Console:
@@ -186,8 +178,8 @@ def build_router(console: Console) -> APIRouter:
     def page(request: Request, template: str, **context: Any) -> Response:
         try:
             return console.render(request, template, **context)
-        except RegistryError as exc:
-            return console.error(request, _status_for(exc), str(exc))
+        except LORADOCK_ERRORS as exc:
+            return console.error(request, status_for(exc), str(exc))
 
     @router.get("/", response_class=HTMLResponse)
     def domains(request: Request) -> Response:
@@ -199,8 +191,8 @@ def build_router(console: Console) -> APIRouter:
         console.guard(request)
         try:
             data = views.domain_page(registry, name)
-        except RegistryError as exc:
-            return console.error(request, _status_for(exc), str(exc))
+        except LORADOCK_ERRORS as exc:
+            return console.error(request, status_for(exc), str(exc))
         notice = views.move_notice(registry, name, request.query_params.get("moved"))
         return page(request, "domain.html", notice=notice, **data)
 
@@ -209,8 +201,8 @@ def build_router(console: Console) -> APIRouter:
         console.guard(request)
         try:
             data = views.version_page(registry, f"{domain}@{ref}")
-        except RegistryError as exc:
-            return console.error(request, _status_for(exc), str(exc))
+        except LORADOCK_ERRORS as exc:
+            return console.error(request, status_for(exc), str(exc))
         return page(request, "version.html", **data)
 
     def _blob(request: Request, name: str, files: dict[str, dict[str, Any]]) -> Response:
@@ -236,8 +228,8 @@ def build_router(console: Console) -> APIRouter:
         console.guard(request)
         try:
             files = registry.resolve(f"{domain}@{ref}").files
-        except RegistryError as exc:
-            return console.error(request, _status_for(exc), str(exc))
+        except LORADOCK_ERRORS as exc:
+            return console.error(request, status_for(exc), str(exc))
         return _blob(request, name, files)
 
     @router.get("/artifacts/{artifact_id}/{name:path}")
@@ -259,8 +251,8 @@ def build_router(console: Console) -> APIRouter:
             return page(request, "compare.html", refs=refs, sel_a=a, sel_b=b, cmp=None)
         try:
             data = views.compare(registry, a, b)
-        except RegistryError as exc:
-            return console.error(request, _status_for(exc), str(exc))
+        except LORADOCK_ERRORS as exc:
+            return console.error(request, status_for(exc), str(exc))
         return page(request, "compare.html", refs=refs, sel_a=a, sel_b=b, cmp=data)
 
     if console.sampler is not None:
@@ -299,8 +291,8 @@ def build_router(console: Console) -> APIRouter:
             target = registry.resolve(f"{domain}@{to}")
             parse_ref(f"{domain}@{alias}")  # a malformed alias name is refused before the confirmation
             current = next((a["number"] for a in registry.aliases(domain) if a["name"] == alias), None)
-        except RegistryError as exc:
-            return console.error(request, _status_for(exc), str(exc))
+        except LORADOCK_ERRORS as exc:
+            return console.error(request, status_for(exc), str(exc))
         return page(
             request,
             "confirm.html",
@@ -325,8 +317,8 @@ def build_router(console: Console) -> APIRouter:
         alias, to = form.get("alias", ""), form.get("to", "")
         try:
             moved = registry.set_alias(domain, alias, to)
-        except RegistryError as exc:
-            return console.error(request, _status_for(exc), str(exc))
+        except LORADOCK_ERRORS as exc:
+            return console.error(request, status_for(exc), str(exc))
         log.info("console moved %s@%s to %s", domain, alias, moved.ref)
         watcher = getattr(request.app.state, "watcher", None)
         if watcher is not None:  # a served alias swaps now instead of at the next poll
