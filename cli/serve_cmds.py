@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING
 
 import click
@@ -179,13 +178,14 @@ def serve(
     The base comes from the served versions; domains on two bases need two servers.
     """
     from loradock.registry import Registry
-    from loradock.serving.config import ServeConfig, base_for, default_domains, parse_domains
+    from loradock.serving.config import build_config
     from loradock.serving.server import run
 
     registry = Registry()
-    refs = parse_domains(domains) or default_domains(registry)
-    config = ServeConfig(
-        domains=refs,
+    config = build_config(
+        registry,
+        domains,
+        base,
         host=host,
         port=port,
         device=device,
@@ -206,7 +206,6 @@ def serve(
         log_level=_root_log_level(),
         access_log=access_log,
     )
-    config = dataclasses.replace(config, base_model=base_for(registry, refs, base))  # flags checked first
     if ray_:
         _serve_on_ray(
             config,
@@ -240,7 +239,13 @@ def _serve_on_ray(
     except ValueError as exc:
         raise click.BadParameter(f"{autoscaling!r} is not JSON ({exc}).", param_hint="--autoscaling") from None
     options = RayOptions(
-        replicas=replicas, replica_cpus=replica_cpus, ingress_cpus=ingress_cpus, address=address, autoscaling=scaling
+        replicas=replicas,
+        replica_cpus=replica_cpus,
+        ingress_cpus=ingress_cpus,
+        address=address,
+        autoscaling=scaling,
+        # Each replica's torch threads, as `serve run ... threads=N` sets them.
+        threads=config.threads or RayOptions.threads,
     )
     run_ray(config, options, home, announce=click.echo)
 

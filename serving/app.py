@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-from fastapi import Body, FastAPI, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -28,8 +28,9 @@ from loradock.registry import Registry, parse_ref
 from loradock.registry.errors import RegistryError
 
 from .config import ServeConfig
-from .errors import OverloadedError, RequestTooLargeError, ServingError
+from .errors import OverloadedError, RequestTooLargeError
 from .guard import RequestGuard, bearer_ok, read_api_key
+from .statuses import LORADOCK_ERRORS, status_for
 from .watcher import RegistryWatcher
 
 if TYPE_CHECKING:
@@ -272,17 +273,27 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return ErrorJSONResponse(body, status_code=status, headers=headers or None)
 
 
-def _registry_error(domain: str, version: str, exc: RegistryError) -> JSONResponse:
-    """A registry refusal, told without the alias names the registry lists (clients did not ask for them)."""
-    if isinstance(exc, ValueError):
+def _refusal(exc: Exception, domain: str, version: str | None, served: list[str]) -> JSONResponse:
+    """A loradock error as the envelope, at the status serving/statuses.py gives it.
+
+    A registry refusal concerns the version or alias named in the request; it is told without the
+    alias names the registry lists (clients did not ask for them).
+    """
+    status = status_for(exc)
+    if isinstance(exc, RegistryError) and status == 422:
         return error_response(422, f"Invalid request: field 'version': {exc}", field="version")
-    if isinstance(exc, LookupError):
+    if isinstance(exc, RegistryError) and status == 404:
         return error_response(
             404,
             f"No version {domain}@{version}: no such version number or alias of "
             f"{domain!r} (or every candidate failed its quality gate).",
         )
-    return error_response(409, f"{domain}@{version} cannot be served: {exc}")
+    if isinstance(exc, RegistryError):
+        return error_response(status, f"{domain}@{version} cannot be served: {exc}")
+    extra: dict[str, Any] = {"retry_after": exc.retry_after} if isinstance(exc, OverloadedError) else {}
+    if status == 404:
+        extra["served"] = served
+    return error_response(status, str(exc), **extra)
 
 
 def _bad_text(texts: list[str]) -> str | None:
@@ -344,11 +355,237 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(500, f"Internal error ({type(exc).__name__}); see the server log.")
 
 
+# -- dependencies: the state create_app sets on the app, typed ---------------------
+
+
+async def _engine(request: Request) -> ServingEngine:
+    # async: a plain def would cost every request a hop to the thread pool
+    engine: ServingEngine = request.app.state.engine
+    return engine
+
+
+async def _config(request: Request) -> ServeConfig:
+    config: ServeConfig = request.app.state.config
+    return config
+
+
+async def _watcher(request: Request) -> RegistryWatcher:
+    watcher: RegistryWatcher = request.app.state.watcher
+    return watcher
+
+
+async def _api_key(request: Request) -> str | None:
+    key: str | None = request.app.state.api_key
+    return key
+
+
+# Strings inside Annotated: the engine module (and torch) loads in create_app, not at import.
+EngineDep = Annotated["ServingEngine", Depends(_engine)]
+ConfigDep = Annotated[ServeConfig, Depends(_config)]
+WatcherDep = Annotated[RegistryWatcher, Depends(_watcher)]
+ApiKeyDep = Annotated[str | None, Depends(_api_key)]
+
+
+# -- serving one request --------------------------------------------------------------
+
+
+def _check_limits(config: ServeConfig, texts: list[str]) -> None:
+    if len(texts) > config.max_inputs:
+        raise RequestTooLargeError(
+            f"{len(texts)} inputs in one request; the limit is {config.max_inputs}. Split the request."
+        )
+    for i, text in enumerate(texts):
+        if len(text) > config.max_chars:
+            raise RequestTooLargeError(
+                f"inputs[{i}] has {len(text)} characters; the limit is {config.max_chars}. Shorten it."
+            )
+
+
+async def _predict(
+    engine: ServingEngine, config: ServeConfig, domain: str, texts: list[str], version: str | None
+) -> list[VersionedLogits] | JSONResponse:
+    try:
+        bad = _bad_text(texts)
+        if bad:
+            return error_response(422, bad, field="inputs")
+        _check_limits(config, texts)
+        if version is None:
+            entry = engine.route(domain)
+        else:
+            entry = await run_in_threadpool(engine.route_version, domain, version)
+        try:
+            return await engine.predict(entry, texts)
+        finally:
+            engine.cache.release(entry)
+    except LORADOCK_ERRORS as exc:
+        return _refusal(exc, domain, version, engine.served_names())
+    except Exception as exc:  # the server answers 500 and keeps serving
+        log.exception("request for %s failed", domain)
+        return error_response(500, f"Internal error ({type(exc).__name__}); see the server log.")
+
+
+async def _serve(
+    engine: ServingEngine, config: ServeConfig, domain: str, inputs: Inputs, version: str | None
+) -> list[VersionedLogits] | JSONResponse:
+    """Predictions, or the error envelope; every request with a text is counted in the metrics."""
+    texts = [inputs] if isinstance(inputs, str) else list(inputs)
+    if not texts:
+        return error_response(422, "Invalid request: field 'inputs': give at least one text.", field="inputs")
+    started = time.perf_counter()
+    status = 200
+    try:
+        out = await _predict(engine, config, domain, texts, version)
+        status = out.status_code if isinstance(out, JSONResponse) else 200
+        return out
+    finally:
+        label = domain if domain in engine.served else "_unknown"
+        engine.metrics.observe_request(label, status, time.perf_counter() - started)
+        if status >= 400:
+            engine.count_error(domain)
+
+
+def _version_headers(response: Response, predictions: list[VersionedLogits]) -> None:
+    v = predictions[0].version
+    response.headers["X-Adapter-Version"] = v.ref
+    response.headers["X-Adapter-Sha256"] = v.sha256
+
+
+def _target(body: ClassifyRequest | ModelClassifyRequest) -> tuple[str, Inputs, str | None] | JSONResponse:
+    """(domain, inputs, version) from either body; a `model` that does not parse is a 422."""
+    if isinstance(body, ClassifyRequest):
+        return body.domain, body.inputs, body.version
+    try:
+        ref = parse_ref(body.model)
+    except (RegistryError, ValueError) as exc:
+        return error_response(422, f"Invalid request: field 'model': {exc}", field="model")
+    return ref.domain, body.input, None if "@" not in body.model else str(ref.number or ref.alias)
+
+
+def _model_card(engine: ServingEngine, name: str) -> dict[str, Any]:
+    s = engine.served[name]
+    v = s.current.version
+    return {
+        "id": name,
+        "created": int(s.swapped_at),
+        "root": v.ref,
+        "parent": engine.model.base_model,
+        "version": v.ref,
+        "sha256": v.sha256,
+        "base_model": engine.model.base_model,
+        "base_fingerprint": v.base_fingerprint,
+        "parent_version": v.parent,
+        "follows": s.spec,
+        "labels": list(v.labels),
+    }
+
+
+# -- the routes -----------------------------------------------------------------------
+
+router = APIRouter()
+
+
+@router.post("/v1/classify", response_model=ClassifyResponse, responses=_PREDICT_ERRORS)
+async def classify(
+    body: Annotated[AnyClassifyRequest, Body()], response: Response, engine: EngineDep, config: ConfigDep
+) -> Any:
+    """Labels and scores per input, and the exact version (and content hash) that served them.
+
+    Takes loradock's body `{"domain", "inputs", "version"?}` or vLLM/SGLang's `{"model", "input"}`
+    (`model`: DOMAIN, DOMAIN@N or DOMAIN@ALIAS); both get the same answer.
+    """
+    target = _target(body)
+    if isinstance(target, JSONResponse):
+        return target
+    domain, inputs, version = target
+    out = await _serve(engine, config, domain, inputs, version)
+    if isinstance(out, JSONResponse):
+        return out
+    _version_headers(response, out)
+    v = out[0].version
+    return {
+        "domain": domain,
+        "version": v.ref,
+        "sha256": v.sha256,
+        "model": domain,
+        "results": [_ranked(p, body.top_k) for p in out],
+        "data": [_class_data(i, p) for i, p in enumerate(out)],
+    }
+
+
+@router.post("/models/{domain}", response_model=list[list[LabelScore]], responses=_PREDICT_ERRORS)
+async def hf_inference(domain: str, body: HFRequest, response: Response, engine: EngineDep, config: ConfigDep) -> Any:
+    """Hugging Face inference convention: {"inputs": "..."} in, [[{"label", "score"}]] out."""
+    out = await _serve(engine, config, domain, body.inputs, None)
+    if isinstance(out, JSONResponse):
+        return out
+    top_k = body.parameters.top_k if body.parameters else None
+    function = body.parameters.function_to_apply if body.parameters else None
+    _version_headers(response, out)
+    return [_ranked(p, top_k, function) for p in out]
+
+
+@router.get("/v1/models", response_model=ModelList, responses=_errors(401))
+async def models(engine: EngineDep) -> Any:
+    """OpenAI's model list: one entry per served domain, with version, content hash, base and lineage."""
+    return {"data": [_model_card(engine, name) for name in engine.served_names()]}
+
+
+@router.get("/v1/domains", response_model=DomainsResponse, responses=_errors(401))
+async def domains(engine: EngineDep) -> Any:
+    """What is served: version, alias followed, content hash, cache tier, request counts."""
+    return {
+        "base_model": engine.model.base_model,
+        "base_fingerprint": engine.model.fingerprint,
+        "device": str(engine.model.device),
+        "domains": engine.describe(),
+    }
+
+
+@router.post(
+    "/v1/admin/reload", response_model=ReloadResponse, response_model_exclude_none=True, responses=_errors(401)
+)
+async def reload(watcher: WatcherDep) -> Any:
+    """Re-resolve every served alias now and hot-swap what moved."""
+    return {"swaps": await run_in_threadpool(watcher.reload)}
+
+
+@router.get("/health", response_model=HealthResponse, response_model_exclude_none=True)
+async def health(request: Request, engine: EngineDep, key: ApiKeyDep) -> Any:
+    """Liveness; never needs the token. Under --api-key-env the domains are told to token holders only."""
+    body: dict[str, Any] = {"queue_depth": engine.batcher.depth}
+    if key is None or bearer_ok(request.headers.get("authorization"), key):
+        body["domains"] = engine.served_names()
+    return body
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+        **_errors(401, plain_route=True),
+    },
+)
+async def prometheus(engine: EngineDep) -> Response:
+    """Prometheus metrics; needs the token under --api-key-env unless --public-metrics."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return Response(generate_latest(engine.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
 # -- the app ------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    app.state.watcher.stop()
+    app.state.engine.close()
 
 
 def create_app(config: ServeConfig, registry: Registry | None = None, engine: ServingEngine | None = None) -> FastAPI:
     """A FastAPI app serving `config.domains`; the model loads now, the worker threads start now."""
+    from .console import mount_console  # the web console at /ui, with the live page; its own login for --api-key-env
     from .engine import ServingEngine
 
     key = read_api_key(config.api_key_env)
@@ -356,22 +593,13 @@ def create_app(config: ServeConfig, registry: Registry | None = None, engine: Se
     watcher = RegistryWatcher(engine, config.poll_interval)
     engine.start()
     watcher.start()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        watcher.stop()
-        engine.close()
-
     app = FastAPI(
         title="loradock",
         version="1",
-        lifespan=lifespan,
+        lifespan=_lifespan,
         description="One base model, many domain LoRA adapters, mixed batches, hot swap.",
     )
-    app.state.engine = engine
-    app.state.watcher = watcher
-    app.state.config = config
+    app.state.engine, app.state.watcher, app.state.config, app.state.api_key = engine, watcher, config, key
     exact, prefixes = _public_paths(config)
     app.add_middleware(
         RequestGuard,
@@ -382,172 +610,9 @@ def create_app(config: ServeConfig, registry: Registry | None = None, engine: Se
         error=error_response,
     )
     _install_error_handlers(app)
-    metrics = engine.metrics
-    metrics.watch_served(
+    engine.metrics.watch_served(
         lambda: [(s.domain, s.current.version.ref, s.current.sha256) for s in list(engine.served.values())]
     )
-
-    def check_limits(texts: list[str]) -> None:
-        if len(texts) > config.max_inputs:
-            raise RequestTooLargeError(
-                f"{len(texts)} inputs in one request; the limit is {config.max_inputs}. Split the request."
-            )
-        for i, text in enumerate(texts):
-            if len(text) > config.max_chars:
-                raise RequestTooLargeError(
-                    f"inputs[{i}] has {len(text)} characters; the limit is {config.max_chars}. Shorten it."
-                )
-
-    async def serve(domain: str, inputs: Inputs, version: str | None) -> list[VersionedLogits] | JSONResponse:
-        texts = [inputs] if isinstance(inputs, str) else list(inputs)
-        if not texts:
-            return error_response(422, "Invalid request: field 'inputs': give at least one text.", field="inputs")
-        started = time.perf_counter()
-        status = 200
-        try:
-            bad = _bad_text(texts)
-            if bad:
-                status = 422
-                return error_response(422, bad, field="inputs")
-            check_limits(texts)
-            if version is None:
-                entry = engine.route(domain)
-            else:
-                entry = await run_in_threadpool(engine.route_version, domain, version)
-            try:
-                return await engine.predict(entry, texts)
-            finally:
-                engine.cache.release(entry)
-        except ServingError as exc:
-            status = exc.status
-            extra: dict[str, Any] = {"retry_after": exc.retry_after} if isinstance(exc, OverloadedError) else {}
-            if status == 404:
-                extra["served"] = engine.served_names()
-            return error_response(status, str(exc), **extra)
-        except RegistryError as exc:  # a version or alias named in the request
-            response = _registry_error(domain, str(version), exc)
-            status = response.status_code
-            return response
-        except Exception as exc:  # the server answers 500 and keeps serving
-            status = 500
-            log.exception("request for %s failed", domain)
-            return error_response(500, f"Internal error ({type(exc).__name__}); see the server log.")
-        finally:
-            label = domain if domain in engine.served else "_unknown"
-            metrics.observe_request(label, status, time.perf_counter() - started)
-            if status >= 400:
-                engine.count_error(domain)
-
-    def version_headers(response: Response, predictions: list[VersionedLogits]) -> None:
-        v = predictions[0].version
-        response.headers["X-Adapter-Version"] = v.ref
-        response.headers["X-Adapter-Sha256"] = v.sha256
-
-    @app.post("/v1/classify", response_model=ClassifyResponse, responses=_PREDICT_ERRORS)
-    async def classify(body: Annotated[AnyClassifyRequest, Body()], response: Response) -> Any:
-        """Labels and scores per input, and the exact version (and content hash) that served them.
-
-        Takes loradock's body `{"domain", "inputs", "version"?}` or vLLM/SGLang's `{"model", "input"}`
-        (`model`: DOMAIN, DOMAIN@N or DOMAIN@ALIAS); both get the same answer.
-        """
-        if isinstance(body, ModelClassifyRequest):
-            try:
-                ref = parse_ref(body.model)
-            except (RegistryError, ValueError) as exc:
-                return error_response(422, f"Invalid request: field 'model': {exc}", field="model")
-            domain, inputs = ref.domain, body.input
-            version = None if "@" not in body.model else str(ref.number or ref.alias)
-        else:
-            domain, inputs, version = body.domain, body.inputs, body.version
-        out = await serve(domain, inputs, version)
-        if isinstance(out, JSONResponse):
-            return out
-        version_headers(response, out)
-        v = out[0].version
-        return {
-            "domain": domain,
-            "version": v.ref,
-            "sha256": v.sha256,
-            "model": domain,
-            "results": [_ranked(p, body.top_k) for p in out],
-            "data": [_class_data(i, p) for i, p in enumerate(out)],
-        }
-
-    @app.post("/models/{domain}", response_model=list[list[LabelScore]], responses=_PREDICT_ERRORS)
-    async def hf_inference(domain: str, body: HFRequest, response: Response) -> Any:
-        """Hugging Face inference convention: {"inputs": "..."} in, [[{"label", "score"}]] out."""
-        out = await serve(domain, body.inputs, None)
-        if isinstance(out, JSONResponse):
-            return out
-        top_k = body.parameters.top_k if body.parameters else None
-        function = body.parameters.function_to_apply if body.parameters else None
-        version_headers(response, out)
-        return [_ranked(p, top_k, function) for p in out]
-
-    @app.get("/v1/models", response_model=ModelList, responses=_errors(401))
-    async def models() -> Any:
-        """OpenAI's model list: one entry per served domain, with version, content hash, base and lineage."""
-        cards = []
-        for name in engine.served_names():
-            s = engine.served[name]
-            v = s.current.version
-            cards.append(
-                {
-                    "id": name,
-                    "created": int(s.swapped_at),
-                    "root": v.ref,
-                    "parent": engine.model.base_model,
-                    "version": v.ref,
-                    "sha256": v.sha256,
-                    "base_model": engine.model.base_model,
-                    "base_fingerprint": v.base_fingerprint,
-                    "parent_version": v.parent,
-                    "follows": s.spec,
-                    "labels": list(v.labels),
-                }
-            )
-        return {"data": cards}
-
-    @app.get("/v1/domains", response_model=DomainsResponse, responses=_errors(401))
-    async def domains() -> Any:
-        """What is served: version, alias followed, content hash, cache tier, request counts."""
-        return {
-            "base_model": engine.model.base_model,
-            "base_fingerprint": engine.model.fingerprint,
-            "device": str(engine.model.device),
-            "domains": engine.describe(),
-        }
-
-    @app.post(
-        "/v1/admin/reload", response_model=ReloadResponse, response_model_exclude_none=True, responses=_errors(401)
-    )
-    async def reload() -> Any:
-        """Re-resolve every served alias now and hot-swap what moved."""
-        return {"swaps": await run_in_threadpool(watcher.reload)}
-
-    @app.get("/health", response_model=HealthResponse, response_model_exclude_none=True)
-    async def health(request: Request) -> Any:
-        """Liveness; never needs the token. Under --api-key-env the domains are told to token holders only."""
-        body: dict[str, Any] = {"queue_depth": engine.batcher.depth}
-        if key is None or bearer_ok(request.headers.get("authorization"), key):
-            body["domains"] = engine.served_names()
-        return body
-
-    @app.get(
-        "/metrics",
-        response_class=PlainTextResponse,
-        responses={
-            200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
-            **_errors(401, plain_route=True),
-        },
-    )
-    async def prometheus() -> Response:
-        """Prometheus metrics; needs the token under --api-key-env unless --public-metrics."""
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    from .console import mount_console  # the web console at /ui, with the live page; its own login for --api-key-env
-
+    app.include_router(router)
     mount_console(app, engine.registry, engine, config.api_key_env)
     return app

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loradock.adapters.predict import MAX_CHARS
 from loradock.registry import DEFAULT_BASE, parse_ref
@@ -160,3 +161,17 @@ def base_for(registry: Registry, refs: tuple[str, ...], base: str | None = None)
     if len(groups) > 1:
         raise MixedBasesError(groups)
     return next(iter(groups), DEFAULT_BASE)
+
+
+def build_config(
+    registry: Registry, domains: str | None = None, base: str | None = None, **options: Any
+) -> ServeConfig:
+    """The ServeConfig `adapters serve` and Ray's `serve run` both start from.
+
+    `domains` is DOMAIN@REF,... (default: every domain with a version); `options` are the other
+    ServeConfig fields. They are validated before the registry is read for the versions' base, so a
+    bad flag is told first; `base` (`--base`) overrides that base.
+    """
+    refs = parse_domains(domains) or default_domains(registry)
+    config = ServeConfig(**{**options, "domains": refs})
+    return dataclasses.replace(config, base_model=base_for(registry, refs, base))

@@ -1,4 +1,4 @@
-"""Every error the server raises; the HTTP layer maps each to one status code."""
+"""Every error the server raises; serving/statuses.py maps each to one HTTP status."""
 
 from __future__ import annotations
 
@@ -6,15 +6,11 @@ from loradock.adapters.errors import AdaptersError
 
 
 class ServingError(AdaptersError):
-    """Base class: a serving operation was refused. `status` is its HTTP code."""
-
-    status = 500
+    """Base class: a serving operation was refused."""
 
 
 class ServeConfigError(ServingError, ValueError):
     """A server configuration that cannot work; nothing was started."""
-
-    status = 500
 
 
 class MixedBasesError(ServeConfigError):
@@ -35,8 +31,6 @@ class MixedBasesError(ServeConfigError):
 class AdapterLoadError(ServingError):
     """An adapter that cannot be served on this base (wrong base, unsupported PEFT feature)."""
 
-    status = 409
-
 
 class UnverifiedBaseError(AdapterLoadError):
     """A version with no base fingerprint: nothing proves it was trained on this server's base."""
@@ -44,8 +38,6 @@ class UnverifiedBaseError(AdapterLoadError):
 
 class UnknownServedDomainError(ServingError, KeyError):
     """A request for a domain this server does not serve."""
-
-    status = 404
 
     def __init__(self, domain: str, served: list[str]) -> None:
         self.domain = domain
@@ -62,13 +54,9 @@ class UnknownServedDomainError(ServingError, KeyError):
 class RequestTooLargeError(ServingError):
     """Too many inputs, or an input with too many characters."""
 
-    status = 413
-
 
 class OverloadedError(ServingError):
     """The queue is full; the client should retry after `retry_after` seconds."""
-
-    status = 503
 
     def __init__(self, message: str, retry_after: int = 1) -> None:
         self.retry_after = retry_after

@@ -7,7 +7,7 @@ import json
 import logging
 import mimetypes
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -16,8 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from loradock.registry import Registry, RegistryError, parse_ref
-from loradock.registry.errors import ConflictError, GateError
 
+from ..statuses import LORADOCK_ERRORS, status_for
 from . import views
 from .live import LiveSampler
 from .security import (
@@ -86,14 +86,6 @@ def _size(value: Any) -> str:
     return str(value)
 
 
-def _status_for(exc: RegistryError) -> int:
-    if isinstance(exc, LookupError):
-        return 404
-    if isinstance(exc, (ConflictError, GateError)):
-        return 409
-    return 400
-
-
 class Console:
     """One console over one registry (and optionally one engine), mounted under `prefix`."""
 
@@ -145,6 +137,17 @@ class Console:
     def error(self, request: Request, status: int, message: str) -> Response:
         return self.render(request, "error.html", status=status, status_code=status, message=message)
 
+    def refused(self, request: Request, exc: Exception) -> Response:
+        """A loradock error as an error page, at the status the API gives it (serving/statuses.py)."""
+        return self.error(request, status_for(exc), str(exc))
+
+    def page(self, request: Request, template: str, **context: Any) -> Response:
+        """`render`, with a registry refusal met while rendering shown as its error page."""
+        try:
+            return self.render(request, template, **context)
+        except LORADOCK_ERRORS as exc:
+            return self.refused(request, exc)
+
     # -- guards ----------------------------------------------------------------
 
     def check_host(self, request: Request) -> None:
@@ -174,212 +177,253 @@ def _install_handlers(app: FastAPI, console: Console) -> None:
         return console.error(request, 403 if not isinstance(exc, LoginRequired) else 401, str(exc))
 
 
-def build_router(console: Console) -> APIRouter:
-    def same_origin_posts(request: Request) -> None:
-        """Every POST, before its handler: refused when the browser says it comes from another origin."""
-        if request.method == "POST" and not console.policy.same_origin(request):
-            raise ConsoleAuthError(CROSS_ORIGIN)
+# -- dependencies: the console build_router binds, typed ------------------------------
+# async: a plain def would cost every request a hop to the thread pool.
 
-    router = APIRouter(prefix=console.prefix, include_in_schema=False, dependencies=[Depends(same_origin_posts)])
-    registry = console.registry
 
-    def page(request: Request, template: str, **context: Any) -> Response:
-        try:
-            return console.render(request, template, **context)
-        except RegistryError as exc:
-            return console.error(request, _status_for(exc), str(exc))
+async def _console(request: Request) -> Console:
+    console: Console = request.state.console
+    return console
 
-    @router.get("/", response_class=HTMLResponse)
-    def domains(request: Request) -> Response:
-        console.guard(request)
-        return page(request, "domains.html", rows=views.overview(registry))
 
-    @router.get("/domains/{name}", response_class=HTMLResponse)
-    def domain(request: Request, name: str) -> Response:
-        console.guard(request)
-        try:
-            data = views.domain_page(registry, name)
-        except RegistryError as exc:
-            return console.error(request, _status_for(exc), str(exc))
-        notice = views.move_notice(registry, name, request.query_params.get("moved"))
-        return page(request, "domain.html", notice=notice, **data)
+async def _same_origin_posts(request: Request, console: Annotated[Console, Depends(_console)]) -> None:
+    """Every POST, before its handler: refused when the browser says it comes from another origin."""
+    if request.method == "POST" and not console.policy.same_origin(request):
+        raise ConsoleAuthError(CROSS_ORIGIN)
 
-    @router.get("/versions/{domain}/{ref}", response_class=HTMLResponse)
-    def version(request: Request, domain: str, ref: str) -> Response:
-        console.guard(request)
-        try:
-            data = views.version_page(registry, f"{domain}@{ref}")
-        except RegistryError as exc:
-            return console.error(request, _status_for(exc), str(exc))
-        return page(request, "version.html", **data)
 
-    def _blob(request: Request, name: str, files: dict[str, dict[str, Any]]) -> Response:
-        entry = files.get(name)
-        if entry is None:
-            return console.error(request, 404, f"No file {name!r} here; the files are: {', '.join(sorted(files))}.")
-        problem = registry.blobs.check(entry["sha256"])
-        if problem:
-            return console.error(request, 500, f"The stored bytes of {name!r} are {problem}; run 'adapters verify'.")
-        media = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        inline = views.is_image(name) and request.query_params.get("download") is None
-        response = FileResponse(
-            registry.blobs.path(entry["sha256"]),
-            media_type=media,
-            filename=Path(name).name,
-            content_disposition_type="inline" if inline else "attachment",
-        )
-        response.headers["X-Content-Sha256"] = entry["sha256"]
-        return console.finish(request, response)
+async def _signed_in(request: Request, console: Annotated[Console, Depends(_console)]) -> Console:
+    console.guard(request)  # before any body is read
+    return console
 
-    @router.get("/versions/{domain}/{ref}/files/{name:path}")
-    def version_file(request: Request, domain: str, ref: str, name: str) -> Response:
-        console.guard(request)
-        try:
-            files = registry.resolve(f"{domain}@{ref}").files
-        except RegistryError as exc:
-            return console.error(request, _status_for(exc), str(exc))
-        return _blob(request, name, files)
 
-    @router.get("/artifacts/{artifact_id}/{name:path}")
-    def artifact_file(request: Request, artifact_id: int, name: str) -> Response:
-        console.guard(request)
-        try:
-            files = registry.artifact(artifact_id).files
-        except RegistryError as exc:  # the registry's "No artifact with id N" is a plain ArtifactError
-            return console.error(request, 404, str(exc))
-        return _blob(request, name, files)
+async def _on_localhost(request: Request, console: Annotated[Console, Depends(_console)]) -> Console:
+    console.check_host(request)
+    return console
 
-    @router.get("/compare", response_class=HTMLResponse)
-    def compare(request: Request, a: str | None = None, b: str | None = None) -> Response:
-        console.guard(request)
-        refs = views.all_refs(registry)
-        if not a or not b:
-            a = a or (refs[-2] if len(refs) > 1 else None)
-            b = b or (refs[-1] if refs else None)
-            return page(request, "compare.html", refs=refs, sel_a=a, sel_b=b, cmp=None)
-        try:
-            data = views.compare(registry, a, b)
-        except RegistryError as exc:
-            return console.error(request, _status_for(exc), str(exc))
-        return page(request, "compare.html", refs=refs, sel_a=a, sel_b=b, cmp=data)
 
-    if console.sampler is not None:
+ConsoleDep = Annotated[Console, Depends(_console)]
+SignedIn = Annotated[Console, Depends(_signed_in)]
+OnLocalhost = Annotated[Console, Depends(_on_localhost)]
 
-        @router.get("/live", response_class=HTMLResponse)
-        def live(request: Request) -> Response:
-            console.guard(request)
-            assert console.sampler is not None
-            return page(request, "live.html", data=console.sampler.sample())
+# Mounted under the console's prefix by build_router; `live` only where the engine has a snapshot.
+pages = APIRouter()
+live = APIRouter()
 
-        @router.get("/live.json")
-        def live_json(request: Request) -> Response:
-            console.guard(request)
-            assert console.sampler is not None
-            return console.finish(request, JSONResponse(console.sampler.sample()))
 
-    # -- writes: alias moves only ----------------------------------------------
+# -- reads ----------------------------------------------------------------------------
 
-    def _write_refused(request: Request) -> Response | None:
-        if not console.policy.writable:
-            return console.error(
-                request,
-                403,
-                "This console is read-only: start it with --api-key-env VAR "
-                "(the server's bearer token) to move aliases from here.",
-            )
-        return None
 
-    @router.get("/alias/{domain}", response_class=HTMLResponse)
-    def alias_confirm(request: Request, domain: str, alias: str = "", to: str = "") -> Response:
-        console.guard(request)
-        refused = _write_refused(request)
-        if refused:
-            return refused
-        try:
-            target = registry.resolve(f"{domain}@{to}")
-            parse_ref(f"{domain}@{alias}")  # a malformed alias name is refused before the confirmation
-            current = next((a["number"] for a in registry.aliases(domain) if a["name"] == alias), None)
-        except RegistryError as exc:
-            return console.error(request, _status_for(exc), str(exc))
-        return page(
+@pages.get("/", response_class=HTMLResponse)
+def domains(request: Request, console: SignedIn) -> Response:
+    return console.page(request, "domains.html", rows=views.overview(console.registry))
+
+
+@pages.get("/domains/{name}", response_class=HTMLResponse)
+def domain(request: Request, name: str, console: SignedIn) -> Response:
+    try:
+        data = views.domain_page(console.registry, name)
+    except LORADOCK_ERRORS as exc:
+        return console.refused(request, exc)
+    notice = views.move_notice(console.registry, name, request.query_params.get("moved"))
+    return console.page(request, "domain.html", notice=notice, **data)
+
+
+@pages.get("/versions/{domain}/{ref}", response_class=HTMLResponse)
+def version(request: Request, domain: str, ref: str, console: SignedIn) -> Response:
+    try:
+        data = views.version_page(console.registry, f"{domain}@{ref}")
+    except LORADOCK_ERRORS as exc:
+        return console.refused(request, exc)
+    return console.page(request, "version.html", **data)
+
+
+def _blob(console: Console, request: Request, name: str, files: dict[str, dict[str, Any]]) -> Response:
+    entry = files.get(name)
+    if entry is None:
+        return console.error(request, 404, f"No file {name!r} here; the files are: {', '.join(sorted(files))}.")
+    problem = console.registry.blobs.check(entry["sha256"])
+    if problem:
+        return console.error(request, 500, f"The stored bytes of {name!r} are {problem}; run 'adapters verify'.")
+    media = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    inline = views.is_image(name) and request.query_params.get("download") is None
+    response = FileResponse(
+        console.registry.blobs.path(entry["sha256"]),
+        media_type=media,
+        filename=Path(name).name,
+        content_disposition_type="inline" if inline else "attachment",
+    )
+    response.headers["X-Content-Sha256"] = entry["sha256"]
+    return console.finish(request, response)
+
+
+@pages.get("/versions/{domain}/{ref}/files/{name:path}")
+def version_file(request: Request, domain: str, ref: str, name: str, console: SignedIn) -> Response:
+    try:
+        files = console.registry.resolve(f"{domain}@{ref}").files
+    except LORADOCK_ERRORS as exc:
+        return console.refused(request, exc)
+    return _blob(console, request, name, files)
+
+
+@pages.get("/artifacts/{artifact_id}/{name:path}")
+def artifact_file(request: Request, artifact_id: int, name: str, console: SignedIn) -> Response:
+    try:
+        files = console.registry.artifact(artifact_id).files
+    except RegistryError as exc:  # the registry's "No artifact with id N" is a plain ArtifactError
+        return console.error(request, 404, str(exc))
+    return _blob(console, request, name, files)
+
+
+@pages.get("/compare", response_class=HTMLResponse)
+def compare(request: Request, console: SignedIn, a: str | None = None, b: str | None = None) -> Response:
+    refs = views.all_refs(console.registry)
+    if not a or not b:
+        a = a or (refs[-2] if len(refs) > 1 else None)
+        b = b or (refs[-1] if refs else None)
+        return console.page(request, "compare.html", refs=refs, sel_a=a, sel_b=b, cmp=None)
+    try:
+        data = views.compare(console.registry, a, b)
+    except LORADOCK_ERRORS as exc:
+        return console.refused(request, exc)
+    return console.page(request, "compare.html", refs=refs, sel_a=a, sel_b=b, cmp=data)
+
+
+def _sample(console: Console) -> dict[str, Any]:
+    assert console.sampler is not None  # `live` is mounted only with a sampler
+    return console.sampler.sample()
+
+
+@live.get("/live", response_class=HTMLResponse)
+def live_page(request: Request, console: SignedIn) -> Response:
+    return console.page(request, "live.html", data=_sample(console))
+
+
+@live.get("/live.json")
+def live_json(request: Request, console: SignedIn) -> Response:
+    return console.finish(request, JSONResponse(_sample(console)))
+
+
+# -- writes: alias moves only ----------------------------------------------------------
+
+
+def _write_refused(console: Console, request: Request) -> Response | None:
+    if not console.policy.writable:
+        return console.error(
             request,
-            "confirm.html",
-            domain=domain,
-            alias=alias,
-            target=target,
-            current=current,
-            gate=views.gate_of(target),
+            403,
+            "This console is read-only: start it with --api-key-env VAR "
+            "(the server's bearer token) to move aliases from here.",
         )
+    return None
 
-    @router.post("/alias/{domain}")
-    async def alias_move(request: Request, domain: str) -> Response:
-        console.guard(request)  # before the body is read
-        refused = _write_refused(request)
-        if refused:
-            return refused
-        form = await console.form(request)
-        if not console.policy.csrf_ok(request, form.get("csrf", "")):
-            return console.error(request, 403, STALE_FORM)
-        if form.get("confirm") != "yes":
-            return console.error(request, 400, "Alias moves need the confirmation step; use the Review button first.")
-        alias, to = form.get("alias", ""), form.get("to", "")
-        try:
-            moved = registry.set_alias(domain, alias, to)
-        except RegistryError as exc:
-            return console.error(request, _status_for(exc), str(exc))
-        log.info("console moved %s@%s to %s", domain, alias, moved.ref)
-        watcher = getattr(request.app.state, "watcher", None)
-        if watcher is not None:  # a served alias swaps now instead of at the next poll
-            try:
-                watcher.poll()
-            except Exception:  # the watcher's own loop will retry
-                log.exception("immediate reload after the console's alias move failed")
-        # The notice names the move's event id; the page reads what happened from the log (issue 22, 7).
-        event = registry.alias_history(domain, alias)[-1]
-        return console.finish(
-            request, RedirectResponse(console.url("domains", domain, moved=event.id), status_code=303)
-        )
 
-    # -- sign-in (only when a key is configured) ---------------------------------
+@pages.get("/alias/{domain}", response_class=HTMLResponse)
+def alias_confirm(request: Request, domain: str, console: SignedIn, alias: str = "", to: str = "") -> Response:
+    refused = _write_refused(console, request)
+    if refused:
+        return refused
+    registry = console.registry
+    try:
+        target = registry.resolve(f"{domain}@{to}")
+        parse_ref(f"{domain}@{alias}")  # a malformed alias name is refused before the confirmation
+        current = next((a["number"] for a in registry.aliases(domain) if a["name"] == alias), None)
+    except LORADOCK_ERRORS as exc:
+        return console.refused(request, exc)
+    context = {"domain": domain, "alias": alias, "target": target, "current": current, "gate": views.gate_of(target)}
+    return console.page(request, "confirm.html", **context)
 
-    @router.get("/login", response_class=HTMLResponse)
-    def login_form(request: Request, next: str = "") -> Response:
-        console.check_host(request)
-        if console.policy.key is None:  # nothing to sign in to: the console is open and read-only
-            return console.finish(request, RedirectResponse(console.url(""), status_code=303))
-        return console.render(request, "login.html", next=next, failed=False)
 
-    @router.post("/login")
-    async def login(request: Request) -> Response:
-        console.check_host(request)
-        form = await console.form(request)
-        nxt = form.get("next", "")
-        if not nxt.startswith(console.prefix + "/") or nxt.startswith("//"):
-            nxt = console.url("")
-        if not console.policy.csrf_ok(request, form.get("csrf", "")):
-            return console.error(request, 403, STALE_FORM)
-        if not console.policy.token_ok(form.get("token", "")):
-            return console.render(request, "login.html", status=401, next=nxt, failed=True)
-        response = RedirectResponse(nxt, status_code=303)
-        response.set_cookie(
-            SESSION_COOKIE,
-            console.policy.new_session(),
-            path=console.prefix or "/",
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-        )
-        return console.finish(request, response)
+def _poll_now(request: Request) -> None:
+    """A served alias swaps now instead of at the next poll."""
+    watcher = getattr(request.app.state, "watcher", None)
+    if watcher is None:  # the standalone console serves nothing
+        return
+    try:
+        watcher.poll()
+    except Exception:  # the watcher's own loop will retry
+        log.exception("immediate reload after the console's alias move failed")
 
-    @router.post("/logout")
-    async def logout(request: Request) -> Response:
-        form = await console.form(request)
-        if not console.policy.csrf_ok(request, form.get("csrf", "")):
-            return console.error(request, 403, STALE_FORM)
-        response = RedirectResponse(console.url("login"), status_code=303)
-        response.delete_cookie(SESSION_COOKIE, path=console.prefix or "/")
-        return console.finish(request, response)
 
+@pages.post("/alias/{domain}")
+async def alias_move(request: Request, domain: str, console: SignedIn) -> Response:
+    refused = _write_refused(console, request)
+    if refused:
+        return refused
+    form = await console.form(request)
+    if not console.policy.csrf_ok(request, form.get("csrf", "")):
+        return console.error(request, 403, STALE_FORM)
+    if form.get("confirm") != "yes":
+        return console.error(request, 400, "Alias moves need the confirmation step; use the Review button first.")
+    alias, to = form.get("alias", ""), form.get("to", "")
+    try:
+        moved = console.registry.set_alias(domain, alias, to)
+    except LORADOCK_ERRORS as exc:
+        return console.refused(request, exc)
+    log.info("console moved %s@%s to %s", domain, alias, moved.ref)
+    _poll_now(request)
+    # The notice names the move's event id; the page reads what happened from the log (issue 22, 7).
+    event = console.registry.alias_history(domain, alias)[-1]
+    return console.finish(request, RedirectResponse(console.url("domains", domain, moved=event.id), status_code=303))
+
+
+# -- sign-in (only when a key is configured) ---------------------------------------------
+
+
+@pages.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, console: OnLocalhost, next: str = "") -> Response:
+    if console.policy.key is None:  # nothing to sign in to: the console is open and read-only
+        return console.finish(request, RedirectResponse(console.url(""), status_code=303))
+    return console.render(request, "login.html", next=next, failed=False)
+
+
+@pages.post("/login")
+async def login(request: Request, console: OnLocalhost) -> Response:
+    form = await console.form(request)
+    nxt = form.get("next", "")
+    if not nxt.startswith(console.prefix + "/") or nxt.startswith("//"):
+        nxt = console.url("")
+    if not console.policy.csrf_ok(request, form.get("csrf", "")):
+        return console.error(request, 403, STALE_FORM)
+    if not console.policy.token_ok(form.get("token", "")):
+        return console.render(request, "login.html", status=401, next=nxt, failed=True)
+    response = RedirectResponse(nxt, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        console.policy.new_session(),
+        path=console.prefix or "/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return console.finish(request, response)
+
+
+@pages.post("/logout")
+async def logout(request: Request, console: ConsoleDep) -> Response:
+    form = await console.form(request)
+    if not console.policy.csrf_ok(request, form.get("csrf", "")):
+        return console.error(request, 403, STALE_FORM)
+    response = RedirectResponse(console.url("login"), status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path=console.prefix or "/")
+    return console.finish(request, response)
+
+
+# -- mounting -----------------------------------------------------------------------------
+
+
+def build_router(console: Console) -> APIRouter:
+    """The console's routes under `console.prefix`, each handed `console` through its dependencies."""
+
+    async def bind(request: Request) -> None:  # first, so every dependency after it finds the console
+        request.state.console = console
+
+    router = APIRouter(
+        prefix=console.prefix, include_in_schema=False, dependencies=[Depends(bind), Depends(_same_origin_posts)]
+    )
+    router.include_router(pages)
+    if console.sampler is not None:
+        router.include_router(live)
     return router
 
 

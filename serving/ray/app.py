@@ -18,9 +18,9 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
-from ..config import ServeConfig, base_for, default_domains, parse_domains
+from ..config import ServeConfig, build_config
 from ..connlimits import ConnectionLimits
 from ..ports import check_bindable
 from .errors import RayNotInstalledError, RayOptionsError
@@ -148,10 +148,12 @@ def fit(options: RayOptions, cpus: float | None = None) -> RayOptions:
     return dataclasses.replace(options, replica_cpus=layout.replica_cpus)
 
 
-def _coerce(value: Any, default: Any) -> Any:
-    """A `serve run key=value` string as the type of the field's default."""
+def _coerce(value: Any, default: Any, hint: Any = None) -> Any:
+    """A `serve run key=value` string as the type of the field's default (for an optional field, of its hint)."""
     if not isinstance(value, str) or isinstance(default, str):
         return value
+    if default is None:  # `threads: int | None` must read "2" as 2, as the CLI's --threads does
+        default = next((kind() for kind in get_args(hint) if kind in (bool, int, float)), None)
     if isinstance(default, bool):
         return value.lower() in ("1", "true", "yes")
     if isinstance(default, (int, float)):
@@ -163,7 +165,8 @@ def _coerce(value: Any, default: Any) -> Any:
 
 def _split(args: dict[str, Any], cls: Any) -> dict[str, Any]:
     defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else None) for f in dataclasses.fields(cls)}
-    return {k: _coerce(v, defaults[k]) for k, v in args.items() if k in defaults}
+    hints = get_type_hints(cls)
+    return {k: _coerce(v, defaults[k], hints[k]) for k, v in args.items() if k in defaults}
 
 
 def build(args: dict[str, Any]) -> Any:
@@ -185,9 +188,8 @@ def build(args: dict[str, Any]) -> Any:
             "field names (domains, replicas, replica_cpus, autoscaling, max_batch_size, ...)."
         )
     with Registry(home) as registry:
-        refs = parse_domains(args.pop("domains", None)) or default_domains(registry)
-        config = ServeConfig(**{**_split(args, ServeConfig), "domains": refs})
-        config = dataclasses.replace(config, base_model=base_for(registry, refs, args.get("base_model")))
+        fields = _split(args, ServeConfig)
+        config = build_config(registry, fields.pop("domains", None), fields.pop("base_model", None), **fields)
         home = str(registry.home)
     return build_app(config, RayOptions(**_split(args, RayOptions)), home)
 

@@ -1,4 +1,4 @@
-"""Errors of the Ray Serve application; each is a ServingError, so the HTTP layer maps it to one status."""
+"""Errors of the Ray Serve application; each is a ServingError, so serving/statuses.py maps it to one status."""
 
 from __future__ import annotations
 
@@ -25,8 +25,6 @@ class RayOptionsError(RayServingError, ServeConfigError):
 
 class ShipmentError(RayServingError, ValueError):
     """Adapter bytes that arrived through the object store do not match their content hash."""
-
-    status = 409
 
 
 class ReplicasUnavailableError(RayServingError, OverloadedError):

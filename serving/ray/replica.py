@@ -12,6 +12,7 @@ from loradock.registry import AdapterVersion
 
 from ..config import ServeConfig
 from ..errors import OverloadedError, ServingError
+from ..statuses import status_for
 from .router import RESIDENT
 from .shipping import ShippedAdapters
 
@@ -61,7 +62,7 @@ class AdapterReplica:
             finally:
                 self.engine.cache.release(entry)
         except ServingError as exc:
-            out: dict[str, Any] = {"error": str(exc), "status": exc.status, "replica": self.replica}
+            out: dict[str, Any] = {"error": str(exc), "status": status_for(exc), "replica": self.replica}
             if isinstance(exc, OverloadedError):
                 out["retry_after"] = exc.retry_after
             return out

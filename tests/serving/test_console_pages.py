@@ -110,7 +110,7 @@ def test_unknown_things_are_clear_404s(client) -> None:
     ]:
         r = client.get(url)
         assert r.status_code == 404 and text in html.unescape(r.text), url
-    assert client.get("/ui/compare?a=bad@@ref&b=support@1").status_code == 400
+    assert client.get("/ui/compare?a=bad@@ref&b=support@1").status_code == 422  # as the API answers a bad ref
 
 
 def test_read_only_without_a_key(client, reg) -> None:

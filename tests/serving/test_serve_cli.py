@@ -109,3 +109,54 @@ def test_serve_operation_flags_reach_the_config(monkeypatch) -> None:
     config = seen["config"]
     assert config.base_model == "my/base" and config.log_level == "info" and config.log_format == "text"
     assert not (config.access_log or config.public_metrics or config.public_docs or config.allow_unverified_base)
+
+
+def test_the_cli_and_ray_build_the_same_config(registry, monkeypatch) -> None:
+    """`adapters serve [--ray]` and Ray's `serve run ...:build key=value` go through one builder (issue 23)."""
+    from loradock.registry import VersionInfo
+    from loradock.serving import server as serving_server
+    from loradock.serving.ray import app as ray_app
+    from tests.synthetic_adapters import write_adapter
+
+    registry.register(
+        "sentiment",
+        write_adapter(registry.home.parent / "a", labels=2),
+        VersionInfo(base_model="tiny", base_fingerprint="sha256:x"),
+        aliases=["production"],
+    )
+    seen: dict = {}
+    monkeypatch.setattr(serving_server, "run", lambda config, registry, announce: seen.update(cli=config))
+    monkeypatch.setattr(ray_app, "run", lambda config, options, home, announce: seen.update(cli_ray=(config, options)))
+    monkeypatch.setattr(ray_app, "build_app", lambda config, options, home: seen.update(ray=(config, options)))
+    values = {
+        "domains": "sentiment@production",
+        "host": "0.0.0.0",
+        "port": "8123",
+        "device": "cpu",
+        "max_batch_size": "8",
+        "max_wait_ms": "3",
+        "max_loaded": "4",
+        "max_queue": "100",
+        "api_key_env": "MY_KEY",
+        "poll_interval": "0.5",
+        "threads": "2",
+        "workers": "3",
+        "backend": "onnx",
+        "max_body_bytes": "1000",
+        "log_format": "json",
+    }
+    flags = [x for k, v in values.items() for x in (f"--{k.replace('_', '-')}", v)]
+    switches = ["--public-metrics", "--public-docs", "--allow-unverified-base", "--access-log"]
+    for args in ([], ["--base", "my/base"]):
+        result = CliRunner().invoke(cli, ["serve", *flags, *switches, *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        ray_run = CliRunner().invoke(
+            cli, ["serve", *flags, *switches, *args, "--ray", "--replicas", "3"], catch_exceptions=False
+        )
+        assert ray_run.exit_code == 0, ray_run.output
+        base = {"base_model": args[1]} if args else {}
+        on = {s[2:].replace("-", "_"): "true" for s in switches}
+        ray_app.build({**values, **on, **base, "replicas": "3", "home": str(registry.home)})
+        assert seen["cli"] == seen["cli_ray"][0] == seen["ray"][0]
+        assert seen["cli"].base_model == (args[1] if args else "tiny") and seen["cli"].threads == 2
+        assert seen["cli_ray"][1] == seen["ray"][1]
