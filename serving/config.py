@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loradock.adapters.predict import MAX_CHARS
-from loradock.registry import DEFAULT_BASE, parse_ref
+from loradock.registry import CLASSIFICATION, DEFAULT_BASE, parse_ref
+from loradock.registry.errors import RegistryError
 
 from .errors import MixedBasesError, ServeConfigError
 
+log = logging.getLogger(__name__)
+
+# Tasks this server runs; a generation domain is refused by name before any model loads.
+SERVED_TASKS = (CLASSIFICATION,)
 MAX_THREADS = 1024  # torch refuses more than a C int; no machine this serves on has more cores
 
 if TYPE_CHECKING:
@@ -131,20 +138,45 @@ class ServeConfig:
 
 def default_domains(registry: Registry) -> tuple[str, ...]:
     """Every domain with a version: `DOMAIN@production` where that alias exists, else `DOMAIN@latest`."""
-    refs = []
+    refs, skipped = [], []
     for domain in registry.domain_names():
         if not registry.versions(domain, limit=1):
+            continue
+        if registry.domain(domain).task not in SERVED_TASKS:
+            skipped.append(domain)
             continue
         refs.append(
             f"{domain}@production"
             if any(a["name"] == "production" for a in registry.aliases(domain))
             else f"{domain}@latest"
         )
+    if skipped:
+        log.info("not serving %s: generation domains have no server yet", ", ".join(skipped))
     if not refs:
         raise ServeConfigError(
-            "Nothing to serve: the registry holds no adapters. Train one with 'adapters train medical' first."
+            "Nothing to serve: the registry holds no classification adapters"
+            + (f" ({', '.join(skipped)} are generation domains, which have no server yet)" if skipped else "")
+            + ". Train one with 'adapters train medical' first."
         )
     return tuple(refs)
+
+
+def check_served_tasks(registry: Registry, refs: Sequence[str]) -> None:
+    """Refuse, before any model loads, a ref whose version is of a task this server cannot run.
+
+    A ref that does not resolve is left to the resolver that follows, which names the next step.
+    """
+    for ref in refs:
+        try:
+            version = registry.resolve(ref)
+        except RegistryError:
+            continue
+        if version.task not in SERVED_TASKS:
+            raise ServeConfigError(
+                f"{version.ref} is a {version.task} version; this server runs {', '.join(SERVED_TASKS)} "
+                "adapters only (generation serving is not built yet). Serve the other domains with "
+                "--domains, or load it with PEFT on its base: see adapters show " + version.ref
+            )
 
 
 def base_for(registry: Registry, refs: tuple[str, ...], base: str | None = None) -> str:
@@ -174,4 +206,5 @@ def build_config(
     """
     refs = parse_domains(domains) or default_domains(registry)
     config = ServeConfig(**{**options, "domains": refs})
+    check_served_tasks(registry, refs)
     return dataclasses.replace(config, base_model=base_for(registry, refs, base))

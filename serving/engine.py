@@ -16,7 +16,7 @@ from loradock.registry import AdapterVersion, Registry, parse_ref
 from .backends import Backend, bind_metrics, make_model
 from .batcher import Job, MicroBatcher
 from .cache import AdapterCache, CacheEntry
-from .config import ServeConfig
+from .config import ServeConfig, check_served_tasks
 from .errors import AdapterLoadError, UnknownServedDomainError, UnverifiedBaseError
 from .metrics import ServerMetrics
 from .weights import AdapterWeights, read_adapter
@@ -57,6 +57,7 @@ class ServingEngine:
     def __init__(self, config: ServeConfig, registry: Registry | None = None, model: Backend | None = None) -> None:
         self.config = config
         self.registry = registry or Registry()
+        check_served_tasks(self.registry, config.domains)  # before the base loads: a wrong task fails in a second
         self.model: Backend = model or make_model(config, self.registry, config.backend)  # torch or onnx
         self.metrics = ServerMetrics()
         bind_metrics(self.model, self.metrics.registry)
