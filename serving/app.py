@@ -13,14 +13,13 @@ import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Body, Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from loradock.adapters.predict import softmax
@@ -30,6 +29,23 @@ from loradock.registry.errors import RegistryError
 from .config import ServeConfig
 from .errors import OverloadedError, RequestTooLargeError
 from .guard import RequestGuard, bearer_ok, read_api_key
+from .schemas import (
+    OURS_TAG,
+    PREDICT_ERRORS,
+    VLLM_TAG,
+    AnyClassifyRequest,
+    ClassifyRequest,
+    ClassifyResponse,
+    DomainsResponse,
+    HealthResponse,
+    HFRequest,
+    Inputs,
+    LabelScore,
+    ModelClassifyRequest,
+    ModelList,
+    ReloadResponse,
+    error_docs,
+)
 from .statuses import LORADOCK_ERRORS, status_for
 from .watcher import RegistryWatcher
 
@@ -37,188 +53,6 @@ if TYPE_CHECKING:
     from .engine import ServingEngine, VersionedLogits
 
 log = logging.getLogger(__name__)
-
-Inputs = str | list[str]
-# Union tags pydantic puts in error locations; dropped when naming the field.
-_OURS, _VLLM = "loradock-body", "vllm-body"
-
-
-# -- request bodies ---------------------------------------------------------------
-
-
-class ClassifyRequest(BaseModel):
-    """loradock's own body."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    domain: str = Field(description="A served domain, e.g. medical.")
-    inputs: Inputs = Field(description="One text or a list of texts.")
-    top_k: int | None = Field(None, ge=1, description="Labels per input (default: all, best first).")
-    version: str | None = Field(None, description="A version number or alias of the domain; default: the served one.")
-
-
-class ModelClassifyRequest(BaseModel):
-    """The body vLLM and SGLang accept: `model` is DOMAIN, DOMAIN@N or DOMAIN@ALIAS."""
-
-    model_config = ConfigDict(extra="ignore")  # their clients send fields we have no use for (user, priority)
-
-    model: str = Field(description="DOMAIN (the served version), DOMAIN@N or DOMAIN@ALIAS.")
-    input: Inputs = Field(description="One text or a list of texts.")
-    top_k: int | None = Field(None, ge=1, description="Labels per input (default: all, best first).")
-
-
-def _which_body(value: Any) -> str:
-    return _VLLM if isinstance(value, dict) and ("model" in value or "input" in value) else _OURS
-
-
-AnyClassifyRequest = Annotated[
-    Annotated[ClassifyRequest, Tag(_OURS)] | Annotated[ModelClassifyRequest, Tag(_VLLM)],
-    Discriminator(_which_body),
-]
-
-
-class HFParameters(BaseModel):
-    top_k: int | None = Field(None, ge=1)
-    function_to_apply: Literal["softmax", "sigmoid", "none"] | None = None
-
-
-class HFRequest(BaseModel):
-    inputs: Inputs
-    parameters: HFParameters | None = None
-
-
-# -- response bodies --------------------------------------------------------------
-
-
-class FieldError(BaseModel):
-    field: str
-    msg: str | None = None
-
-
-class ErrorResponse(BaseModel):
-    """The one error envelope."""
-
-    error: str = Field(description="What went wrong and what to do next.")
-    field: str | None = Field(None, description="The request field at fault (422).")
-    detail: list[FieldError] | None = Field(None, description="Every invalid field (422).")
-    served: list[str] | None = Field(None, description="The domains served here (404 for a domain).")
-
-
-class LabelScore(BaseModel):
-    label: str
-    score: float
-
-
-class ClassData(BaseModel):
-    """vLLM's classification item: the top label and every label's probability in label order."""
-
-    index: int
-    label: str
-    probs: list[float]
-    num_classes: int
-
-
-class ClassifyResponse(BaseModel):
-    domain: str
-    version: str = Field(description="The exact version that answered, e.g. medical@3.")
-    sha256: str = Field(description="Content hash of that version's files.")
-    results: list[list[LabelScore]] = Field(description="Per input, labels best first.")
-    object: Literal["list"] = "list"
-    model: str = Field(description="The domain (vLLM-style clients read `model` and `data`).")
-    data: list[ClassData]
-
-
-class ServedDomainInfo(BaseModel):
-    model_config = ConfigDict(extra="allow")  # backends add their own fields (backend, precision)
-
-    domain: str
-    follows: str
-    version: str
-    number: int
-    sha256: str
-    labels: list[str]
-    tier: str
-    pinned: bool
-    requests: int
-    errors: int
-    load_ms: float
-    last_error: str | None = None
-
-
-class DomainsResponse(BaseModel):
-    base_model: str
-    base_fingerprint: str
-    device: str
-    domains: list[ServedDomainInfo]
-
-
-class ModelCard(BaseModel):
-    """One served domain in OpenAI's model-list shape, with its lineage."""
-
-    id: str = Field(description="The domain: pass it as `model`.")
-    object: Literal["model"] = "model"
-    created: int
-    owned_by: str = "loradock"
-    root: str = Field(description="The version serving it, e.g. medical@3.")
-    parent: str = Field(description="The base model it runs on (vLLM's LoRA convention).")
-    version: str
-    sha256: str
-    base_model: str
-    base_fingerprint: str | None
-    parent_version: str | None = Field(description="The version it was trained from, when recorded.")
-    follows: str = Field(description="The ref this server follows, e.g. medical@production.")
-    labels: list[str]
-
-
-class ModelList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[ModelCard]
-
-
-class Swap(BaseModel):
-    domain: str
-    old: str | None = None
-    new: str | None = None
-    sha256: str | None = None
-    error: str | None = None
-
-
-class ReloadResponse(BaseModel):
-    swaps: list[Swap]
-
-
-class HealthResponse(BaseModel):
-    status: Literal["ok"] = "ok"
-    queue_depth: int
-    domains: list[str] | None = Field(None, description="Served domains; only to token holders under --api-key-env.")
-
-
-_ERROR_TEXT = {
-    401: "Missing or wrong bearer token",
-    404: "Unknown domain or version",
-    409: "Version cannot be served",
-    413: "Body, inputs or texts over the limits",
-    422: "Invalid request",
-    503: "Busy: retry after Retry-After",
-}
-_ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
-
-
-def _errors(*codes: int, plain_route: bool = False) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error codes a route answers, all in the one envelope (always JSON).
-
-    `model` registers ErrorResponse in the components; a text/plain route leaves it out, or FastAPI
-    would also list its errors as text/plain.
-    """
-    typed: dict[str, Any] = {} if plain_route else {"model": ErrorResponse}
-    return {
-        code: {**typed, "description": _ERROR_TEXT[code], "content": {"application/json": {"schema": _ERROR_REF}}}
-        for code in codes
-    }
-
-
-_PREDICT_ERRORS = _errors(401, 404, 409, 413, 422, 503)
-
 
 # -- helpers ------------------------------------------------------------------------
 
@@ -244,7 +78,7 @@ def _class_data(i: int, p: VersionedLogits) -> dict[str, Any]:
 
 
 _FASTAPI_PARSE_ERROR = "There was an error parsing the body"
-_SKIPPED = {"body", _OURS, _VLLM, "str", "int", "float", "bool"}
+_SKIPPED = {"body", OURS_TAG, VLLM_TAG, "str", "int", "float", "bool"}
 
 
 def _field_name(loc: Any) -> str:
@@ -484,7 +318,7 @@ def _model_card(engine: ServingEngine, name: str) -> dict[str, Any]:
 router = APIRouter()
 
 
-@router.post("/v1/classify", response_model=ClassifyResponse, responses=_PREDICT_ERRORS)
+@router.post("/v1/classify", response_model=ClassifyResponse, responses=PREDICT_ERRORS)
 async def classify(
     body: Annotated[AnyClassifyRequest, Body()], response: Response, engine: EngineDep, config: ConfigDep
 ) -> Any:
@@ -512,7 +346,7 @@ async def classify(
     }
 
 
-@router.post("/models/{domain}", response_model=list[list[LabelScore]], responses=_PREDICT_ERRORS)
+@router.post("/models/{domain}", response_model=list[list[LabelScore]], responses=PREDICT_ERRORS)
 async def hf_inference(domain: str, body: HFRequest, response: Response, engine: EngineDep, config: ConfigDep) -> Any:
     """Hugging Face inference convention: {"inputs": "..."} in, [[{"label", "score"}]] out."""
     out = await _serve(engine, config, domain, body.inputs, None)
@@ -524,13 +358,13 @@ async def hf_inference(domain: str, body: HFRequest, response: Response, engine:
     return [_ranked(p, top_k, function) for p in out]
 
 
-@router.get("/v1/models", response_model=ModelList, responses=_errors(401))
+@router.get("/v1/models", response_model=ModelList, responses=error_docs(401))
 async def models(engine: EngineDep) -> Any:
     """OpenAI's model list: one entry per served domain, with version, content hash, base and lineage."""
     return {"data": [_model_card(engine, name) for name in engine.served_names()]}
 
 
-@router.get("/v1/domains", response_model=DomainsResponse, responses=_errors(401))
+@router.get("/v1/domains", response_model=DomainsResponse, responses=error_docs(401))
 async def domains(engine: EngineDep) -> Any:
     """What is served: version, alias followed, content hash, cache tier, request counts."""
     return {
@@ -542,7 +376,7 @@ async def domains(engine: EngineDep) -> Any:
 
 
 @router.post(
-    "/v1/admin/reload", response_model=ReloadResponse, response_model_exclude_none=True, responses=_errors(401)
+    "/v1/admin/reload", response_model=ReloadResponse, response_model_exclude_none=True, responses=error_docs(401)
 )
 async def reload(watcher: WatcherDep) -> Any:
     """Re-resolve every served alias now and hot-swap what moved."""
@@ -563,7 +397,7 @@ async def health(request: Request, engine: EngineDep, key: ApiKeyDep) -> Any:
     response_class=PlainTextResponse,
     responses={
         200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
-        **_errors(401, plain_route=True),
+        **error_docs(401, plain_route=True),
     },
 )
 async def prometheus(engine: EngineDep) -> Response:

@@ -91,7 +91,7 @@ def test_the_trainer_loop_also_registers_the_best_epoch(
     from loradock.adapters.training import hf_loop
 
     scores = iter([0.6, 0.9, 0.7, 0.0])  # three epochs, then the final predict
-    real_report, real_callback = hf_loop.compute_report, hf_loop._callback
+    real_report, real_callback = hf_loop.compute_report, hf_loop.recorder
     seen: list[dict[str, Any]] = []
 
     def scripted(*args, **kwargs):
@@ -110,7 +110,7 @@ def test_the_trainer_loop_also_registers_the_best_epoch(
         return recorder
 
     monkeypatch.setattr(hf_loop, "compute_report", scripted)
-    monkeypatch.setattr(hf_loop, "_callback", recording)
+    monkeypatch.setattr(hf_loop, "recorder", recording)
     result = train(registry, "sentiment", TrainOptions(base=tiny_base, epochs=3, patience=0, loop="trainer", **FAST))
     assert result.version is not None and result.version.metrics["best_epoch"] == 2
     saved = _saved(registry.path(result.version.ref))
