@@ -32,7 +32,7 @@ def domains_group() -> None:
 @domains_group.command(name="list")
 @json_option
 def domains_list(json_: bool) -> None:
-    """List domains with their labels and version counts."""
+    """List domains with their task, labels and version counts."""
     reg = open_registry()
     domains = reg.domains()
     counts = {d.name: len(reg.versions(d.name)) for d in domains}
@@ -41,10 +41,10 @@ def domains_list(json_: bool) -> None:
         return
     table(
         [
-            (d.name, len(d.labels), ",".join(d.labels), counts[d.name], "preset" if d.preset else "user")
+            (d.name, d.task, len(d.labels), ",".join(d.labels), counts[d.name], "preset" if d.preset else "user")
             for d in domains
         ],
-        ["domain", "labels", "names", "versions", "kind"],
+        ["domain", "task", "labels", "names", "versions", "kind"],
     )
 
 

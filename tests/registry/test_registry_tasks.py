@@ -158,6 +158,9 @@ def test_cli_domains_add_with_a_task(isolated_home):
     row = json.loads(shown.output)
     assert row["task"] == "text-generation" and row["labels"] == []
     assert row["recipe"]["target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj"]
+    listed = runner.invoke(cli, ["domains", "list"], catch_exceptions=False).output
+    assert any(line.split()[:2] == ["physics", "text-generation"] for line in listed.splitlines())
+    assert any(line.split()[:2] == ["medical", "text-classification"] for line in listed.splitlines())
     bad = runner.invoke(cli, ["domains", "add", "legal", "--task", "summarize"])
     assert bad.exit_code == 5 and "Unknown task 'summarize'" in bad.output
     no_labels = runner.invoke(cli, ["domains", "add", "legal"])
