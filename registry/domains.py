@@ -116,7 +116,7 @@ class Domain:
     name: str
     labels: tuple[str, ...]
     task: str = "text-classification"
-    base_model: str = DEFAULT_BASE
+    base_model: str = ""  # empty: the task's default base (default_base)
     base_revision: str | None = None
     dataset: str | None = None
     description: str = ""
@@ -130,6 +130,8 @@ class Domain:
             raise InvalidNameError(
                 f"Unsupported task {self.task!r} for domain {self.name!r}: use one of {', '.join(TASKS)}."
             )
+        if not self.base_model:
+            object.__setattr__(self, "base_model", default_base(self.task))  # frozen: filled once, here
         if self.task == GENERATION:
             self._generation_defaults()
             return
@@ -157,9 +159,12 @@ class Domain:
                 f"Domain {self.name!r} is a {GENERATION} domain, which has no labels, got {list(self.labels)}: "
                 "drop --labels, or add it with --task classification."
             )
-        # frozen dataclass: the defaults are filled in once, at construction
         if self.base_model == DEFAULT_BASE:
-            object.__setattr__(self, "base_model", DEFAULT_GENERATION_BASE)
+            raise InvalidNameError(
+                f"Domain {self.name!r} is a {GENERATION} domain, but its base {DEFAULT_BASE} is an encoder (it "
+                f"has no language-model head); name a causal LM with --base, or leave it out for {DEFAULT_GENERATION_BASE}."
+            )
+        # frozen dataclass: the defaults are filled in once, at construction
         if self.recipe == LoraRecipe():
             object.__setattr__(self, "recipe", GENERATION_RECIPE)
 

@@ -178,3 +178,17 @@ def test_a_classification_domain_still_takes_other_peft_task_types_as_before(reg
     registry.add_domain(Domain(name="physics", labels=(), task=GENERATION))
     with pytest.raises(TaskMismatchError, match=r"'TOKEN_CLS' \(an adapter of no task loradock knows\)"):
         registry.register("physics", write_causal_adapter(tmp_path / "tokgen", task_type="TOKEN_CLS"))
+
+
+def test_a_generation_domain_refuses_the_encoder_as_its_base_when_added_or_edited(isolated_home):
+    from loradock.cli.main import cli
+    from loradock.registry import DEFAULT_BASE, InvalidNameError
+
+    with pytest.raises(InvalidNameError, match="is an encoder"):
+        Domain(name="chat", labels=(), task=GENERATION, base_model=DEFAULT_BASE)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["domains", "add", "physics", "--task", "generation"]).exit_code == 0
+    edited = runner.invoke(cli, ["domains", "edit", "physics", "--base", DEFAULT_BASE])
+    assert edited.exit_code == 5 and "is an encoder" in edited.output and "Traceback" not in edited.output
+    shown = json.loads(runner.invoke(cli, ["domains", "show", "physics", "--json"]).output)
+    assert shown["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"  # nothing stored changed
